@@ -1,0 +1,86 @@
+"""The FastAPI application factory. Resources (database engines) are created by the caller
+(`civicair up` / `civicair api` / tests) and handed in; the app never creates them at import."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.middleware.gzip import GZipMiddleware
+
+from api import problems
+from api.partner.endpoints import router as partner_router
+from api.public.endpoints import router as public_router
+from api.volunteer.endpoints import router as volunteer_router
+from core.db import Database
+from core.settings import Settings
+
+DESCRIPTION = """
+Open air-quality data from citizen sensors, aggregated, anonymised and calibrated against the
+official reference stations. Data under the licence named in every response.
+
+* **public**: devices (pseudonymised), zone series, mobile cells, reference stations.
+* **partner**: calibration reports for the air-quality agency (`X-API-Key`).
+* **volunteer**: sensor owners, with their device token (`Authorization: Bearer`).
+"""
+
+
+def broker_reachable(mqtt_url: str | None, timeout: float = 1.0) -> bool:
+    if not mqtt_url:
+        return False
+    parts = urlsplit(mqtt_url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 1883), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def create_app(
+    settings: Settings,
+    db: Database,
+    *,
+    mqtt_url: str | None = None,
+    broker_status: Callable[[], dict[str, Any]] | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="civicair",
+        version="0.1.0",
+        description=DESCRIPTION,
+        license_info={"name": settings.licence_name, "url": settings.licence_url},
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.mqtt_url = mqtt_url or settings.mqtt_url
+    app.state.started_at = time.time()
+    problems.install(app)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+
+    @app.get("/health", tags=["operations"], summary="Database and broker status")
+    def health(request: Request) -> dict[str, Any]:
+        result: dict[str, Any] = {"status": "ok"}
+        try:
+            with db.engine.connect() as conn:
+                conn.execute(sa.text("select 1"))
+            result["database"] = {"status": "ok"}
+        except sa.exc.SQLAlchemyError as exc:
+            result["database"] = {"status": "down", "error": str(exc).splitlines()[0]}
+            result["status"] = "degraded"
+        if broker_status is not None:
+            result["broker"] = broker_status()
+        else:
+            ok = broker_reachable(app.state.mqtt_url)
+            result["broker"] = {"status": "ok" if ok else "down"}
+        if result["broker"].get("status") != "ok":
+            result["status"] = "degraded"
+        return result
+
+    app.include_router(public_router)
+    app.include_router(partner_router)
+    app.include_router(volunteer_router)
+    return app

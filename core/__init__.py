@@ -1,0 +1,1 @@
+"""civicair core: settings, database, tables, domain types, CLI."""

@@ -1,0 +1,139 @@
+"""Service settings: one `Settings` object built at start-up and passed down.
+
+Every value comes from an environment variable prefixed ``CIVICAIR_`` (or a ``.env`` file).
+Nothing below this module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CIVICAIR_", env_file=".env", extra="ignore")
+
+    # --- core -------------------------------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL (postgresql://user:pass@host:5432/db). Empty: embedded PostgreSQL.",
+    )
+    read_database_url: SecretStr | None = Field(
+        default=None, description="Optional read replica for the API. Empty: same as database_url."
+    )
+    mqtt_url: str | None = Field(
+        default=None,
+        description="MQTT broker URL (mqtt://user:pass@host:1883). Empty: embedded amqtt broker.",
+    )
+    data_dir: Path = Field(default=Path("./.civicair"), description="Embedded database, spool, exports.")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    pseudonym_secret: SecretStr = Field(
+        default=SecretStr("change-me-civicair-pseudonym-secret"),
+        description="HMAC key for public device pseudonyms. Set it in production.",
+    )
+    portal_base_url: str = "https://data.example-metropole.fr/datasets"
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base URL where this API is reachable."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # --- open data ----------------------------------------------------------------------------
+    licence_name: str = "Licence Ouverte / Open Licence 2.0 (Etalab)"
+    licence_url: str = "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"
+    attribution: str = "civicair contributors and volunteers"
+    h3_resolution: int = Field(default=9, ge=0, le=15)
+    k_anonymity: int = Field(default=3, ge=1, description="Minimum distinct devices per published cell/zone-hour.")
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # --- gateway ------------------------------------------------------------------------------
+    mqtt_client_id: str = Field(default="civicair-gateway-1", description="Fixed per process (persistent session).")
+    mqtt_shared_group: str | None = Field(default=None, description="Shared subscription group ($share/<group>/...).")
+    mqtt_receive_maximum: int = 65535
+    mqtt_session_expiry_s: int = 3600
+    chirpstack_enabled: bool = True
+    chirpstack_topic_prefix: str = "application"
+    chirpstack_marshaler: Literal["json", "protobuf", "auto"] = "auto"
+    tts_enabled: bool = True
+    tts_topic_prefix: str = "v3"
+    direct_enabled: bool = True
+    direct_topic_prefix: str = "civicair/v1/devices"
+    queue_max: int = Field(default=50_000, ge=1, description="Bounded in-memory queue (messages).")
+    http_max_body_bytes: int = 64 * 1024
+
+    # --- ingest -------------------------------------------------------------------------------
+    batch_max_rows: int = 5000
+    batch_max_age_ms: int = 250
+    clock_future_s: int = 300
+    clock_past_s: int = 7 * 24 * 3600
+    raw_retention_days: int = 730
+
+    # --- calibration --------------------------------------------------------------------------
+    colocation_distance_m: float = 50.0
+    calibration_window_days: int = 14
+    calibration_min_pairs: int = 72
+    coverage_min: float = 0.75
+
+    # --- API ------------------------------------------------------------------------------------
+    max_range_days: int = 400
+    rate_limit_per_minute: int = 600
+
+    # --- ChirpStack provisioning ---------------------------------------------------------------
+    chirpstack_url: str | None = None
+    chirpstack_api_key: SecretStr | None = None
+    chirpstack_application_id: str | None = None
+    chirpstack_device_profile_id: str | None = None
+
+    @field_validator("database_url", "read_database_url", mode="before")
+    @classmethod
+    def _check_db_url(cls, v: object) -> object:
+        if v in (None, ""):
+            return None
+        s = v.get_secret_value() if isinstance(v, SecretStr) else str(v)
+        parts = urlsplit(s)
+        if parts.scheme.split("+")[0] not in ("postgresql", "postgres"):
+            raise ValueError(f"must be a postgresql:// URL, got scheme {parts.scheme!r}")
+        return s
+
+    @field_validator("mqtt_url", mode="before")
+    @classmethod
+    def _check_mqtt_url(cls, v: object) -> object:
+        if v in (None, ""):
+            return None
+        parts = urlsplit(str(v))
+        if parts.scheme not in ("mqtt", "mqtts", "tcp"):
+            raise ValueError(f"must be an mqtt:// URL, got scheme {parts.scheme!r}")
+        if not parts.hostname:
+            raise ValueError("has no host")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"has a bad port: {exc}") from None
+        return str(v)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***, for logs and start-up lines."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment; raises `core.errors.SettingsError` with one clear line."""
+    from pydantic import ValidationError
+
+    from core.errors import SettingsError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "CIVICAIR_" + str(err["loc"][0]).upper() if err["loc"] else "settings"
+        raise SettingsError(f"{name}: {err['msg']}") from None

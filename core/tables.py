@@ -1,0 +1,228 @@
+"""All tables (SQLAlchemy Core). The schema itself is created by the alembic migrations in
+migrations/; these definitions are what queries are written against and must match them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB
+
+metadata = sa.MetaData()
+TZ = sa.DateTime(timezone=True)
+
+quantities = sa.Table(
+    "quantities",
+    metadata,
+    sa.Column("code", sa.SmallInteger, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("unit", sa.Text, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+)
+
+devices = sa.Table(
+    "devices",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("uid", sa.Text, nullable=False, unique=True),  # owner-facing id, used in topics
+    sa.Column("pseudonym", sa.Text, nullable=False, unique=True),  # the only public id
+    sa.Column("name", sa.Text, nullable=False),  # private
+    sa.Column("kind", sa.Text, nullable=False),  # fixed | mobile
+    sa.Column("sensor_models", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("transport", sa.Text, nullable=False),  # lorawan | mqtt | http
+    sa.Column("dev_eui", sa.Text, unique=True),  # lowercase hex
+    sa.Column("join_eui", sa.Text),
+    sa.Column("tts_device_id", sa.Text, unique=True),
+    sa.Column("chip_id", sa.Text, unique=True),  # sensor.community "esp8266-123456"
+    sa.Column("lat", sa.Float),  # exact location: private, calibration only
+    sa.Column("lon", sa.Float),
+    sa.Column("h3_cell", sa.Text),  # public location
+    sa.Column("owner_email", sa.Text),  # private
+    sa.Column("owner_name", sa.Text),  # private
+    sa.Column("consent_public", sa.Boolean, nullable=False, server_default=sa.text("false")),
+    sa.Column("token_hash", sa.Text, unique=True),  # device token (HTTP push, volunteer API)
+    sa.Column("mqtt_username", sa.Text, unique=True),
+    sa.Column("mqtt_password_hash", sa.Text),  # Mosquitto PBKDF2 format
+    sa.Column("payload_profile", JSONB),  # e.g. CayenneLPP channel → quantity mapping
+    sa.Column("privacy_zones", JSONB),  # mobile: [{lat, lon, radius_m}]
+    sa.Column("status", sa.Text, nullable=False, server_default="insufficient_data"),
+    sa.Column("stars", sa.SmallInteger),
+    sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("first_seen", TZ),
+    sa.Column("last_seen", TZ),
+    sa.CheckConstraint("kind in ('fixed','mobile')", name="devices_kind"),
+    sa.CheckConstraint("transport in ('lorawan','mqtt','http')", name="devices_transport"),
+)
+
+# One row per (device, time, quantity). No FK to devices: the ingest hot path writes only
+# resolved ids, and erasure deletes explicitly.
+readings = sa.Table(
+    "readings",
+    metadata,
+    sa.Column("device_id", sa.Integer, primary_key=True),
+    sa.Column("time", TZ, primary_key=True),
+    sa.Column("quantity", sa.SmallInteger, primary_key=True),
+    sa.Column("value", sa.Float, nullable=False),  # normalised to the canonical unit
+    sa.Column("flags", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("lat", sa.Float),  # mobile only
+    sa.Column("lon", sa.Float),
+    sa.Column("received_at", TZ, nullable=False, server_default=sa.func.now()),
+)
+
+uplinks = sa.Table(
+    "uplinks",
+    metadata,
+    sa.Column("device_id", sa.Integer, primary_key=True),
+    sa.Column("time", TZ, primary_key=True),
+    sa.Column("route", sa.Text, nullable=False),
+    sa.Column("received_at", TZ, nullable=False),
+    sa.Column("f_cnt", sa.BigInteger),
+    sa.Column("f_port", sa.SmallInteger),
+    sa.Column("rssi", sa.Float),
+    sa.Column("snr", sa.Float),
+    sa.Column("gateway_count", sa.SmallInteger),
+    sa.Column("ns_time", TZ),
+    sa.Column("dedup_id", sa.Text),
+    sa.Column("battery_v", sa.Float),
+    sa.Column("payload", BYTEA),
+)
+
+hourly = sa.Table(
+    "hourly",
+    metadata,
+    sa.Column("device_id", sa.Integer, primary_key=True),
+    sa.Column("quantity", sa.SmallInteger, primary_key=True),
+    sa.Column("hour", TZ, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),  # unflagged readings in the hour
+    sa.Column("sum", sa.Float, nullable=False),
+    sa.Column("sum_sq", sa.Float, nullable=False),
+    sa.Column("min", sa.Float),
+    sa.Column("max", sa.Float),
+    sa.Column("mean", sa.Float),
+    sa.Column("n_flagged", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("flags_any", sa.SmallInteger, nullable=False, server_default="0"),
+    sa.Column("calibrated_mean", sa.Float),
+    sa.Column("updated_at", TZ, nullable=False, server_default=sa.func.now()),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("received_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("source", sa.Text, nullable=False),  # Route value
+    sa.Column("topic", sa.Text, nullable=False, server_default=""),  # MQTT topic or HTTP path
+    sa.Column("payload", BYTEA, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("replayed_at", TZ),
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("received_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("topic", sa.Text, nullable=False, server_default=""),
+    sa.Column("ref_scheme", sa.Text, nullable=False),
+    sa.Column("ref_value", sa.Text, nullable=False),
+    sa.Column("payload", BYTEA, nullable=False),
+    sa.Column("device_id", sa.Integer),  # set when an operator attaches it
+    sa.Column("replayed_at", TZ),
+)
+
+reference_stations = sa.Table(
+    "reference_stations",
+    metadata,
+    sa.Column("code", sa.Text, primary_key=True),  # e.g. FR01011
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("network", sa.Text),  # e.g. ATMO GRAND EST
+    sa.Column("lat", sa.Float),
+    sa.Column("lon", sa.Float),
+    sa.Column("station_type", sa.Text),  # urban / suburban / rural, traffic / background / industrial
+    sa.Column("pollutants", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("licence", sa.Text),
+    sa.Column("attribution", sa.Text),
+)
+
+reference_readings = sa.Table(
+    "reference_readings",
+    metadata,
+    sa.Column("station_code", sa.Text, primary_key=True),
+    sa.Column("quantity", sa.SmallInteger, primary_key=True),
+    sa.Column("time", TZ, primary_key=True),  # hour start, UTC
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("validity", sa.SmallInteger),
+    sa.Column("source", sa.Text),  # e2 | eea | demo
+)
+
+calibrations = sa.Table(
+    "calibrations",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("device_id", sa.Integer, nullable=False, index=True),
+    sa.Column("quantity", sa.SmallInteger, nullable=False),
+    sa.Column("fitted_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("window_start", TZ),
+    sa.Column("window_end", TZ),
+    sa.Column("method", sa.Text, nullable=False),  # huber | theil_sen | network | epa
+    sa.Column("a", sa.Float, nullable=False),
+    sa.Column("b", sa.Float, nullable=False),
+    sa.Column("c", sa.Float, nullable=False, server_default="0"),
+    sa.Column("n_pairs", sa.Integer),
+    sa.Column("station_code", sa.Text),
+    sa.Column("metrics", JSONB),
+    sa.Column("uncertainty_pct", sa.Float),
+    sa.Column("sensor_class", sa.SmallInteger),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.text("true")),
+)
+
+device_flags = sa.Table(
+    "device_flags",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("device_id", sa.Integer, nullable=False, index=True),
+    sa.Column("quantity", sa.SmallInteger),
+    sa.Column("flag", sa.Text, nullable=False),  # stuck | spike | gap | drift | ...
+    sa.Column("period_start", TZ, nullable=False),
+    sa.Column("period_end", TZ, nullable=False),
+    sa.Column("evidence", JSONB, nullable=False, server_default="{}"),
+    sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
+)
+
+device_status_history = sa.Table(
+    "device_status_history",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("device_id", sa.Integer, nullable=False, index=True),
+    sa.Column("changed_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("stars", sa.SmallInteger),
+    sa.Column("reasons", JSONB, nullable=False, server_default="[]"),
+)
+
+partner_api_keys = sa.Table(
+    "partner_api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("key_hash", sa.Text, nullable=False, unique=True),  # sha256 hex of the key
+    sa.Column("scopes", ARRAY(sa.Text), nullable=False, server_default="{}"),
+    sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("revoked_at", TZ),
+    sa.Column("last_used_at", TZ),
+)
+
+zones = sa.Table(
+    "zones",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),  # e.g. INSEE code, or h3 cell
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False, server_default="admin"),  # admin | h3
+    sa.Column("geometry", JSONB),  # GeoJSON geometry
+    sa.Column("properties", JSONB, nullable=False, server_default="{}"),
+)
+
+sa.Index("uplinks_dedup_id", uplinks.c.dedup_id, unique=True,
+         postgresql_where=uplinks.c.dedup_id.isnot(None))
+sa.Index("uplinks_fcnt", uplinks.c.device_id, uplinks.c.f_cnt, uplinks.c.received_at)
+sa.Index("hourly_hour", hourly.c.hour)
+sa.Index("reference_readings_time", reference_readings.c.time)

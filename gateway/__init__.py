@@ -1,0 +1,1 @@
+"""Gateway: transports (MQTT, HTTP push), network-server formats, payload codecs."""

@@ -1,0 +1,9 @@
+"""`civicair` commands of the gateway package."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this package's commands and command groups to the root CLI."""

@@ -1,0 +1,1 @@
+"""Network-server and sensor message formats → `core.domain.Uplink` (pure)."""

@@ -1,0 +1,63 @@
+"""Direct MQTT JSON (SPEC §4): topic civicair/v1/devices/{uid}/up,
+payload {"time": ISO-8601, "readings": {"pm25": 12.1, ...}, "location": {"lat":..,"lon":..}}."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+
+from core.domain import DeviceRef, Position, RawValue, RefScheme, Route, Uplink
+from core.errors import InvalidPayload
+
+
+def parse_time(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise InvalidPayload(f"time must be an ISO-8601 string, got {type(value).__name__}")
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidPayload(f"time {value[:40]!r} is not ISO-8601") from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def finite_number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidPayload(f"{name} must be a number, got {type(value).__name__}")
+    f = float(value)
+    if not math.isfinite(f):
+        raise InvalidPayload(f"{name} is not finite")
+    return f
+
+
+def decode_direct_json(device_uid: str, payload: bytes, *, topic: str = "") -> Uplink:
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidPayload(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidPayload("payload must be a JSON object")
+    readings = doc.get("readings")
+    if not isinstance(readings, dict) or not readings:
+        raise InvalidPayload("'readings' must be a non-empty object of name → number")
+    values = tuple(RawValue(str(k), finite_number(f"readings.{k}", v)) for k, v in readings.items())
+    time = parse_time(doc["time"]) if doc.get("time") is not None else None
+    position = None
+    loc = doc.get("location")
+    if loc is not None:
+        if not isinstance(loc, dict):
+            raise InvalidPayload("'location' must be an object with lat and lon")
+        lat = finite_number("location.lat", loc.get("lat"))
+        lon = finite_number("location.lon", loc.get("lon"))
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise InvalidPayload("location out of range")
+        position = Position(lat, lon)
+    return Uplink(
+        route=Route.DIRECT_MQTT,
+        device=DeviceRef(RefScheme.CIVICAIR, device_uid),
+        values=values,
+        time=time,
+        position=position,
+        topic=topic,
+        raw=payload,
+    )

@@ -1,0 +1,1 @@
+"""Ingest: normalisation, plausibility flags, batch writer, dead letters, rollups."""
