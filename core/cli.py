@@ -107,6 +107,9 @@ def api() -> None:
 
 
 def _register_packages() -> None:
+    from core.bench import bench_app
+
+    app.add_typer(bench_app, name="bench")
     import api.cli
     import calibration.cli
     import firmware_tools.cli

@@ -136,91 +136,117 @@ class BatchWriter:
 
     # --- one batch ---------------------------------------------------------------------------
     def write_batch(self, batch: list[Inbound]) -> None:
-        now = datetime.now(UTC)
-        conn = self._connection()
-        decoded: list[tuple[Inbound, Uplink]] = []
-        dead: list[tuple[Inbound, str]] = []
-        for msg in batch:
-            try:
-                decoded.append((msg, msg.decode(msg.payload)))
-            except InvalidPayload as exc:
-                dead.append((msg, exc.detail))
-            except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the message
-                dead.append((msg, f"decoder error: {type(exc).__name__}: {exc}"))
-        with conn.transaction():
-            ids = self._resolve(conn, [u for _, u in decoded])
-            rows = []
-            quarantined = []
-            seen: dict[int, datetime] = {}
-            for msg, up in decoded:
-                device_id = ids.get((up.device.scheme, up.device.value))
-                if device_id is None:
-                    quarantined.append((msg, up))
-                    continue
-                up_time = up.time or msg.received_at
-                for r in uplink_to_readings(
-                    up if up.received_at else _with_received(up, msg.received_at), device_id,
-                    now=now, future_s=self.clock_future_s, past_s=self.clock_past_s,
-                ):
-                    rows.append((r.device_id, r.time, r.quantity, r.value, r.flags, r.lat, r.lon, msg.received_at))
-                seen[device_id] = max(seen.get(device_id, up_time), up_time)
-            with conn.cursor() as cur:
-                if rows:
-                    cur.execute(
-                        "create temp table if not exists readings_stage "
-                        "(like readings including defaults) on commit delete rows"
-                    )
-                    with cur.copy(
-                        "copy readings_stage (device_id, time, quantity, value, flags, lat, lon, received_at) from stdin"
-                    ) as copy:
-                        for row in rows:
-                            copy.write_row(row)
-                    cur.execute(
-                        "insert into readings select * from readings_stage on conflict do nothing"
-                    )
-                    self.stats.readings_written += max(cur.rowcount, 0)
-                for msg, error in dead:
-                    cur.execute(
-                        "insert into dead_letters (received_at, source, topic, payload, error) values (%s,%s,%s,%s,%s)",
-                        (msg.received_at, msg.source, msg.topic, msg.payload, error[:2000]),
-                    )
-                for msg, up in quarantined:
-                    cur.execute(
-                        "insert into quarantine (received_at, source, topic, ref_scheme, ref_value, payload) "
-                        "values (%s,%s,%s,%s,%s,%s)",
-                        (msg.received_at, msg.source, msg.topic, str(up.device.scheme), up.device.value, msg.payload),
-                    )
-                for device_id, last in seen.items():
-                    cur.execute(
-                        "update devices set last_seen = greatest(last_seen, %s), "
-                        "first_seen = coalesce(first_seen, %s) where id = %s",
-                        (last, last, device_id),
-                    )
+        result = store_batch(self._connection(), batch, clock_future_s=self.clock_future_s,
+                             clock_past_s=self.clock_past_s)
         self.stats.batches += 1
         self.stats.messages += len(batch)
-        self.stats.dead_letters += len(dead)
-        self.stats.quarantined += len(quarantined)
+        self.stats.readings_written += result.readings_written
+        self.stats.dead_letters += result.dead_letters
+        self.stats.quarantined += result.quarantined
         self.stats.last_commit = time.time()
-        log.debug("batch committed: %d messages, %d readings, %d dead, %d quarantined",
-                  len(batch), len(rows), len(dead), len(quarantined))
         for msg in batch:
             if msg.ack is not None:
                 msg.ack()
 
-    def _resolve(self, conn: psycopg.Connection, uplinks: list[Uplink]) -> dict[tuple[RefScheme, str], int]:
-        wanted: dict[RefScheme, set[str]] = {}
-        for up in uplinks:
-            wanted.setdefault(up.device.scheme, set()).add(up.device.value)
-        found: dict[tuple[RefScheme, str], int] = {}
-        for scheme, values in wanted.items():
-            column = REF_COLUMN[scheme]
-            cur = conn.execute(
-                f"select {column}, id from devices where {column} = any(%s)",  # column from a fixed map
-                (list(values),),
-            )
-            for value, device_id in cur.fetchall():
-                found[(scheme, value)] = device_id
-        return found
+
+@dataclass
+class BatchResult:
+    readings_written: int = 0
+    dead_letters: int = 0
+    quarantined: int = 0
+
+
+def store_batch(
+    conn: psycopg.Connection,
+    batch: list[Inbound],
+    *,
+    clock_future_s: int = 300,
+    clock_past_s: int = 7 * 24 * 3600,
+) -> BatchResult:
+    """Decode, resolve, normalise and store `batch` in ONE transaction on `conn` (committed here).
+    Unparseable → dead_letters, unknown device → quarantine. Used by the MQTT writer thread and
+    the HTTP push endpoints alike."""
+    result = BatchResult()
+    now = datetime.now(UTC)
+    decoded: list[tuple[Inbound, Uplink]] = []
+    dead: list[tuple[Inbound, str]] = []
+    for msg in batch:
+        try:
+            decoded.append((msg, msg.decode(msg.payload)))
+        except InvalidPayload as exc:
+            dead.append((msg, exc.detail))
+        except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the message
+            dead.append((msg, f"decoder error: {type(exc).__name__}: {exc}"))
+    with conn.transaction():
+        ids = _resolve(conn, [u for _, u in decoded])
+        rows = []
+        quarantined = []
+        seen: dict[int, datetime] = {}
+        for msg, up in decoded:
+            device_id = ids.get((up.device.scheme, up.device.value))
+            if device_id is None:
+                quarantined.append((msg, up))
+                continue
+            up_time = up.time or msg.received_at
+            for r in uplink_to_readings(
+                up if up.received_at else _with_received(up, msg.received_at), device_id,
+                now=now, future_s=clock_future_s, past_s=clock_past_s,
+            ):
+                rows.append((r.device_id, r.time, r.quantity, r.value, r.flags, r.lat, r.lon, msg.received_at))
+            seen[device_id] = max(seen.get(device_id, up_time), up_time)
+        with conn.cursor() as cur:
+            if rows:
+                cur.execute(
+                    "create temp table if not exists readings_stage "
+                    "(like readings including defaults) on commit delete rows"
+                )
+                with cur.copy(
+                    "copy readings_stage (device_id, time, quantity, value, flags, lat, lon, received_at) from stdin"
+                ) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+                cur.execute(
+                    "insert into readings select * from readings_stage on conflict do nothing"
+                )
+                result.readings_written += max(cur.rowcount, 0)
+            for msg, error in dead:
+                cur.execute(
+                    "insert into dead_letters (received_at, source, topic, payload, error) values (%s,%s,%s,%s,%s)",
+                    (msg.received_at, msg.source, msg.topic, msg.payload, error[:2000]),
+                )
+            for msg, up in quarantined:
+                cur.execute(
+                    "insert into quarantine (received_at, source, topic, ref_scheme, ref_value, payload) "
+                    "values (%s,%s,%s,%s,%s,%s)",
+                    (msg.received_at, msg.source, msg.topic, str(up.device.scheme), up.device.value, msg.payload),
+                )
+            for device_id, last in seen.items():
+                cur.execute(
+                    "update devices set last_seen = greatest(last_seen, %s), "
+                    "first_seen = coalesce(first_seen, %s) where id = %s",
+                    (last, last, device_id),
+                )
+    result.dead_letters = len(dead)
+    result.quarantined = len(quarantined)
+    log.debug("batch committed: %d messages, %d readings, %d dead, %d quarantined",
+              len(batch), len(rows), len(dead), len(quarantined))
+    return result
+
+
+def _resolve(conn: psycopg.Connection, uplinks: list[Uplink]) -> dict[tuple[RefScheme, str], int]:
+    wanted: dict[RefScheme, set[str]] = {}
+    for up in uplinks:
+        wanted.setdefault(up.device.scheme, set()).add(up.device.value)
+    found: dict[tuple[RefScheme, str], int] = {}
+    for scheme, values in wanted.items():
+        column = REF_COLUMN[scheme]
+        cur = conn.execute(
+            f"select {column}, id from devices where {column} = any(%s)",  # column from a fixed map
+            (list(values),),
+        )
+        for value, device_id in cur.fetchall():
+            found[(scheme, value)] = device_id
+    return found
 
 
 def _with_received(up: Uplink, received_at: datetime) -> Uplink:
