@@ -30,7 +30,8 @@ mobile filtering — are applied here, so every caller publishes the same thing)
   quantity, time_range, interval="hour", after=None, limit=None) -> list[dict]``.
 
 Each series row: ``period`` {``datetime_from``, ``datetime_to``, ``interval``}, ``value``
-(calibrated mean, ``None`` when not calibrated), ``raw_mean``, ``unit``, ``n_readings``,
+(the calibrated mean when calibrated, else the raw mean; ``calibrated`` says which),
+``calibrated_mean`` (``None`` when absent), ``raw_mean``, ``unit``, ``n_readings``,
 ``coverage`` {``expected_count``, ``observed_count``, ``percent_complete``}, ``summary``
 {``min``, ``median``, ``max``, ``mean``, ``sd``}, ``flags`` {``flagged_readings``, ``out_of_range``,
 ``clock``, ``sensor_error``, ``no_position``} (device-hours carrying each flag); zone rows add
@@ -266,7 +267,9 @@ def _series_row(r: Any, interval: Interval, unit: str, expected: int) -> dict[st
     observed = int(r.device_hours or 0)
     return {
         "period": {"datetime_from": r.period, "datetime_to": r.period + step, "interval": interval.value},
-        "value": r.calibrated,
+        "value": r.calibrated if r.calibrated is not None else mean,
+        "calibrated": r.calibrated is not None,
+        "calibrated_mean": r.calibrated,
         "raw_mean": mean,
         "unit": unit,
         "n_readings": n,
@@ -295,6 +298,26 @@ def _page(rows: list[dict[str, Any]], limit: int | None) -> tuple[list[dict[str,
     return rows, None
 
 
+def _hourly_from_readings(device_id: int, code: int, start: datetime, end: datetime) -> Any:
+    """Readings of one device aggregated to the shape of the `hourly` table."""
+    r = tables.readings
+    ok = r.c.flags == 0
+    hour = (sa.func.date_trunc("hour", r.c.time, "UTC")).label("hour")
+    return (sa.select(
+        r.c.device_id, r.c.quantity, hour,
+        sa.func.count().filter(ok).label("n"),
+        sa.func.coalesce(sa.func.sum(r.c.value).filter(ok), 0.0).label("sum"),
+        sa.func.coalesce(sa.func.sum(r.c.value * r.c.value).filter(ok), 0.0).label("sum_sq"),
+        sa.func.min(r.c.value).filter(ok).label("min"),
+        sa.func.max(r.c.value).filter(ok).label("max"),
+        sa.func.avg(r.c.value).filter(ok).label("mean"),
+        sa.func.count().filter(sa.not_(ok)).label("n_flagged"),
+        sa.func.coalesce(sa.func.bit_or(r.c.flags), 0).label("flags_any"),
+        sa.cast(sa.null(), sa.Float).label("calibrated_mean"),
+    ).where(r.c.device_id == device_id, r.c.quantity == code, r.c.time >= start, r.c.time < end)
+     .group_by(r.c.device_id, r.c.quantity, hour).subquery("readings_hourly"))
+
+
 def device_series_page(conn: Connection, settings: Settings, pseudonym: str,
                        quantity: str | QuantityFilter, time_range: TimeRange,
                        interval: Interval | str = Interval.HOUR, after: datetime | None = None,
@@ -306,16 +329,23 @@ def device_series_page(conn: Connection, settings: Settings, pseudonym: str,
     dev = conn.execute(sa.select(d.c.id, d.c.kind, d.c.consent_public).where(d.c.pseudonym == pseudonym)).first()
     if dev is None or dev.kind != "fixed" or not dev.consent_public:
         raise DeviceNotFound(f"no public fixed device {pseudonym[:40]!r} (mobile devices have no per-device series)")
-    period = _period(h.c.hour, interval).label("period")
-    stmt = (sa.select(period, *_aggregates(h))
-            .where(h.c.device_id == dev.id, h.c.quantity == info.code, h.c.hour >= start, h.c.hour < end)
-            .group_by(period).order_by(period))
-    if after is not None:
-        stmt = stmt.having(period > after)
-    if limit is not None:
-        stmt = stmt.limit(limit + 1)
     expected = 24 if interval == Interval.DAY else 1
-    rows = [_series_row(r, interval, info.unit, expected) for r in conn.execute(stmt)]
+    rows: list[dict[str, Any]] = []
+    for source in (h, _hourly_from_readings(dev.id, info.code, start, end)):
+        # The rollup normally holds every hour; readings not rolled up yet (a fresh device, the
+        # rollup job behind) are aggregated on the fly so the series is never silently empty.
+        period = _period(source.c.hour, interval).label("period")
+        stmt = (sa.select(period, *_aggregates(source))
+                .where(source.c.device_id == dev.id, source.c.quantity == info.code,
+                       source.c.hour >= start, source.c.hour < end)
+                .group_by(period).order_by(period))
+        if after is not None:
+            stmt = stmt.having(period > after)
+        if limit is not None:
+            stmt = stmt.limit(limit + 1)
+        rows = [_series_row(r, interval, info.unit, expected) for r in conn.execute(stmt)]
+        if rows:
+            break
     rows, nxt = _page(rows, limit)
     return SeriesPage(rows, 0, nxt)
 
