@@ -157,7 +157,10 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
                 app, host=settings.api_host, port=settings.api_port,
                 log_level="warning" if settings.log_level != "debug" else "debug",
             ))
-            server.run()  # handles SIGINT/SIGTERM, returns on Ctrl-C
+            try:
+                server.run()  # handles SIGINT/SIGTERM, then re-raises the signal
+            except KeyboardInterrupt:
+                pass
         else:
             import signal
             import threading
