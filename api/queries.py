@@ -231,7 +231,7 @@ def device_detail(conn: Connection, settings: Settings, pseudonym: str) -> dict[
 
 # --- series aggregation -------------------------------------------------------------------------
 
-_FLAG_NAMES = {f.name.lower(): int(f.value) for f in Flag}
+_FLAG_NAMES = {str(f.name).lower(): int(f.value) for f in Flag}
 
 
 def _period(column: Any, interval: Interval) -> Any:
@@ -391,10 +391,10 @@ def device_series(conn: Connection, settings: Settings, pseudonym: str, quantity
 
 def _eligible_fixed(conn: Connection) -> list[Any]:
     d = tables.devices
-    return conn.execute(
+    return list(conn.execute(
         sa.select(d.c.id, d.c.h3_cell, d.c.lat, d.c.lon)
         .where(d.c.consent_public.is_(True), d.c.kind == "fixed", d.c.status != "unreliable")
-    ).all()
+    ).all())
 
 
 def zone_device_ids(conn: Connection, settings: Settings, zone_id: str) -> list[int]:
@@ -418,7 +418,7 @@ def zone_device_ids(conn: Connection, settings: Settings, zone_id: str) -> list[
 
 def zone_list(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
     z, dz = tables.zones, tables.device_zones
-    counts = dict(conn.execute(sa.select(dz.c.zone_id, sa.func.count()).group_by(dz.c.zone_id)).all())
+    counts: dict[str, int] = dict(conn.execute(sa.select(dz.c.zone_id, sa.func.count()).group_by(dz.c.zone_id)).all())
     out: list[dict[str, Any]] = [
         {"id": r.id, "name": r.name, "kind": r.kind, "n_devices": int(counts.get(r.id, 0)),
          "properties": r.properties or {}}
