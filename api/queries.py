@@ -29,6 +29,11 @@ mobile filtering — are applied here, so every caller publishes the same thing)
 - ``stations(conn, settings) -> list[dict]``; ``station_series(conn, settings, code,
   quantity, time_range, interval="hour", after=None, limit=None) -> list[dict]``.
 
+Series paging: ``after`` (a period start, exclusive) and ``limit``; with a ``limit`` one call
+covers at most ``limit`` periods of time (so it may return fewer rows when hours are missing or
+suppressed) and ``*_page`` returns the next ``after`` or ``None`` at the end of the range. With
+``limit=None`` (the export files) the whole range is returned.
+
 Each series row: ``period`` {``datetime_from``, ``datetime_to``, ``interval``}, ``value``
 (the calibrated mean when calibrated, else the raw mean; ``calibrated`` says which),
 ``calibrated_mean`` (``None`` when absent), ``raw_mean``, ``unit``, ``n_readings``,
