@@ -237,8 +237,9 @@ class BatchWriter:
     def from_settings(cls, settings, conninfo: str, inbox: queue.Queue[Inbound], **kwargs) -> BatchWriter:  # type: ignore[no-untyped-def]
         return cls(conninfo, inbox, batch_max_rows=settings.batch_max_rows,
                    batch_max_age_ms=settings.batch_max_age_ms, clock_future_s=settings.clock_future_s,
-                   clock_past_s=settings.clock_past_s, spool_dir=Path(settings.data_dir) / "spool",
-                   **kwargs)
+                   clock_past_s=settings.clock_past_s,
+                   spool_dir=settings.ingest_spool_dir or Path(settings.data_dir) / "spool",
+                   backoff_max_s=settings.ingest_retry_max_s, **kwargs)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
