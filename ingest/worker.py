@@ -86,13 +86,14 @@ class LatencyRecorder:
     def __init__(self, every: int = 20) -> None:
         self.every = every
         self.count = 0
-        self.latencies: list[float] = []
+        self.latencies: list[tuple[float, float]] = []  # (message time, latency s)
 
     def __call__(self, items: list, committed_at: float) -> None:
         for it in items:
             self.count += 1
             if self.count % self.every == 0 and it.uplink is not None and it.uplink.time is not None:
-                self.latencies.append(committed_at - it.uplink.time.timestamp())
+                t = it.uplink.time.timestamp()
+                self.latencies.append((t, committed_at - t))
 
 
 def main(argv: list[str] | None = None) -> int:
