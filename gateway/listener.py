@@ -89,7 +89,7 @@ class MqttListener:
         self._paused = threading.Event()
         self._client: mqtt.Client | None = None
         self._decoders: dict[str, Callable[[bytes], object]] = {}
-        self._counter = metrics.MESSAGES_RECEIVED
+        self._counters: dict[str, object] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -215,7 +215,11 @@ class MqttListener:
         self.received += 1
         topic = message.topic
         decode = self._decoder(topic)
-        self._counter.labels(self._route_label(topic)).inc()
+        label = self._route_label(topic)
+        counter = self._counters.get(label)
+        if counter is None:
+            counter = self._counters[label] = metrics.MESSAGES_RECEIVED.labels(label)
+        counter.inc()
         mid, qos, generation = message.mid, message.qos, self._generation
 
         def ack() -> None:
