@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -87,6 +86,7 @@ class MqttListener:
         self._generation = 0  # incremented at every (re)connect; acks of older ones are dropped
         self._stopping = threading.Event()
         self._paused = threading.Event()
+        self._tcp_failed = threading.Event()  # the broker was unreachable (not merely silent)
         self._client: mqtt.Client | None = None
         self._decoders: dict[str, Callable[[bytes], object]] = {}
         self._counters: dict[str, object] = {}
@@ -112,6 +112,8 @@ class MqttListener:
         client.reconnect_delay_set(min_delay=self.reconnect_min_s, max_delay=self.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_connect_fail = lambda *_: self._tcp_failed.set()
         client.on_message = self._on_message
         return client
 
@@ -131,12 +133,13 @@ class MqttListener:
         unreachable broker."""
         self._stopping.clear()
         self._paused.clear()
+        self._tcp_failed.clear()
         self._client = self._make_client()
         self._connect_async(self._client)
         self._client.loop_start()
         if self.connected.wait(self.v5_probe_s if wait_s is None else wait_s):
             return
-        if self.protocol == mqtt.MQTTv5 and self._broker_accepts_tcp():
+        if self.protocol == mqtt.MQTTv5 and not self._tcp_failed.is_set():
             log.info("MQTT broker %s:%d did not answer a v5 CONNECT; using MQTT 3.1.1",
                      self.host, self.port)
             self._client.loop_stop()
@@ -146,13 +149,6 @@ class MqttListener:
             self._connect_async(self._client)
             self._client.loop_start()
             self.connected.wait(self.v5_probe_s if wait_s is None else wait_s)
-
-    def _broker_accepts_tcp(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1):
-                return True
-        except OSError:
-            return False
 
     def pause(self) -> None:
         """Stop taking new messages (they stay un-acked at the broker and come back on the next
@@ -175,12 +171,17 @@ class MqttListener:
             return
         self._generation += 1
         subs = [(t, 1) for t in self.router.subscriptions(self.shared_group)]
-        client.subscribe(subs)
-        self.connected.set()
-        metrics.MQTT_CONNECTED.set(1)
+        client.subscribe(subs)  # `connected` is set on SUBACK: then nothing published is missed
         log.info("MQTT connected to %s:%d (%s, session present: %s), subscribed to %s",
                  self.host, self.port, "v5" if self.protocol == mqtt.MQTTv5 else "3.1.1",
                  flags.session_present, [t for t, _ in subs])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # type: ignore[no-untyped-def]
+        failed = [rc for rc in reason_codes if rc.is_failure]
+        if failed:
+            log.warning("MQTT subscription refused by %s:%d: %s", self.host, self.port, failed)
+        self.connected.set()
+        metrics.MQTT_CONNECTED.set(1)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         self.connected.clear()
