@@ -86,10 +86,10 @@ class MqttListener:
         self._generation = 0  # incremented at every (re)connect; acks of older ones are dropped
         self._stopping = threading.Event()
         self._paused = threading.Event()
+        self._connack = threading.Event()  # a CONNACK arrived (the broker speaks our protocol)
         self._tcp_failed = threading.Event()  # the broker was unreachable (not merely silent)
         self._client: mqtt.Client | None = None
         self._decoders: dict[str, Callable[[bytes], object]] = {}
-        self._counters: dict[str, object] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -134,10 +134,12 @@ class MqttListener:
         self._stopping.clear()
         self._paused.clear()
         self._tcp_failed.clear()
+        self._connack.clear()
         self._client = self._make_client()
         self._connect_async(self._client)
         self._client.loop_start()
-        if self.connected.wait(self.v5_probe_s if wait_s is None else wait_s):
+        if self._connack.wait(self.v5_probe_s if wait_s is None else wait_s):
+            self.connected.wait(self.v5_probe_s if wait_s is None else wait_s)
             return
         if self.protocol == mqtt.MQTTv5 and not self._tcp_failed.is_set():
             log.info("MQTT broker %s:%d did not answer a v5 CONNECT; using MQTT 3.1.1",
@@ -171,7 +173,12 @@ class MqttListener:
             return
         self._generation += 1
         subs = [(t, 1) for t in self.router.subscriptions(self.shared_group)]
-        client.subscribe(subs)  # `connected` is set on SUBACK: then nothing published is missed
+        client.subscribe(subs)
+        self._connack.set()
+        if flags.session_present:  # the subscriptions exist already: ready now
+            self.connected.set()
+            metrics.MQTT_CONNECTED.set(1)
+        # else `connected` is set on SUBACK, so nothing published after it is missed
         log.info("MQTT connected to %s:%d (%s, session present: %s), subscribed to %s",
                  self.host, self.port, "v5" if self.protocol == mqtt.MQTTv5 else "3.1.1",
                  flags.session_present, [t for t, _ in subs])
@@ -201,26 +208,12 @@ class MqttListener:
                 self._decoders[topic] = decode
         return decode
 
-    def _route_label(self, topic: str) -> str:
-        route_for = getattr(self.router, "route_for", None)
-        if route_for is None:
-            return "mqtt"
-        try:
-            return str(route_for(topic))
-        except Exception:  # noqa: BLE001 - a label only
-            return "unknown"
-
     def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
         if self._paused.is_set():
             return  # not acked: the broker sends it again on the next session
         self.received += 1
         topic = message.topic
         decode = self._decoder(topic)
-        label = self._route_label(topic)
-        counter = self._counters.get(label)
-        if counter is None:
-            counter = self._counters[label] = metrics.MESSAGES_RECEIVED.labels(label)
-        counter.inc()
         mid, qos, generation = message.mid, message.qos, self._generation
 
         def ack() -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 MESSAGES_RECEIVED = Counter(
-    "civicair_messages_received_total", "Messages received by the gateway", ["route"]
+    "civicair_messages_received_total",
+    "Messages stored (readings, dead letter or quarantine), by route; counted at commit", ["route"]
 )
 READINGS_WRITTEN = Counter("civicair_readings_written_total", "New readings committed")
 READINGS_DUPLICATE = Counter(

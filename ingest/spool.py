@@ -68,18 +68,12 @@ class Spool:
 
     def read(self, path: Path) -> list[Any] | None:
         """The records of one spooled batch, or None when the file is damaged (set aside)."""
-        data = path.read_bytes()
-        ok = len(data) >= HEADER.size
-        if ok:
-            magic, length, crc = HEADER.unpack_from(data)
-            body = data[HEADER.size:]
-            ok = magic == MAGIC and len(body) == length and zlib.crc32(body) == crc
-        if not ok:
+        records = load(path)
+        if records is None:
             bad = path.with_suffix(".corrupt")
             os.replace(path, bad)
             log.warning("spool file %s is damaged; set aside as %s", path.name, bad.name)
-            return None
-        return pickle.loads(body)  # noqa: S301 - our own private spool files, checksummed
+        return records
 
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
@@ -91,3 +85,15 @@ class Spool:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def load(path: Path) -> list[Any] | None:
+    """The records of one spool file, or None when it is torn or not a spool file (read only)."""
+    data = path.read_bytes()
+    if len(data) < HEADER.size:
+        return None
+    magic, length, crc = HEADER.unpack_from(data)
+    body = data[HEADER.size:]
+    if magic != MAGIC or len(body) != length or zlib.crc32(body) != crc:
+        return None
+    return pickle.loads(body)  # noqa: S301 - our own private spool files, checksummed

@@ -196,6 +196,12 @@ def store_decoded(
         repo.touch_devices(conn, last_seen)
     result.dead_letters = len(dead)
     result.quarantined = len(quarantined)
+    per_route: dict[str, int] = {}
+    for it in items:
+        route = str(it.uplink.route) if it.uplink is not None else f"{it.source}:undecodable"
+        per_route[route] = per_route.get(route, 0) + 1
+    for route, n in per_route.items():
+        metrics.MESSAGES_RECEIVED.labels(route).inc(n)
     return result
 
 

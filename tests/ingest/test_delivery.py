@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from core import tables
-from ingest.spool import Spool
+from ingest.spool import load
 from tests.conftest import REPO, wait_until
 from tests.ingest.helpers import add_device, hourly, rows, start_mosquitto
 from tests.ingest.tcpproxy import TcpProxy
@@ -103,9 +103,8 @@ def writer_waits_on_lock(db) -> bool:  # type: ignore[no-untyped-def]
 
 def spooled_messages(directory: Path) -> int:
     if not directory.exists():
-        return 0
-    spool = Spool(directory)
-    return sum(len(spool.read(p) or []) for p in spool.pending())
+        return 0  # read only: never construct a Spool here (it would clean up the writer's files)
+    return sum(len(load(p) or []) for p in sorted(directory.glob("*.spool")))
 
 
 def test_sigkill_between_receive_and_commit_stores_the_reading_once(db, settings, broker, unique, tmp_path) -> None:
@@ -156,12 +155,12 @@ def test_database_outage_spools_survives_restart_and_replays_in_order(db, settin
         proxy.cut()  # the database becomes unreachable
         for i in range(5, 10):
             pub.send(topic, BASE + timedelta(minutes=i), float(i))
-        wait_until(lambda: spooled_messages(data_dir / "spool") == 5, 30, message="batches spooled")
+        wait_until(lambda: spooled_messages(data_dir / "spool") >= 5, 30, message="batches spooled")
         gw.kill()  # process restart in the middle of the outage
         gw = Gateway(env)
         for i in range(10, 15):
             pub.send(topic, BASE + timedelta(minutes=i), float(i))
-        wait_until(lambda: spooled_messages(data_dir / "spool") == 10, 30, message="new batches join the spool")
+        wait_until(lambda: spooled_messages(data_dir / "spool") >= 10, 30, message="new batches join the spool (B may be there twice: at-least-once)")
         assert readings_count(db) == 5
         proxy.restore()
         wait_until(lambda: readings_count(db) == 15, 30, message="spool replayed")
