@@ -128,7 +128,7 @@ def readings_rows(
         if name is None:
             continue
         q = QUANTITY_BY_NAME[name]
-        value = raw.value
+        value = float(raw.value)
         if raw.unit is not None or "_" in raw.name:
             value = to_canonical(name, value, raw.unit, raw.name)
         flags = common | value_flags(q, value)

@@ -26,8 +26,11 @@ REF_COLUMN = {
 }
 
 READING_COLUMNS = ("device_id", "time", "quantity", "value", "flags", "lat", "lon", "received_at")
+READING_TYPES = ("int4", "timestamptz", "int2", "float8", "int2", "float8", "float8", "timestamptz")
 UPLINK_COLUMNS = ("device_id", "time", "route", "received_at", "f_cnt", "f_port", "rssi", "snr",
                   "gateway_count", "ns_time", "dedup_id", "battery_v", "payload")
+UPLINK_TYPES = ("int4", "timestamptz", "text", "timestamptz", "int8", "int2", "float8", "float8",
+                "int2", "timestamptz", "text", "float8", "bytea")
 
 _STAGE_DDL = (
     "create temp table if not exists readings_stage "
@@ -125,7 +128,8 @@ def insert_uplinks(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) ->
     """Stage and insert uplink rows; returns the (device_id, time) of those that were new (not
     a LoRaWAN duplicate by deduplication id, by device + fCnt within 10 minutes, or by key)."""
     with conn.cursor() as cur:
-        with cur.copy(f"copy uplinks_stage ({', '.join(UPLINK_COLUMNS)}) from stdin") as copy:
+        with cur.copy(f"copy uplinks_stage ({', '.join(UPLINK_COLUMNS)}) from stdin (format binary)") as copy:
+            copy.set_types(UPLINK_TYPES)
             for row in rows:
                 copy.write_row(row)
         cur.execute(_INSERT_UPLINKS)
@@ -136,7 +140,9 @@ def insert_readings(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -
     """COPY into staging, insert the new ones and fold exactly those into `hourly`; returns the
     number of readings that were new."""
     with conn.cursor() as cur:
-        with cur.copy(f"copy readings_stage ({', '.join(READING_COLUMNS)}) from stdin") as copy:
+        # binary COPY: ~6x cheaper per row on the client than text (profiled, BENCHMARKS.md)
+        with cur.copy(f"copy readings_stage ({', '.join(READING_COLUMNS)}) from stdin (format binary)") as copy:
+            copy.set_types(READING_TYPES)
             for row in rows:
                 copy.write_row(row)
         cur.execute(_INSERT_READINGS_AND_ROLLUP)

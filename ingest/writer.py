@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 
@@ -50,9 +51,9 @@ class Inbound:
     ack: Callable[[], None] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedMessage:
-    """An `Inbound` after decoding: either an uplink or the decoding error. Picklable (spool)."""
+class DecodedMessage(NamedTuple):
+    """An `Inbound` after decoding: either an uplink or the decoding error. Picklable (spool).
+    A NamedTuple: one is built per message on the hot path (a frozen dataclass costs more)."""
 
     source: str
     topic: str
@@ -110,6 +111,10 @@ def store_batch(
     the HTTP push endpoints alike."""
     return store_decoded(conn, [decode_one(m) for m in batch], clock_future_s=clock_future_s,
                          clock_past_s=clock_past_s, now=now)
+
+
+def _float(v: float | None) -> float | None:
+    return None if v is None else float(v)
 
 
 def _uplink_row_wanted(up: Uplink) -> bool:
@@ -179,8 +184,8 @@ def store_decoded(
                 seen_fcnt.add((device_id, link.f_cnt))
             gw = min(link.gateway_count, 32767) if link.gateway_count is not None else None
             uplink_rows.append((device_id, t, str(up.route), received, link.f_cnt, link.f_port,
-                                link.rssi, link.snr, gw, link.ns_time, link.dedup_id,
-                                up.battery_v, up.raw or it.payload))
+                                _float(link.rssi), _float(link.snr), gw, link.ns_time, link.dedup_id,
+                                _float(up.battery_v), bytes(up.raw or it.payload)))
         if uplink_rows:
             new = repo.insert_uplinks(conn, uplink_rows)
             for key, rows in pending.items():
