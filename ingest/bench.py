@@ -154,38 +154,37 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def _ceiling_and_naive(conninfo: str, ids: list[int], naive_sample: int) -> tuple[float, float, float]:
+    """(plain COPY rows/s, naive INSERT rows/s, binary COPY rows/s) for the rows the gateway
+    stored, copied by a client (psycopg 3) into an empty table with the readings primary key.
+    Each COPY is measured twice, best kept (the figure is noisy on a busy 2-core machine)."""
     import psycopg
 
     suffix = uuid.uuid4().hex[:8]
     ceil_t, naive_t = f"bench_ceiling_{suffix}", f"bench_naive_{suffix}"
     cols = "device_id, time, quantity, value, flags, lat, lon, received_at"
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        chunks: list[bytes] = []
-        with conn.cursor().copy(
-            f"copy (select {cols} from readings where device_id = any(array{ids}::int[])) "
-            "to stdout (format binary)") as copy:
-            for chunk in copy:
-                chunks.append(bytes(chunk))
-        sample = conn.execute(f"select {cols} from readings where device_id = any(%s) limit %s",
-                              (ids, naive_sample)).fetchall()
+        rows = conn.execute(f"select {cols} from readings where device_id = any(%s)", (ids,)).fetchall()
         try:
             for t in (ceil_t, naive_t):
                 conn.execute(f"create table {t} (like readings including all)")
-            rows = conn.execute(f"select {cols} from readings where device_id = any(%s)", (ids,)).fetchall()
-            t0 = time.perf_counter()  # COPY of the same rows from a client (psycopg 3, binary)
-            with conn.transaction(), conn.cursor().copy(f"copy {ceil_t} ({cols}) from stdin (format binary)") as copy:
-                copy.set_types(READING_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-            ceiling_s = time.perf_counter() - t0
-            n = conn.execute(f"select count(*) from {ceil_t}").fetchone()[0]
-            del rows
-            conn.execute(f"truncate {ceil_t}")
-            t0 = time.perf_counter()  # the same rows already in the server's binary format
-            with conn.transaction(), conn.cursor().copy(f"copy {ceil_t} ({cols}) from stdin (format binary)") as copy:
-                for chunk in chunks:
-                    copy.write(chunk)
-            binary_s = time.perf_counter() - t0
+
+            def copy_rate(binary: bool) -> float:
+                best = float("inf")
+                for _ in range(2):
+                    conn.execute(f"truncate {ceil_t}")
+                    t0 = time.perf_counter()
+                    fmt = " (format binary)" if binary else ""
+                    with conn.transaction(), conn.cursor().copy(f"copy {ceil_t} ({cols}) from stdin{fmt}") as copy:
+                        if binary:
+                            copy.set_types(READING_TYPES)
+                        for row in rows:
+                            copy.write_row(row)
+                    best = min(best, time.perf_counter() - t0)
+                return len(rows) / best
+
+            plain = copy_rate(False)  # SPEC §9: "plain COPY of the same rows"
+            binary = copy_rate(True)
+            sample = rows[:naive_sample]
             t0 = time.perf_counter()
             for row in sample:
                 conn.execute(f"insert into {naive_t} ({cols}) values (%s,%s,%s,%s,%s,%s,%s,%s)", row)
@@ -193,7 +192,7 @@ def _ceiling_and_naive(conninfo: str, ids: list[int], naive_sample: int) -> tupl
         finally:
             for t in (ceil_t, naive_t):
                 conn.execute(f"drop table if exists {t}")
-    return n / ceiling_s, len(sample) / naive_s if naive_s else float("nan"), n / binary_s
+    return plain, len(sample) / naive_s if naive_s else float("nan"), binary
 
 
 def bench_ingest(
@@ -329,7 +328,7 @@ def bench_ingest(
     per_s = stored / phase1_s
     out = {
         "readings": expected, "messages": messages, "publishers": publishers,
-        "readings_per_s": round(per_s), "ceiling_per_s": round(ceiling), "ceiling_binary_per_s": round(ceiling_binary), "naive_per_s": round(naive),
+        "readings_per_s": round(per_s), "ceiling_per_s": round(ceiling), "ceiling_binary_per_s": round(ceiling_binary), "ratio_to_binary_ceiling": round(per_s / ceiling_binary, 3), "naive_per_s": round(naive),
         "ratio_to_ceiling": round(per_s / ceiling, 3), "ratio_to_naive": round(per_s / naive, 1),
         "p50_latency_s": round(pct(lat2, 0.5), 3), "p99_latency_s": round(pct(lat2, 0.99), 3),
         "latency_rate_readings_per_s": rate,
@@ -338,9 +337,10 @@ def bench_ingest(
     }
     console.print(f"gateway:  {out['readings_per_s']:>10,} readings/s ({stored:,} readings in {phase1_s:.1f} s, "
                   f"drained from a pre-loaded broker queue; publishing took {out['publish_s']} s)")
-    console.print(f"ceiling:  {out['ceiling_per_s']:>10,} readings/s (COPY of the same rows into an empty table; {out['ceiling_binary_per_s']:,}/s for the server's own binary rows)")
+    console.print(f"ceiling:  {out['ceiling_per_s']:>10,} readings/s (plain COPY of the same rows into an empty table; binary COPY: {out['ceiling_binary_per_s']:,}/s)")
     console.print(f"naive:    {out['naive_per_s']:>10,} readings/s (one autocommitted INSERT per reading)")
-    console.print(f"ratio to ceiling {out['ratio_to_ceiling']}, to naive {out['ratio_to_naive']}x")
+    console.print(f"ratio to ceiling {out['ratio_to_ceiling']} (to binary COPY {out['ratio_to_binary_ceiling']}), "
+                  f"to naive {out['ratio_to_naive']}x")
     console.print(f"latency publish→queryable at {rate:,.0f} readings/s: p50 {out['p50_latency_s']} s, "
                   f"p99 {out['p99_latency_s']} s (live)")
     console.print(f"gateway peak RSS {out['peak_rss_mb']} MB; lost {lost}, duplicated {duplicated}")
