@@ -350,7 +350,7 @@ class BatchWriter:
                     raise
             except psycopg.OperationalError:
                 raise
-            except psycopg.Error as exc:
+            except Exception as exc:  # noqa: BLE001 - bad data (DataError, OverflowError, ...)
                 metrics.WRITE_ERRORS.labels("data").inc()
                 log.warning("ingest batch rejected by the database, storing one by one: %s",
                             str(exc).splitlines()[0])
@@ -365,9 +365,9 @@ class BatchWriter:
                                   clock_past_s=self.clock_past_s)
             except psycopg.OperationalError:
                 raise
-            except psycopg.Error as exc:
+            except Exception as exc:  # noqa: BLE001 - this message's data: keep it as a dead letter
                 bad = DecodedMessage(it.source, it.topic, it.payload, it.received_at, None,
-                                     f"database rejected: {str(exc).splitlines()[0]}")
+                                     f"database rejected: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
                 r = store_decoded(self._connection(), [bad])
             for name in ("readings_written", "dead_letters", "quarantined", "readings_duplicate",
                          "uplinks_duplicate"):

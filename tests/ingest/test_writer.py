@@ -129,3 +129,29 @@ def test_device_last_seen_is_updated(db, conn) -> None:
     add_device(db, "d6")
     store_batch(conn, [direct("d6", NOW, {"pm25": 1.0}), direct("d6", NOW - timedelta(hours=1), {"pm25": 1.0})])
     assert rows(db, tables.devices, "first_seen", "last_seen") == [(NOW, NOW)]
+
+
+def test_writer_thread_keeps_a_batch_the_database_rejects_message_by_message(db, tmp_path) -> None:
+    import queue
+
+    from ingest.writer import BatchWriter
+    from tests.conftest import wait_until
+
+    add_device(db, "lora3", transport="lorawan", dev_eui="0011223344556677")
+    add_device(db, "d7")
+    inbox: queue.Queue = queue.Queue()
+    acked: list[int] = []
+    bad = _lora(2**70, "huge", NOW)  # an fCnt no bigint holds: the database rejects the batch
+    for i, msg in enumerate([fixed(bad, b"bad bytes"), direct("d7", NOW, {"pm25": 3.0})]):
+        inbox.put(type(msg)(msg.source, msg.topic, msg.payload, msg.received_at, msg.decode,
+                            lambda i=i: acked.append(i)))
+    writer = BatchWriter(libpq_url(db.url), inbox, batch_max_age_ms=20, spool_dir=tmp_path / "spool")
+    writer.start()
+    try:
+        wait_until(lambda: sorted(acked) == [0, 1], 10, message="both acked")
+    finally:
+        writer.stop()
+    assert rows(db, tables.readings, "value") == [(3.0,)]
+    (dead,) = rows(db, tables.dead_letters, "payload", "error")
+    assert dead[0] == b"bad bytes" and "database rejected" in dead[1]
+    assert writer.spooled == 0
