@@ -348,8 +348,8 @@ class BatchWriter:
                 metrics.WRITE_ERRORS.labels("deadlock").inc()
                 if attempt == 2:
                     raise
-            except psycopg.OperationalError:
-                raise
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                raise  # the database is unreachable: spool, do not judge the data
             except Exception as exc:  # noqa: BLE001 - bad data (DataError, OverflowError, ...)
                 metrics.WRITE_ERRORS.labels("data").inc()
                 log.warning("ingest batch rejected by the database, storing one by one: %s",
@@ -363,8 +363,8 @@ class BatchWriter:
             try:
                 r = store_decoded(self._connection(), [it], clock_future_s=self.clock_future_s,
                                   clock_past_s=self.clock_past_s)
-            except psycopg.OperationalError:
-                raise
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                raise  # the database is unreachable: spool, do not judge the data
             except Exception as exc:  # noqa: BLE001 - this message's data: keep it as a dead letter
                 bad = DecodedMessage(it.source, it.topic, it.payload, it.received_at, None,
                                      f"database rejected: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
