@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.gzip import GZipMiddleware
 
 from api import middleware, problems
@@ -80,6 +80,13 @@ def create_app(
         if result["broker"].get("status") != "ok":
             result["status"] = "degraded"
         return result
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        from ingest.metrics import render
+
+        body, content_type = render()
+        return Response(body, media_type=content_type)
 
     app.include_router(public_router)
     app.include_router(partner_router)

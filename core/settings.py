@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     clock_future_s: int = 300
     clock_past_s: int = 7 * 24 * 3600
     raw_retention_days: int = 730
+    ingest_retry_max_s: float = Field(default=30.0, gt=0, description="Cap of the writer's retry backoff (database down).")
+    ingest_spool_dir: Path | None = Field(default=None, description="On-disk spool for batches the database refused. Empty: DATA_DIR/spool.")
 
     # --- calibration --------------------------------------------------------------------------
     colocation_distance_m: float = 50.0
