@@ -1,0 +1,1 @@
+"""LoRaWAN payload codecs (pure): civicair compact binary v1 and CayenneLPP."""
