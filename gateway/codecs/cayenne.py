@@ -62,6 +62,7 @@ TYPES: dict[int, tuple[str, int, bool, float, int]] = {
 }
 PM_CHANNELS = {1: "pm1", 2: "pm25", 3: "pm10", 4: "no2"}
 BATTERY_CHANNEL = 10
+MAX_LENGTH = 242  # largest LoRaWAN application payload (EU868 DR7)
 _UNITS = {"temperature": "°C", "humidity": "%", "pressure": "hPa"}
 
 
@@ -85,6 +86,8 @@ def decode(data: bytes) -> CayenneFrame:
     data = bytes(data)
     if not data:
         raise InvalidPayload("CayenneLPP: empty payload")
+    if len(data) > MAX_LENGTH:
+        raise InvalidPayload(f"CayenneLPP: {len(data)} bytes, a LoRaWAN payload has at most {MAX_LENGTH}")
     values: list[RawValue] = []
     position = battery = time = None
     i = 0

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from core.domain import Position, RawValue
 
 _CHANNEL_SUFFIX = re.compile(r"_\d{1,3}$")
+_PM_NAME = re.compile(r"(?i)pm\d{1,2}_\d")  # pm2_5, pm1_0: not a channel suffix
 _BATTERY = {"battery", "battery_v", "batteryvoltage", "battery_voltage", "voltage", "vbat"}
 _LAT = ("latitude", "lat")
 _LON = ("longitude", "lon", "lng")
@@ -74,7 +75,8 @@ def read_decoded_object(obj: object) -> DecodedObject:
             if num is None:
                 continue
             name = name_hint if (name_hint is not None and key.isdigit()) else key
-            name = _CHANNEL_SUFFIX.sub("", name)
+            if not _PM_NAME.fullmatch(name):
+                name = _CHANNEL_SUFFIX.sub("", name)
             low = name.lower()
             if low in _LAT or low in _LON or low in _ALT:
                 continue
