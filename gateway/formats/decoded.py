@@ -4,7 +4,7 @@
 Rules: numeric leaves become values named by their key; a nested object whose keys are channel
 numbers (ChirpStack's CayenneLPP output `{"temperatureSensor": {"3": 21.5}}`) is named by its
 parent key; a trailing `_<channel>` (TTS's CayenneLPP output `temperature_3`) is dropped. An
-object holding `latitude`/`longitude` (or `lat`/`lon`) is the position. `battery`/`battery_v`/
+object holding `latitude`/`longitude` (or `lat`/`lon`) is the position. Common codec names are renamed (`RENAME`). `battery`/`battery_v`/
 `voltage`/`batteryVoltage` is the battery in volts. Strings, booleans and unknown names are
 ignored (the raw bytes stay in `Uplink.raw`).
 """
@@ -24,6 +24,12 @@ _LAT = ("latitude", "lat")
 _LON = ("longitude", "lon", "lng")
 _ALT = ("altitude", "alt", "height")
 MAX_DEPTH = 4
+# names network-server codecs commonly use → the canonical quantity names (SPEC §3)
+RENAME = {
+    "temperaturesensor": "temperature", "humiditysensor": "humidity", "barometer": "pressure",
+    "barometersensor": "pressure", "barometric_pressure": "pressure", "relative_humidity": "humidity",
+    "air_temperature": "temperature", "air_humidity": "humidity",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +90,7 @@ def read_decoded_object(obj: object) -> DecodedObject:
                 if state["battery"] is None:
                     state["battery"] = num
                 continue
-            values.append(RawValue(name, num))
+            values.append(RawValue(RENAME.get(low, name), num))
 
     walk(obj, None, 0)
     battery = state["battery"]

@@ -116,7 +116,7 @@ def test_tts_omitted_zero_fields_and_device_id_ref() -> None:
                                      decoded={"temperature_1": 20.5, "relative_humidity_2": 40,
                                               "gps_3": {"latitude": 1.5, "longitude": 2.5, "altitude": 3}}))
     assert up.device.scheme is RefScheme.DEV_EUI and up.device.value == EUI
-    assert [(v.name, v.value) for v in up.values] == [("temperature", 20.5), ("relative_humidity", 40)]
+    assert [(v.name, v.value) for v in up.values] == [("temperature", 20.5), ("humidity", 40)]
     assert up.position is not None and up.position.lat == 1.5
 
 
@@ -124,7 +124,7 @@ def test_decoded_object_chirpstack_cayenne_shape() -> None:
     d = read_decoded_object({"temperatureSensor": {"3": 27.2}, "humiditySensor": {"5": 55},
                              "gpsLocation": {"1": {"latitude": 48.1, "longitude": 7.2, "altitude": 10}},
                              "name": "x", "flag": True, "nan": math.inf, "voltage": 3.3})
-    assert [(v.name, v.value) for v in d.values] == [("temperatureSensor", 27.2), ("humiditySensor", 55)]
+    assert [(v.name, v.value) for v in d.values] == [("temperature", 27.2), ("humidity", 55)]
     assert d.position is not None and d.position.lat == 48.1 and d.battery_v == 3.3
 
 
