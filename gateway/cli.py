@@ -90,6 +90,9 @@ def mosquitto_sync(
     gateway_user: str | None = typer.Option(None, help="Gateway service user (default: from CIVICAIR_MQTT_URL)."),
     gateway_password: str | None = typer.Option(None, envvar="CIVICAIR_MQTT_GATEWAY_PASSWORD",
                                                 help="Its password (default: from CIVICAIR_MQTT_URL)."),
+    chirpstack_user: str | None = typer.Option(None, help="ChirpStack's MQTT integration user (may use the "
+                                               "ChirpStack topic prefix)."),
+    chirpstack_password: str | None = typer.Option(None, envvar="CHIRPSTACK_MQTT_PASSWORD"),
 ) -> None:
     """(Re)write Mosquitto's password and ACL files from the devices table; reload the broker after."""
     from gateway.service import sync_mosquitto_files
@@ -100,7 +103,9 @@ def mosquitto_sync(
         gateway_user, gateway_password = parts.username, gateway_password or parts.password
     try:
         r = sync_mosquitto_files(db, password_file, acl_file, gateway_user=gateway_user,
-                                 gateway_password=gateway_password, direct_prefix=settings.direct_topic_prefix)
+                                 gateway_password=gateway_password, direct_prefix=settings.direct_topic_prefix,
+                                 chirpstack_user=chirpstack_user, chirpstack_password=chirpstack_password,
+                                 chirpstack_prefix=settings.chirpstack_topic_prefix)
     finally:
         db.close()
     typer.echo(f"wrote {password_file} and {acl_file}: {r.devices} device(s)"

@@ -86,7 +86,9 @@ class SyncResult:
 
 def sync_mosquitto_files(db: Database, password_path: Path, acl_path: Path, *,
                          gateway_user: str | None, gateway_password: str | None,
-                         direct_prefix: str) -> SyncResult:
+                         direct_prefix: str, chirpstack_user: str | None = None,
+                         chirpstack_password: str | None = None,
+                         chirpstack_prefix: str = "application") -> SyncResult:
     """(Re)write the password and ACL files from the devices table, atomically."""
     with db.engine.connect() as conn:
         rows = repository.mqtt_accounts(conn)
@@ -102,9 +104,17 @@ def sync_mosquitto_files(db: Database, password_path: Path, acl_path: Path, *,
         if gateway_password:
             accounts.insert(0, mosquitto_auth.MqttAccount(
                 gateway_user, mosquitto_auth.hash_mosquitto_password(gateway_password)))
+    n_devices = len(accounts) - (1 if gateway_user and gateway_password else 0)
+    servers = []
+    if chirpstack_user:
+        servers.append((chirpstack_user, chirpstack_prefix))
+        if chirpstack_password:
+            accounts.insert(0, mosquitto_auth.MqttAccount(
+                chirpstack_user, mosquitto_auth.hash_mosquitto_password(chirpstack_password)))
     _atomic_write(password_path, mosquitto_auth.password_file(accounts))
-    _atomic_write(acl_path, mosquitto_auth.acl_file(gateway_users, accounts, direct_prefix))
-    return SyncResult(len(accounts) - (1 if gateway_user and gateway_password else 0), skipped)
+    _atomic_write(acl_path, mosquitto_auth.acl_file(
+        gateway_users, [a for a in accounts if a.topic_uid], direct_prefix, network_servers=servers))
+    return SyncResult(n_devices, skipped)
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -78,8 +78,8 @@ def test_hash_format_round_trip() -> None:
 def _shipped_conf(tmp: Path, port: int, passwd: Path, acl: Path) -> Path:
     text = (REPO / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
     text = text.replace("listener 1883", f"listener {port} 127.0.0.1")
-    text = text.replace("/etc/mosquitto/civicair.passwd", str(passwd)).replace("/etc/mosquitto/civicair.acl", str(acl))
-    text = text.replace("/var/lib/mosquitto/", str(tmp) + "/")
+    text = text.replace("/mosquitto/auth/civicair.passwd", str(passwd)).replace("/mosquitto/auth/civicair.acl", str(acl))
+    text = text.replace("/mosquitto/data/", str(tmp) + "/")
     if os.geteuid() == 0:
         text += "\nuser root\n"
     conf = tmp / "mosquitto.conf"
@@ -106,10 +106,12 @@ def test_mosquitto_sync_files_work_with_a_real_broker(db, settings, tmp_path, un
     add_device(db, "ca-bad", mqtt_username="has space", mqtt_password_hash=hash_mosquitto_password("x"))
     passwd, acl = tmp_path / "civicair.passwd", tmp_path / "civicair.acl"
     r = cli(settings, "mosquitto", "sync", "--password-file", str(passwd), "--acl-file", str(acl),
-            "--gateway-user", "gw", "--gateway-password", "gw-pw")
+            "--gateway-user", "gw", "--gateway-password", "gw-pw",
+            "--chirpstack-user", "cs", "--chirpstack-password", "cs-pw")
     assert r.returncode == 0, r.stderr
     assert "3 device(s)" in r.stdout and "skipped device ca-bad" in r.stderr
     assert "pattern write civicair/v1/devices/%u/up" in acl.read_text()
+    assert "user cs\ntopic readwrite application/#" in acl.read_text()
 
     port = free_port()
     proc = subprocess.Popen(["mosquitto", "-c", str(_shipped_conf(tmp_path, port, passwd, acl))],
@@ -149,6 +151,10 @@ def test_mosquitto_sync_files_work_with_a_real_broker(db, settings, tmp_path, un
         alice.publish("civicair/v1/devices/ca-bob/up", b"spoof", qos=1).wait_for_publish(5)
         alice.publish("civicair/v1/devices/ca-alice/up", b"own", qos=1).wait_for_publish(5)
         carol.publish("civicair/v1/devices/ca-carol/up", b"carol", qos=1).wait_for_publish(5)
+        cs, rc = _client(port, "cs", "cs-pw", f"cs-{unique}")
+        clients.append(cs)
+        assert not rc.is_failure
+        cs.publish("civicair/v1/devices/ca-alice/up", b"cs-spoof", qos=1).wait_for_publish(5)
         wait_until(lambda: len(got) >= 2, 10, message="own-topic messages delivered")
         alice.publish("civicair/v1/devices/ca-alice/up", b"marker", qos=1).wait_for_publish(5)
         wait_until(lambda: any(p == b"marker" for _, p in got), 10, message="marker delivered")
