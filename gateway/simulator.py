@@ -304,6 +304,7 @@ class Simulator:
         self.register()
         self._client = self._connect()
         self._http = httpx.Client(timeout=5)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per push is noise
         self.publish_at(datetime.now(UTC).replace(microsecond=0))  # data visible at once
         self._thread = threading.Thread(target=self._run, name="demo-simulator", daemon=True)
         self._thread.start()
