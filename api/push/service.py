@@ -10,14 +10,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+import psycopg
 from fastapi import Request
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from api.deps import AuthenticatedDevice
 from api.push.repository import device_id_by_chip
 from core.db import Database
 from core.domain import DeviceRef, RefScheme, Route, Uplink
-from core.errors import Forbidden, InvalidPayload, PayloadTooLarge
+from core.errors import Forbidden, InvalidPayload, PayloadTooLarge, ServiceUnavailable
 from gateway.formats.direct import decode_direct_json
 from gateway.formats.sensor_community import decode_sensor_community
 from ingest.writer import BatchResult, Inbound, store_batch
@@ -92,8 +94,11 @@ def store_uplinks(
         batch = [Inbound(source, topic, body, now, failing)]
     else:
         batch = [Inbound(source, topic, body, now, constant(u)) for u in uplinks or []]
-    raw = db.engine.raw_connection()
     try:
-        return store_batch(raw.driver_connection, batch)  # type: ignore[arg-type]
-    finally:
-        raw.close()
+        raw = db.engine.raw_connection()
+        try:
+            return store_batch(raw.driver_connection, batch)  # type: ignore[arg-type]
+        finally:
+            raw.close()
+    except (psycopg.OperationalError, sa_exc.OperationalError) as exc:
+        raise ServiceUnavailable(f"database unavailable, retry later: {str(exc).splitlines()[0]}") from None
