@@ -7,6 +7,8 @@ import json
 import httpx
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core import tables
 from tests.gateway.support import add_device, count, readings
@@ -105,3 +107,31 @@ def test_bad_body_is_422_and_kept_as_dead_letter(db, live_api, unique) -> None:
         row = conn.execute(sa.select(tables.dead_letters)).one()
     assert b'"abc"' in bytes(row.payload) and row.source == "sensor_community"
     assert "x-pin=1" in row.topic and "not a number" in row.error
+
+
+_bodies = st.one_of(
+    st.binary(max_size=300),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+                 lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=15), c, max_size=4),
+                 max_leaves=12).map(lambda v: json.dumps(v, allow_nan=True).encode()),
+    st.builds(lambda vt, v: json.dumps({"sensordatavalues": [{"value_type": vt, "value": v}]}).encode(),
+              st.sampled_from(["P1", "SDS_P2", "BME280_pressure", "lat", "samples", "x"]),
+              st.text(max_size=12) | st.floats().map(str)),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_bodies, pin=st.none() | st.text(max_size=4), path=st.sampled_from(["/v1/push", "/v1/push/sensor-community"]))
+def test_fuzz_push_bodies_never_500(db, live_api, unique, body, pin, path) -> None:
+    with db.engine.connect() as conn:
+        have = conn.execute(sa.select(sa.func.count()).select_from(tables.devices)).scalar_one()
+    if not have:
+        add_device(db, f"fz-{unique}", transport="http", token="tok-fz")
+    headers = {"Authorization": "Bearer tok-fz"}
+    if pin is not None and pin.isprintable() and pin.isascii():
+        headers["X-Pin"] = pin
+    before = count(db, tables.dead_letters)
+    r = httpx.post(f"{live_api}{path}", content=body, headers=headers)
+    assert r.status_code in (201, 422), r.text
+    if r.status_code == 422:  # refused bodies are kept
+        assert count(db, tables.dead_letters) == before + 1
