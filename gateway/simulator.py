@@ -258,6 +258,7 @@ class Simulator:
         v = sensor_values(s, t, self.rng, self.start_time)
         stamp = t.isoformat().replace("+00:00", "Z")
         headers = {"Authorization": f"Bearer {demo_token(s.uid)}"}
+        body: dict[str, Any]
         if s.path == "sensor_community":
             chip = int(s.uid.rsplit("-", 1)[1]) + 7000000
             body = {"esp8266id": str(chip), "software_version": "NRZ-2024-135", "timestamp": stamp,

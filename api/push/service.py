@@ -74,7 +74,7 @@ def civicair_uplinks(device: AuthenticatedDevice, body: bytes) -> list[Uplink]:
 
 def header_topic(path: str, headers: dict[str, str]) -> str:
     """HTTP path plus the headers that change the meaning of the body (kept with dead letters)."""
-    keep = {k: headers[k] for k in ("x-sensor", "x-pin", "sensor", "node", "pin") if k in headers}
+    keep: dict[str, str] = {k: headers[k] for k in ("x-sensor", "x-pin", "sensor", "node", "pin") if k in headers}
     return f"{path}?{urlencode(keep)}" if keep else path
 
 
