@@ -16,6 +16,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from api import middleware, problems
 from api.partner.endpoints import router as partner_router
 from api.public.endpoints import router as public_router
+from api.push import router as push_router
 from api.volunteer.endpoints import router as volunteer_router
 from core.db import Database
 from core.settings import Settings
@@ -91,4 +92,5 @@ def create_app(
     app.include_router(public_router)
     app.include_router(partner_router)
     app.include_router(volunteer_router)
+    app.include_router(push_router)
     return app
