@@ -89,7 +89,7 @@ class MqttListener:
         self._connack = threading.Event()  # a CONNACK arrived (the broker speaks our protocol)
         self._tcp_failed = threading.Event()  # the broker was unreachable (not merely silent)
         self._client: mqtt.Client | None = None
-        self._decoders: dict[str, Callable[[bytes], object]] = {}
+        self._decoders: dict[str, tuple[Callable[[bytes], object], str]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -197,30 +197,33 @@ class MqttListener:
             log.warning("MQTT disconnected from %s:%d: %s; reconnecting with backoff",
                         self.host, self.port, reason_code)
 
-    def _decoder(self, topic: str) -> Callable[[bytes], object]:
-        decode = self._decoders.get(topic)
-        if decode is None:
+    def _decoder(self, topic: str) -> tuple[Callable[[bytes], object], str]:
+        """(decoder, source route) of a topic, cached per topic."""
+        cached = self._decoders.get(topic)
+        if cached is None:
             try:
                 decode = self.router.decoder_for(topic)
             except InvalidPayload as exc:
                 decode = _undecodable(exc.detail)
+            source_for = getattr(self.router, "source_for", None)
+            cached = (decode, source_for(topic) if source_for else "mqtt")
             if len(self._decoders) < 100_000:
-                self._decoders[topic] = decode
-        return decode
+                self._decoders[topic] = cached
+        return cached
 
     def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
         if self._paused.is_set():
             return  # not acked: the broker sends it again on the next session
         self.received += 1
         topic = message.topic
-        decode = self._decoder(topic)
+        decode, source = self._decoder(topic)
         mid, qos, generation = message.mid, message.qos, self._generation
 
         def ack() -> None:
             if qos > 0 and generation == self._generation:
                 client.ack(mid, qos)
 
-        item = Inbound(source="mqtt", topic=topic, payload=message.payload,
+        item = Inbound(source=source, topic=topic, payload=message.payload,
                        received_at=datetime.now(UTC), decode=decode, ack=ack)  # type: ignore[arg-type]
         while True:  # bounded queue: block (back-pressure onto the broker) but stay stoppable
             try:
