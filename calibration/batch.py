@@ -51,7 +51,8 @@ def assess(
     unc = expanded_uncertainty(calibrated, ref, limit_value)
     cls = sensor_class(unc, quantity)
     flags = detect_flags(raw, rules=flag_rules, rh=rh if use_rh else None, ref=ref,
-                         env_low=env_low, env_high=env_high, clock_counts=clock_counts)
+                         env_low=env_low, env_high=env_high, clock_counts=clock_counts,
+                         calibrated=calibrated)
     daily = daily_stars(calibrated, ref)
     stars = current_stars(daily)
     status, reasons = classify(np.isfinite(raw).sum(axis=1), flags.counts(), total_hours=raw.shape[1],

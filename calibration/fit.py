@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calibration import nanstats
+
 HUBER_K = 1.345
 MAD_TO_SD = 1.4826
 
@@ -105,13 +107,13 @@ def fit_huber(
     for it in range(max_iter):
         resid = np.where(valid, y - np.matmul(X, beta[..., None])[..., 0], np.nan)
         if scale is None or it < 3:  # re-estimate the scale early, then hold it (standard IRLS)
-            med = np.nanmedian(np.where(valid, resid, np.nan), axis=1) if valid.any() else 0.0
-            mad = np.nanmedian(np.abs(resid - np.atleast_1d(med)[:, None]), axis=1)
+            med = nanstats.nanmedian(np.where(valid, resid, np.nan), axis=1) if valid.any() else 0.0
+            mad = nanstats.nanmedian(np.abs(resid - np.atleast_1d(med)[:, None]), axis=1)
             scale = np.maximum(np.nan_to_num(MAD_TO_SD * mad, nan=1.0), 1e-6)
         a = np.abs(np.nan_to_num(resid)) / scale[:, None]
         w = np.where(valid, np.minimum(1.0, k / np.maximum(a, 1e-12)), 0.0)
         new = _solve(X, y, w, device_rh)
-        done = np.nanmax(np.abs(new - beta)) < tol * (1 + np.nanmax(np.abs(beta)))
+        done = nanstats.nanmax(np.abs(new - beta)) < tol * (1 + nanstats.nanmax(np.abs(beta)))
         beta = new
         if done:
             break

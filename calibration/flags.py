@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import median_filter
 
+from calibration import nanstats
+
 FLAG_NAMES = ("stuck", "out_of_range", "spike", "gap", "high_humidity", "drift", "disagrees", "clock")
 
 
@@ -68,7 +70,7 @@ def _fill(x: np.ndarray) -> np.ndarray:
     np.maximum.accumulate(idx, axis=1, out=idx)
     filled = np.take_along_axis(x, idx, axis=1)
     with np.errstate(all="ignore"):
-        med = np.where(ok.any(axis=1), np.nanmedian(np.where(ok, x, np.nan), axis=1) if ok.any() else 0.0, 0.0)
+        med = np.where(ok.any(axis=1), nanstats.nanmedian(np.where(ok, x, np.nan), axis=1) if ok.any() else 0.0, 0.0)
     return np.where(np.isfinite(filled), filled, np.nan_to_num(med)[:, None])
 
 
@@ -121,7 +123,7 @@ def spike_scores(values: np.ndarray, window: int = 25, min_mad: float = 1.0) -> 
     dev = np.abs(values - med)
     # Scale: the device's median absolute deviation from its own rolling median (one per device).
     with np.errstate(all="ignore"):
-        mad = np.nanmedian(np.where(np.isfinite(values), dev, np.nan), axis=1) if values.size else 0.0
+        mad = nanstats.nanmedian(np.where(np.isfinite(values), dev, np.nan), axis=1) if values.size else 0.0
     mad = np.maximum(np.nan_to_num(np.atleast_1d(mad), nan=min_mad), min_mad)
     z = 0.6745 * (values - med) / mad[:, None]
     return z, med
@@ -160,8 +162,8 @@ def drift_pct_per_30d(values: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, 
         pct = 100.0 * slope * 30.0 / np.abs(mean_ref)
     tt = np.where(ok, t, np.nan)
     with np.errstate(all="ignore"):
-        span = np.where(ok.any(axis=1), np.nanmax(np.where(ok, t, -np.inf), axis=1)
-                        - np.nanmin(np.where(ok, t, np.inf), axis=1), 0.0)
+        span = np.where(ok.any(axis=1), nanstats.nanmax(np.where(ok, t, -np.inf), axis=1)
+                        - nanstats.nanmin(np.where(ok, t, np.inf), axis=1), 0.0)
     del tt
     return pct, span
 
@@ -218,10 +220,12 @@ def detect_flags(
     env_low: np.ndarray | None = None,
     env_high: np.ndarray | None = None,
     clock_counts: np.ndarray | None = None,
+    calibrated: np.ndarray | None = None,
 ) -> FlagResult:
     """Run every detector; `ref` (the co-located or nearest station, on the same grid) enables
     drift and clock-lag checks, `env_low/high` the disagreement check, `clock_counts` (readings
-    the ingest flagged CLOCK per hour) the clock flag from arrival times."""
+    the ingest flagged CLOCK per hour) the clock flag from arrival times. The envelope is in
+    calibrated units: pass `calibrated` (defaults to `values`) for the disagreement check."""
     values = np.atleast_2d(np.asarray(values, float))
     d, h = values.shape
     masks: dict[str, np.ndarray] = {}
@@ -236,7 +240,7 @@ def detect_flags(
     masks["out_of_range"] = m
     for r, s, e in zip(*runs(m), strict=True):
         seg = values[r, s:e]
-        flags.append(QAFlag(r, "out_of_range", s, e, {"min": float(np.nanmin(seg)), "max": float(np.nanmax(seg)),
+        flags.append(QAFlag(r, "out_of_range", s, e, {"min": float(nanstats.nanmin(seg)), "max": float(nanstats.nanmax(seg)),
                                                        "low": rules.low, "high": rules.high}))
 
     z, med = spike_scores(values, rules.spike_window, rules.spike_min_mad)
@@ -259,10 +263,10 @@ def detect_flags(
         m = humidity_mask(rh, rules.humidity_max) & np.isfinite(values)
         masks["high_humidity"] = m
         for r, s, e in zip(*runs(m), strict=True):
-            ev = {"max_rh": float(np.nanmax(rh[r, s:e])), "hours": int(e - s), "threshold": rules.humidity_max}
+            ev = {"max_rh": float(nanstats.nanmax(rh[r, s:e])), "hours": int(e - s), "threshold": rules.humidity_max}
             if ref is not None:
                 with np.errstate(all="ignore"):
-                    ratio = np.nanmedian(values[r, s:e] / np.where(ref[r, s:e] > 0, ref[r, s:e], np.nan))
+                    ratio = nanstats.nanmedian(values[r, s:e] / np.where(ref[r, s:e] > 0, ref[r, s:e], np.nan))
                 if np.isfinite(ratio):
                     ev["median_ratio_to_reference"] = round(float(ratio), 3)
             flags.append(QAFlag(r, "high_humidity", s, e, ev))
@@ -289,7 +293,8 @@ def detect_flags(
         lag = rb = r0 = np.zeros(d)
 
     if env_low is not None and env_high is not None:
-        m, share = disagree_mask(values, np.atleast_2d(env_low), np.atleast_2d(env_high), rel=rules.disagree_rel,
+        cal = values if calibrated is None else np.atleast_2d(calibrated)
+        m, share = disagree_mask(cal, np.atleast_2d(env_low), np.atleast_2d(env_high), rel=rules.disagree_rel,
                                  abs_tol=rules.disagree_abs, fraction=rules.disagree_fraction)
         masks["disagrees"] = m
         for r, s, e in zip(*runs(m), strict=True):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from calibration import nanstats
+
 # Upper bounds of the daily median relative deviation for 5, 4, 3, 2 stars (else 1).
 STAR_BOUNDS = (0.15, 0.25, 0.40, 0.60)
 ABS_FLOOR = 3.0  # µg/m³: deviations below this count as perfect agreement at low levels
@@ -23,12 +25,7 @@ def daily_stars(values: np.ndarray, comparison: np.ndarray, *, abs_floor: float 
         rel = np.where(dev <= abs_floor, 0.0, dev / np.maximum(np.abs(comparison), abs_floor))
     rel = np.pad(rel, ((0, 0), (0, pad)), constant_values=np.nan).reshape(d, days, 24)
     n = np.isfinite(rel).sum(axis=2)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(rel, axis=2)
+    med = nanstats.nanmedian(rel, axis=2)
     stars = 5 - np.searchsorted(np.asarray(STAR_BOUNDS), np.nan_to_num(med, nan=np.inf), side="left")
     stars = np.clip(stars, 1, 5)
     return np.where(n >= MIN_HOURS, stars, 0).astype(np.int8)

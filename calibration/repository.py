@@ -1,0 +1,227 @@
+"""All SQL of the calibration package (SQLAlchemy Core). Repositories never commit: the caller
+owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection
+
+from calibration.importers import ReferenceRow, StationRow
+from core import tables
+
+CLOCK_BIT = 2  # core.domain.Flag.CLOCK
+
+
+# --- reference data -----------------------------------------------------------------------------
+def upsert_stations(conn: Connection, rows: Iterable[StationRow], *, overwrite: bool = True) -> int:
+    """Insert or update stations; with overwrite=False (stations seen in a measurement file)
+    existing names/coordinates are kept. Returns rows inserted or changed."""
+    t = tables.reference_stations
+    n = 0
+    for r in rows:
+        stmt = pg_insert(t).values(code=r.code, name=r.name, lat=r.lat, lon=r.lon,
+                                   station_type=r.station_type, network=r.network)
+        if overwrite:
+            ex = stmt.excluded
+            new = {"name": ex.name, "lat": sa.func.coalesce(ex.lat, t.c.lat), "lon": sa.func.coalesce(ex.lon, t.c.lon),
+                   "station_type": sa.func.coalesce(ex.station_type, t.c.station_type),
+                   "network": sa.func.coalesce(ex.network, t.c.network)}
+            changed = sa.or_(*(t.c[k].is_distinct_from(v) for k, v in new.items()))
+            stmt = stmt.on_conflict_do_update(index_elements=[t.c.code], set_=new, where=changed)
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=[t.c.code])
+        n += conn.execute(stmt).rowcount or 0
+    return n
+
+
+def add_station_pollutants(conn: Connection, pollutants: dict[str, set[str]]) -> None:
+    t = tables.reference_stations
+    for code, names in pollutants.items():
+        row = conn.execute(sa.select(t.c.pollutants).where(t.c.code == code)).first()
+        if row is None:
+            continue
+        merged = sorted(set(row.pollutants) | names)
+        if merged != sorted(row.pollutants):
+            conn.execute(sa.update(t).where(t.c.code == code).values(pollutants=merged))
+
+
+def upsert_reference_readings(conn: Connection, rows: Sequence[ReferenceRow], chunk: int = 5000) -> int:
+    """Idempotent: an identical row changes nothing; returns rows inserted or changed."""
+    t = tables.reference_readings
+    n = 0
+    for i in range(0, len(rows), chunk):
+        part = rows[i: i + chunk]
+        # the last occurrence wins within one file (a corrected hour later in the file)
+        dedup = {(r.station_code, r.quantity, r.time): r for r in part}
+        stmt = pg_insert(t).values([
+            {"station_code": r.station_code, "quantity": r.quantity, "time": r.time, "value": r.value,
+             "validity": r.validity, "source": r.source} for r in dedup.values()
+        ])
+        ex = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.station_code, t.c.quantity, t.c.time],
+            set_={"value": ex.value, "validity": ex.validity, "source": ex.source},
+            where=sa.or_(t.c.value.is_distinct_from(ex.value), t.c.validity.is_distinct_from(ex.validity)),
+        )
+        n += conn.execute(stmt).rowcount or 0
+    return n
+
+
+def stations(conn: Connection) -> list[Any]:
+    t = tables.reference_stations
+    return conn.execute(sa.select(t).order_by(t.c.code)).all()
+
+
+def reference_series(conn: Connection, codes: Sequence[str], quantity: int, start: datetime, end: datetime):
+    t = tables.reference_readings
+    return conn.execute(
+        sa.select(t.c.station_code, t.c.time, t.c.value)
+        .where(t.c.station_code.in_(list(codes)), t.c.quantity == quantity, t.c.time >= start, t.c.time < end)
+    ).all()
+
+
+# --- devices and their hourly data ------------------------------------------------------------
+def fixed_devices(conn: Connection, uid: str | None = None) -> list[Any]:
+    d = tables.devices
+    q = sa.select(d.c.id, d.c.uid, d.c.pseudonym, d.c.lat, d.c.lon, d.c.sensor_models, d.c.status, d.c.stars) \
+        .where(d.c.kind == "fixed").order_by(d.c.id)
+    if uid is not None:
+        q = q.where(d.c.uid == uid)
+    return conn.execute(q).all()
+
+
+def hourly_raw(conn: Connection, device_ids: Sequence[int], quantities: Sequence[int], start: datetime, end: datetime):
+    """Per (device, quantity, hour): mean/min/max/sum/sum_sq of unflagged readings, their count,
+    and the count of readings the ingest flagged CLOCK."""
+    r = tables.readings
+    hour = sa.func.date_trunc("hour", r.c.time).label("hour")
+    ok = r.c.flags == 0
+    return conn.execute(
+        sa.select(
+            r.c.device_id, r.c.quantity, hour,
+            sa.func.count().filter(ok).label("n"),
+            sa.func.coalesce(sa.func.sum(r.c.value).filter(ok), 0.0).label("sum"),
+            sa.func.coalesce(sa.func.sum(r.c.value * r.c.value).filter(ok), 0.0).label("sum_sq"),
+            sa.func.min(r.c.value).filter(ok).label("min"),
+            sa.func.max(r.c.value).filter(ok).label("max"),
+            sa.func.avg(r.c.value).filter(ok).label("mean"),
+            sa.func.count().filter(r.c.flags.op("&")(CLOCK_BIT) != 0).label("n_clock"),
+            sa.func.count().filter(r.c.flags != 0).label("n_flagged"),
+        )
+        .where(r.c.device_id.in_(list(device_ids)), r.c.quantity.in_(list(quantities)),
+               r.c.time >= start, r.c.time < end)
+        .group_by(r.c.device_id, r.c.quantity, hour)
+    ).all()
+
+
+def write_calibrated_means(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Upsert hourly rows: the rollup columns are filled only when the row is new (the ingest
+    rollup owns them); `calibrated_mean` is always set."""
+    if not rows:
+        return 0
+    t = tables.hourly
+    n = 0
+    for i in range(0, len(rows), 5000):
+        stmt = pg_insert(t).values(list(rows[i: i + 5000]))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.device_id, t.c.quantity, t.c.hour],
+            set_={"calibrated_mean": stmt.excluded.calibrated_mean, "updated_at": sa.func.now()},
+        )
+        n += conn.execute(stmt).rowcount or 0
+    return n
+
+
+# --- results ------------------------------------------------------------------------------------
+def store_calibration(conn: Connection, row: dict[str, Any]) -> int:
+    t = tables.calibrations
+    conn.execute(sa.update(t).where(t.c.device_id == row["device_id"], t.c.quantity == row["quantity"],
+                                    t.c.active).values(active=False))
+    return int(conn.execute(sa.insert(t).values(**row, active=True).returning(t.c.id)).scalar_one())
+
+
+def replace_flags(conn: Connection, device_ids: Sequence[int], start: datetime, end: datetime,
+                  rows: Sequence[dict[str, Any]]) -> None:
+    """Flags are recomputed per window: drop this window's old flags of these devices first."""
+    t = tables.device_flags
+    if device_ids:
+        conn.execute(sa.delete(t).where(t.c.device_id.in_(list(device_ids)), t.c.period_start >= start,
+                                        t.c.period_end <= end))
+    if rows:
+        conn.execute(sa.insert(t), list(rows))
+
+
+def set_status(conn: Connection, device_id: int, status: str, stars: int | None, reasons: list[str],
+               previous: tuple[str, int | None] | None) -> bool:
+    """Update the device; append to the history when status or stars changed. True if changed."""
+    d = tables.devices
+    conn.execute(sa.update(d).where(d.c.id == device_id).values(status=status, stars=stars))
+    h = tables.device_status_history
+    last = conn.execute(sa.select(h.c.status, h.c.stars).where(h.c.device_id == device_id)
+                        .order_by(h.c.changed_at.desc(), h.c.id.desc()).limit(1)).first()
+    if last is not None and (last.status, last.stars) == (status, stars):
+        return False
+    conn.execute(sa.insert(h).values(device_id=device_id, status=status, stars=stars, reasons=reasons))
+    return True
+
+
+# --- partner reads ------------------------------------------------------------------------------
+def device_by_pseudonym(conn: Connection, pseudonym: str):
+    d = tables.devices
+    return conn.execute(sa.select(d.c.id, d.c.pseudonym, d.c.kind, d.c.sensor_models, d.c.status, d.c.stars,
+                                  d.c.lat, d.c.lon, d.c.h3_cell).where(d.c.pseudonym == pseudonym)).first()
+
+
+def calibration_history(conn: Connection, device_id: int, limit: int = 100):
+    t = tables.calibrations
+    return conn.execute(sa.select(t).where(t.c.device_id == device_id)
+                        .order_by(t.c.fitted_at.desc(), t.c.id.desc()).limit(limit)).all()
+
+
+def status_history(conn: Connection, device_id: int, limit: int = 100):
+    h = tables.device_status_history
+    return conn.execute(sa.select(h).where(h.c.device_id == device_id)
+                        .order_by(h.c.changed_at.desc(), h.c.id.desc()).limit(limit)).all()
+
+
+def device_flags(conn: Connection, device_id: int, limit: int = 500):
+    t = tables.device_flags
+    return conn.execute(sa.select(t).where(t.c.device_id == device_id)
+                        .order_by(t.c.period_start.desc()).limit(limit)).all()
+
+
+def hourly_series(conn: Connection, device_id: int, quantity: int, start: datetime, end: datetime):
+    t = tables.hourly
+    return conn.execute(sa.select(t.c.hour, t.c.mean, t.c.calibrated_mean)
+                        .where(t.c.device_id == device_id, t.c.quantity == quantity, t.c.hour >= start,
+                               t.c.hour < end).order_by(t.c.hour)).all()
+
+
+def active_calibrations(conn: Connection):
+    t = tables.calibrations
+    return conn.execute(sa.select(t.c.device_id, t.c.quantity, t.c.method, t.c.station_code, t.c.sensor_class,
+                                  t.c.uncertainty_pct).where(t.c.active)).all()
+
+
+def partner_devices(conn: Connection, *, status: str | None = None, sensor_type: str | None = None,
+                    device_ids: Sequence[int] | None = None):
+    d = tables.devices
+    q = sa.select(d.c.id, d.c.pseudonym, d.c.kind, d.c.sensor_models, d.c.status, d.c.stars, d.c.h3_cell,
+                  d.c.last_seen).order_by(d.c.pseudonym)
+    if status:
+        q = q.where(d.c.status == status)
+    if sensor_type:
+        q = q.where(d.c.sensor_models.any(sensor_type))
+    if device_ids is not None:
+        q = q.where(d.c.id.in_(list(device_ids)))
+    return conn.execute(q).all()
+
+
+def create_partner_key(conn: Connection, name: str, key_hash: str, scopes: list[str]) -> int:
+    t = tables.partner_api_keys
+    return int(conn.execute(sa.insert(t).values(name=name, key_hash=key_hash, scopes=scopes)
+                            .returning(t.c.id)).scalar_one())
