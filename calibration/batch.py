@@ -29,6 +29,12 @@ class Assessment:
     reasons: list[list[str]]
 
 
+def fault_hours(flags: FlagResult) -> np.ndarray:
+    """Hours excluded from performance metrics: spikes, out-of-range and stuck values."""
+    masks = [flags.masks[k] for k in ("spike", "out_of_range", "stuck") if k in flags.masks]
+    return np.logical_or.reduce(masks) if masks else False
+
+
 def assess(
     raw: np.ndarray,
     ref: np.ndarray,
@@ -47,12 +53,14 @@ def assess(
     use_rh = quantity.startswith("pm")
     fit = fit_huber(raw, ref, rh if use_rh else None, use_rh=use_rh, min_pairs=min_pairs)
     calibrated = fit.apply(raw, rh if use_rh else None)
-    metrics = performance_metrics(calibrated, ref)
-    unc = expanded_uncertainty(calibrated, ref, limit_value)
-    cls = sensor_class(unc, quantity)
     flags = detect_flags(raw, rules=flag_rules, rh=rh if use_rh else None, ref=ref,
                          env_low=env_low, env_high=env_high, clock_counts=clock_counts,
                          calibrated=calibrated)
+    # performance is judged on the hours not flagged as sensor faults (spikes, out of range, stuck)
+    judged = np.where(fault_hours(flags), np.nan, calibrated)
+    metrics = performance_metrics(judged, ref)
+    unc = expanded_uncertainty(judged, ref, limit_value)
+    cls = sensor_class(unc, quantity)
     daily = daily_stars(calibrated, ref)
     stars = current_stars(daily)
     status, reasons = classify(np.isfinite(raw).sum(axis=1), flags.counts(), total_hours=raw.shape[1],

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from calibration.fit import fit_huber, fit_ols
-from calibration.flags import FlagRules, detect_flags, spike_scores
+from calibration.flags import FlagRules, detect_flags, runs, spike_scores
 from calibration.importers import decode_text, detect_format, parse_e2, parse_eea, parse_iso_utc
 from calibration.metrics import (
     LIMIT_VALUES,
@@ -208,13 +208,15 @@ def sample_flags(sensor: Samples, low: float, high: float, *, z: float = 6.0) ->
     if v.size < 25:
         return []
     scores, med = spike_scores(v[None, :], 25, 1.0)
-    hits = np.nonzero(np.abs(np.nan_to_num(scores[0])) > z)[0]
-    if hits.size == 0:
-        return []
-    k = hits[np.argmax(np.abs(scores[0, hits]))]
-    return [{"flag": "spike", "scope": "samples", "start": str(t[hits[0]]) + "Z", "end": str(t[hits[-1]]) + "Z",
-             "evidence": {"samples": int(hits.size), "max_value": float(v[k]), "rolling_median": float(med[0, k]),
-                          "robust_z": round(float(scores[0, k]), 2), "threshold": z}}]
+    mask = np.abs(np.nan_to_num(scores)) > z
+    out = []
+    for _, a, b in zip(*runs(mask), strict=True):
+        k = a + int(np.argmax(np.abs(scores[0, a:b])))
+        out.append({"flag": "spike", "scope": "samples", "start": str(t[a]) + "Z", "end": str(t[b - 1]) + "Z",
+                    "evidence": {"samples": int(b - a), "max_value": float(v[k]),
+                                 "rolling_median": round(float(med[0, k]), 2),
+                                 "robust_z": round(float(scores[0, k]), 2), "threshold": z}})
+    return out
 
 
 def _iso(epoch_hour: int) -> str:

@@ -6,7 +6,8 @@ the normal equations of all devices are built with one ``einsum`` and solved wit
 direction ``raw = α + β·ref + γ·RH`` (robust to sensor outliers, no errors-in-variables
 attenuation) and inverted: a = −α/β, b = 1/β, c = −γ/β. The robust fit is Huber M-estimation by iteratively reweighted least
 squares (k = 1.345, scale = normalised MAD of the residuals), the estimator scipy/statsmodels
-call ``HuberT``; OLS is its first iteration. The US-EPA correction (Barkjohn et al. 2021) is the
+call ``HuberT``, polished by three Tukey-bisquare steps at the Huber scale (an MM-style finish:
+gross outliers get zero weight instead of Huber's 1/|r|); OLS is its first iteration. The US-EPA correction (Barkjohn et al. 2021) is the
 fallback for PM2.5 sensors with no co-location.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 from calibration import nanstats
 
 HUBER_K = 1.345
+BISQUARE_C = 4.685
 MAD_TO_SD = 1.4826
 
 
@@ -97,9 +99,11 @@ def fit_ols(raw, ref, rh=None, *, use_rh: bool = True, min_pairs: int = 3) -> Ba
 
 def fit_huber(
     raw, ref, rh=None, *, use_rh: bool = True, min_pairs: int = 3, k: float = HUBER_K,
-    max_iter: int = 50, tol: float = 1e-7,
+    max_iter: int = 50, tol: float = 1e-7, bisquare_steps: int = 3,
 ) -> BatchFit:
-    """Huber IRLS for every device at once. Rows are devices, columns hours."""
+    """Huber IRLS for every device at once (rows are devices, columns hours), then a few
+    Tukey-bisquare steps from the Huber solution with the same scale (an MM-style polish that
+    gives zero weight to gross outliers, which Huber only down-weights)."""
     X, y, valid, device_rh = _design(raw, ref, rh, use_rh)
     w0 = valid.astype(float)
     beta = _solve(X, y, w0, device_rh)
@@ -117,6 +121,11 @@ def fit_huber(
         beta = new
         if done:
             break
+    for _ in range(bisquare_steps):
+        resid = np.where(valid, y - np.matmul(X, beta[..., None])[..., 0], 0.0)
+        a = np.abs(resid) / scale[:, None]
+        w = np.where(valid & (a < BISQUARE_C), (1 - (a / BISQUARE_C) ** 2) ** 2, 0.0)
+        beta = _solve(X, y, w, device_rh)
     return _result(beta, valid, min_pairs, "huber")
 
 

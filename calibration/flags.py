@@ -97,7 +97,8 @@ def stuck_mask(values: np.ndarray, min_hours: int = 6) -> np.ndarray:
     x = values
     eq = np.zeros_like(x, dtype=bool)
     with np.errstate(invalid="ignore"):
-        eq[:, 1:] = (x[:, 1:] == x[:, :-1]) & np.isfinite(x[:, 1:])
+        # equal up to float rounding (hourly means of a stuck sensor differ in the last bits)
+        eq[:, 1:] = np.isclose(x[:, 1:], x[:, :-1], rtol=1e-9, atol=1e-9) & np.isfinite(x[:, 1:])
     # run length of equalities ending at each hour
     c = np.cumsum(eq, axis=1)
     reset = np.where(~eq, c, 0)
@@ -273,7 +274,8 @@ def detect_flags(
 
     if ref is not None:
         ref = np.atleast_2d(np.asarray(ref, float))
-        pct, span = drift_pct_per_30d(values, ref)
+        # residuals in reference units: the calibrated values when given
+        pct, span = drift_pct_per_30d(values if calibrated is None else np.atleast_2d(calibrated), ref)
         dev = np.nan_to_num(np.abs(pct)) > rules.drift_pct_per_30d
         dev &= span >= rules.drift_min_days
         masks["drift"] = np.repeat(dev[:, None], h, axis=1) & np.isfinite(values)

@@ -15,6 +15,7 @@ import numpy as np
 
 from calibration import nanstats
 from calibration import repository as repo
+from calibration.batch import fault_hours
 from calibration.fit import BatchFit, epa_correction, fit_huber
 from calibration.flags import FlagRules, detect_flags
 from calibration.geo import distance_matrix_m
@@ -187,14 +188,15 @@ def run_calibration(settings: Settings, db: Database, *, since: datetime | None 
             summary.network_models += int((method == "network").sum())
             summary.epa_fallback += int(is_epa.sum())
 
-            metrics = performance_metrics(calibrated, ref_co)
-            unc = expanded_uncertainty(calibrated, ref_co, LIMIT_VALUES.get(qname, 25.0))
-            cls = sensor_class(unc, qname)
             env_low, env_high, neigh_med = _envelope(calibrated, ref_cross, neighbours)
             low, high = QUANTITY_BY_CODE[qcode].low, QUANTITY_BY_CODE[qcode].high
             flags = detect_flags(raw, rules=FlagRules(low=low, high=high), rh=rh if use_rh else None, ref=ref_co,
                                  env_low=env_low, env_high=env_high, clock_counts=np.nan_to_num(g["n_clock"]),
                                  calibrated=calibrated)
+            judged = np.where(fault_hours(flags), np.nan, calibrated)
+            metrics = performance_metrics(judged, ref_co)
+            unc = expanded_uncertainty(judged, ref_co, LIMIT_VALUES.get(qname, 25.0))
+            cls = sensor_class(unc, qname)
             comp = comparison_series(ref_cross, neigh_med)
             stars = current_stars(daily_stars(calibrated, comp))
             status, reasons = classify(np.isfinite(raw).sum(axis=1), flags.counts(), total_hours=n_hours,
