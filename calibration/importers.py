@@ -11,11 +11,11 @@ rows are reported with their line number and reason; one bad row never aborts a 
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from core.domain import QUANTITY_BY_NAME
 from core.errors import InvalidInput
@@ -105,12 +105,24 @@ def detect_format(text: str) -> str:
     return "generic"
 
 
-def _reader(text: str) -> tuple[list[str], csv.reader]:
-    first = text.split("\n", 1)[0]
+def _reader(text: str) -> tuple[list[str], Iterator[list[str]]]:
+    """Header and the data rows (one record per physical line; a line the csv module rejects
+    becomes an empty-marked row ``["\x00"]`` so it is reported, not fatal)."""
+    lines = text.splitlines()
+    first = lines[0] if lines else ""
     delim = ";" if first.count(";") > first.count(",") else ","
-    reader = csv.reader(io.StringIO(text), delimiter=delim)
-    header = [h.strip() for h in next(reader, [])]
-    return header, reader
+
+    def parse(line: str) -> list[str]:
+        try:
+            return next(csv.reader([line], delimiter=delim), [])
+        except csv.Error:
+            return [BROKEN]
+
+    header = [h.strip() for h in parse(first)] if lines else []
+    return header, (parse(line) for line in lines[1:])
+
+
+BROKEN = "\x00broken"
 
 
 def _float(s: str) -> float | None:
@@ -165,10 +177,6 @@ def _station_type(row: list[str], idx: dict[str, int]) -> str | None:
 
 def _add(res: ParseResult, lineno: int, code: str, pollutant: str, value: str, unit: str, validity: str,
          start: datetime, source: str) -> None:
-    quantity = POLLUTANTS.get(pollutant.strip())
-    if quantity is None:
-        res.ignored[f"pollutant {pollutant.strip() or '(empty)'} not used"] += 1
-        return
     try:
         v = _float(value)
         valid = int(float(validity)) if validity.strip() else None
@@ -180,6 +188,10 @@ def _add(res: ParseResult, lineno: int, code: str, pollutant: str, value: str, u
         return
     if valid is not None and valid <= 0:
         res.ignored["validity <= 0"] += 1
+        return
+    quantity = POLLUTANTS.get(pollutant.strip())
+    if quantity is None:
+        res.ignored[f"pollutant {pollutant.strip() or '(empty)'} not used"] += 1
         return
     u = unit.strip()
     if u in UNIT_FACTORS:
@@ -293,6 +305,3 @@ def parse_reference(data: bytes, fmt: str = "auto") -> ParseResult:
         return parse_eea(data)
     raise InvalidInput(f"unrecognised reference file format ({fmt}); expected an E2 or EEA CSV")
 
-
-def hour_floor(dt: datetime) -> datetime:
-    return dt.replace(minute=0, second=0, microsecond=0) - timedelta(0)

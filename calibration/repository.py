@@ -35,7 +35,7 @@ def upsert_stations(conn: Connection, rows: Iterable[StationRow], *, overwrite: 
             stmt = stmt.on_conflict_do_update(index_elements=[t.c.code], set_=new, where=changed)
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=[t.c.code])
-        n += conn.execute(stmt).rowcount or 0
+        n += len(conn.execute(stmt.returning(t.c.code)).all())
     return n
 
 
@@ -67,8 +67,8 @@ def upsert_reference_readings(conn: Connection, rows: Sequence[ReferenceRow], ch
             index_elements=[t.c.station_code, t.c.quantity, t.c.time],
             set_={"value": ex.value, "validity": ex.validity, "source": ex.source},
             where=sa.or_(t.c.value.is_distinct_from(ex.value), t.c.validity.is_distinct_from(ex.validity)),
-        )
-        n += conn.execute(stmt).rowcount or 0
+        ).returning(t.c.station_code)
+        n += len(conn.execute(stmt).all())
     return n
 
 
@@ -131,8 +131,8 @@ def write_calibrated_means(conn: Connection, rows: Sequence[dict[str, Any]]) -> 
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.c.device_id, t.c.quantity, t.c.hour],
             set_={"calibrated_mean": stmt.excluded.calibrated_mean, "updated_at": sa.func.now()},
-        )
-        n += conn.execute(stmt).rowcount or 0
+        ).returning(t.c.device_id)
+        n += len(conn.execute(stmt).all())
     return n
 
 
