@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from calibration.batch import fault_hours
 from calibration.fit import fit_huber, fit_ols
 from calibration.flags import FlagRules, detect_flags, runs, spike_scores
 from calibration.importers import decode_text, detect_format, parse_e2, parse_eea, parse_iso_utc
@@ -126,6 +127,10 @@ def read_reference(data: bytes, *, quantity: str = "pm25", station: str | None =
         hours, first = np.unique(hours[order], return_index=True)
         vals = vals[order][first]
         return HourlySeries(hours, vals, np.ones_like(hours), np.ones(hours.size)), f"{fmt}:{chosen}"
+    header = {h.strip() for h in text.splitlines()[0].replace(";", ",").split(",")} if text else set()
+    # the --time-col/--value-col names apply when the reference uses them, else the defaults
+    time_col = time_col if time_col in header else "time"
+    value_col = value_col if value_col in header else "value"
     s = read_samples(data, quantity=quantity, time_col=time_col, value_col=value_col, rh_col="__none__")
     return hourly_means(s.times, s.values), "generic"
 
@@ -156,11 +161,6 @@ def evaluate_campaign(sensor: Samples, reference: HourlySeries, *, quantity: str
     test_expected = int(max(s_hourly.hours.max(), reference.hours.max()) - split_hour + 1)
     train_expected = max(int(split_hour - min(s_hourly.hours.min(), reference.hours.min())), 1)
     lv = LIMIT_VALUES.get(quantity, 25.0)
-    m_raw = performance_metrics(pairs.raw[te], pairs.ref[te], test_expected)
-    m_cal = performance_metrics(calibrated[te], pairs.ref[te], test_expected)
-    m_fit = performance_metrics(calibrated[tr], pairs.ref[tr], train_expected)
-    unc = expanded_uncertainty(calibrated[te], pairs.ref[te], lv)
-    cls = sensor_class(unc, quantity)
     # flags on the full hourly grid of the campaign
     h0 = int(min(s_hourly.hours.min(), reference.hours.min()))
     H = int(max(s_hourly.hours.max(), reference.hours.max()) - h0 + 1)
@@ -175,7 +175,18 @@ def evaluate_campaign(sensor: Samples, reference: HourlySeries, *, quantity: str
         rv = rh_hourly.valid(min_coverage)
         rh_grid[0, rv.hours - h0] = rv.mean
     lo, hi = QUANTITY_BY_NAME[quantity].low, QUANTITY_BY_NAME[quantity].high
-    res = detect_flags(grid, rules=FlagRules(low=lo, high=hi), rh=rh_grid, ref=ref_grid)
+    cal_grid = np.full((1, H), np.nan)
+    cal_grid[0, pairs.hours - h0] = calibrated
+    res = detect_flags(grid, rules=FlagRules(low=lo, high=hi), rh=rh_grid, ref=ref_grid, calibrated=cal_grid)
+    # performance is judged on hours not flagged as sensor faults (as the service does)
+    fault = fault_hours(res)[0][pairs.hours - h0]
+    raw_j = np.where(fault, np.nan, pairs.raw)
+    cal_j = np.where(fault, np.nan, calibrated)
+    m_raw = performance_metrics(raw_j[te], pairs.ref[te], test_expected)
+    m_cal = performance_metrics(cal_j[te], pairs.ref[te], test_expected)
+    m_fit = performance_metrics(cal_j[tr], pairs.ref[tr], train_expected)
+    unc = expanded_uncertainty(cal_j[te], pairs.ref[te], lv)
+    cls = sensor_class(unc, quantity)
     flags = [{"flag": f.flag, "start": _iso(h0 + f.start), "end": _iso(h0 + f.end), "evidence": f.evidence}
              for f in res.flags]
     flags += sample_flags(sensor, lo, hi)
@@ -194,7 +205,7 @@ def evaluate_campaign(sensor: Samples, reference: HourlySeries, *, quantity: str
         "class": int(cls) or None,
         "flags": flags,
         "window": {"start": _iso(h0), "end": _iso(h0 + H), "split": _iso(split_hour),
-                   "train_pairs": n_train, "test_pairs": n_test},
+                   "train_pairs": n_train, "test_pairs": n_test, "fault_hours_excluded": int(fault.sum())},
         "series": {"hours": [_iso(h) for h in pairs.hours.tolist()], "raw": pairs.raw.tolist(),
                    "calibrated": calibrated.tolist(), "reference": pairs.ref.tolist(),
                    "rh": [None if not np.isfinite(x) else x for x in pairs.rh.tolist()]},

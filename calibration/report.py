@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from calibration.importers import parse_iso_utc
 from calibration.metrics import epa_target_results
 
 TARGET_TEXT = {"r2": "R² ≥ 0.70", "slope": "slope 1 ± 0.35", "intercept": "|intercept| ≤ 5 µg/m³",
@@ -34,7 +35,7 @@ def plots(series: dict[str, list]) -> dict[str, str]:
         return {}
     ref, raw, cal = _arr(series["reference"]), _arr(series["raw"]), _arr(series["calibrated"])
     rh = _arr(series.get("rh") or [None] * ref.size)
-    times = np.array([np.datetime64(h.rstrip("Z")) for h in series["hours"]])
+    times = np.array([np.datetime64(parse_iso_utc(h).replace(tzinfo=None), "s") for h in series["hours"]])
     out = {}
     fig = Figure(figsize=(5, 5))
     ax = fig.add_subplot()

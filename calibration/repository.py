@@ -215,7 +215,7 @@ def partner_devices(conn: Connection, *, status: str | None = None, sensor_type:
     if status:
         q = q.where(d.c.status == status)
     if sensor_type:
-        q = q.where(d.c.sensor_models.any(sensor_type))
+        q = q.where(sa.literal(sensor_type) == sa.any_(d.c.sensor_models))
     if device_ids is not None:
         q = q.where(d.c.id.in_(list(device_ids)))
     return conn.execute(q).all()
