@@ -141,7 +141,8 @@ def evaluate_campaign(sensor: Samples, reference: HourlySeries, *, quantity: str
     if not 0 < test_fraction < 1:
         raise InvalidInput("--test-fraction must be between 0 and 1 (exclusive)")
     s_hourly = hourly_means(sensor.times, sensor.values)
-    rh_hourly = hourly_means(sensor.rh_times, sensor.rh) if sensor.rh is not None else None
+    rh_hourly = (hourly_means(sensor.rh_times, sensor.rh)
+                 if sensor.rh is not None and sensor.rh_times is not None else None)
     pairs = pair_hourly(s_hourly, reference, rh_hourly, min_coverage=min_coverage)
     n = pairs.hours.size
     n_test = int(round(n * test_fraction))

@@ -107,10 +107,10 @@ def fit_huber(
     X, y, valid, device_rh = _design(raw, ref, rh, use_rh)
     w0 = valid.astype(float)
     beta = _solve(X, y, w0, device_rh)
-    scale = None
+    scale = np.ones(X.shape[0])
     for it in range(max_iter):
         resid = np.where(valid, y - np.matmul(X, beta[..., None])[..., 0], np.nan)
-        if scale is None or it < 3:  # re-estimate the scale early, then hold it (standard IRLS)
+        if it < 3:  # re-estimate the scale early, then hold it (standard IRLS)
             med = nanstats.nanmedian(np.where(valid, resid, np.nan), axis=1) if valid.any() else 0.0
             mad = nanstats.nanmedian(np.abs(resid - np.atleast_1d(med)[:, None]), axis=1)
             scale = np.maximum(np.nan_to_num(MAD_TO_SD * mad, nan=1.0), 1e-6)

@@ -7,6 +7,8 @@ hours and works along the last axis. The regression is sensor (y) on reference (
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 EPA_TARGETS = {
@@ -28,7 +30,7 @@ def _pairs(sensor, ref):
     return np.where(ok, x, 0.0), np.where(ok, y, 0.0), ok
 
 
-def performance_metrics(sensor, ref, expected=None) -> dict[str, np.ndarray]:
+def performance_metrics(sensor, ref, expected=None) -> dict[str, Any]:
     """r2, slope, intercept (sensor = intercept + slope·ref), rmse, nrmse (% of mean ref), mae,
     completeness (pairs / expected hours), n. Scalars for 1-D input, arrays for grids."""
     x, y, ok = _pairs(sensor, ref)

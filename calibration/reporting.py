@@ -102,7 +102,7 @@ def station_report(conn: Connection, code: str, colocation_m: float, quantity: s
     last = conn.execute(sa.select(sa.func.min(tables.reference_readings.c.time),
                                   sa.func.max(tables.reference_readings.c.time), sa.func.count())
                         .where(tables.reference_readings.c.station_code == code,
-                               tables.reference_readings.c.quantity == qcode)).first()
+                               tables.reference_readings.c.quantity == qcode)).one()
     return json_safe({
         "station": {"code": st.code, "name": st.name, "network": st.network, "lat": st.lat, "lon": st.lon,
                     "type": st.station_type, "pollutants": st.pollutants},

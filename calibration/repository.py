@@ -63,18 +63,18 @@ def upsert_reference_readings(conn: Connection, rows: Sequence[ReferenceRow], ch
              "validity": r.validity, "source": r.source} for r in dedup.values()
         ])
         ex = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
+        upsert = stmt.on_conflict_do_update(
             index_elements=[t.c.station_code, t.c.quantity, t.c.time],
             set_={"value": ex.value, "validity": ex.validity, "source": ex.source},
             where=sa.or_(t.c.value.is_distinct_from(ex.value), t.c.validity.is_distinct_from(ex.validity)),
         ).returning(t.c.station_code)
-        n += len(conn.execute(stmt).all())
+        n += len(conn.execute(upsert).all())
     return n
 
 
 def stations(conn: Connection) -> list[Any]:
     t = tables.reference_stations
-    return conn.execute(sa.select(t).order_by(t.c.code)).all()
+    return list(conn.execute(sa.select(t).order_by(t.c.code)).all())
 
 
 def reference_series(conn: Connection, codes: Sequence[str], quantity: int, start: datetime, end: datetime):
@@ -92,7 +92,7 @@ def fixed_devices(conn: Connection, uid: str | None = None) -> list[Any]:
         .where(d.c.kind == "fixed").order_by(d.c.id)
     if uid is not None:
         q = q.where(d.c.uid == uid)
-    return conn.execute(q).all()
+    return list(conn.execute(q).all())
 
 
 def hourly_raw(conn: Connection, device_ids: Sequence[int], quantities: Sequence[int], start: datetime, end: datetime):
@@ -128,11 +128,11 @@ def write_calibrated_means(conn: Connection, rows: Sequence[dict[str, Any]]) -> 
     n = 0
     for i in range(0, len(rows), 5000):
         stmt = pg_insert(t).values(list(rows[i: i + 5000]))
-        stmt = stmt.on_conflict_do_update(
+        upsert = stmt.on_conflict_do_update(
             index_elements=[t.c.device_id, t.c.quantity, t.c.hour],
             set_={"calibrated_mean": stmt.excluded.calibrated_mean, "updated_at": sa.func.now()},
         ).returning(t.c.device_id)
-        n += len(conn.execute(stmt).all())
+        n += len(conn.execute(upsert).all())
     return n
 
 

@@ -240,16 +240,18 @@ def run_calibration(settings: Settings, db: Database, *, since: datetime | None 
         summary.hourly_written = repo.write_calibrated_means(conn, hourly_rows)
         order = ["unreliable", "suspect", "reliable", "insufficient_data"]
         for dev in devices:
-            res = device_results.get(dev.id)
-            if res is None:
-                status, stars, reasons = "insufficient_data", None, ["no PM/NO2/O3 data in the window"]
-            else:
-                status = min(res["status"], key=order.index) if any(s != "insufficient_data" for s in res["status"]) \
-                    else "insufficient_data"
-                stars = min(res["stars"]) if res["stars"] else None
-                reasons = res["reasons"]
-            summary.statuses[status] = summary.statuses.get(status, 0) + 1
-            if repo.set_status(conn, dev.id, status, stars, reasons, (dev.status, dev.stars)):
+            outcome = device_results.get(dev.id)
+            dev_status: str = "insufficient_data"
+            dev_stars: int | None = None
+            dev_reasons: list[str] = ["no PM/NO2/O3 data in the window"]
+            if outcome is not None:
+                # the worst status over the quantities; stars: the lowest rated quantity
+                if any(s != "insufficient_data" for s in outcome["status"]):
+                    dev_status = min(outcome["status"], key=order.index)
+                dev_stars = min(outcome["stars"]) if outcome["stars"] else None
+                dev_reasons = outcome["reasons"]
+            summary.statuses[dev_status] = summary.statuses.get(dev_status, 0) + 1
+            if repo.set_status(conn, dev.id, dev_status, dev_stars, dev_reasons, (dev.status, dev.stars)):
                 summary.status_changes += 1
     if progress:
         progress(f"calibrated {summary.devices} devices")

@@ -42,7 +42,7 @@ def calibration_devices(
         wanted = {d["pseudonym"] for d in rep["devices"]}
         ids = [d.id for d in repo.fixed_devices(conn) if d.pseudonym in wanted]
     rows = repo.partner_devices(conn, status=status, sensor_type=sensor_type, device_ids=ids)
-    active = {}
+    active: dict[int, list[dict[str, Any]]] = {}
     for c in repo.active_calibrations(conn):
         active.setdefault(c.device_id, []).append({"quantity": c.quantity, "method": c.method,
                                                    "station": c.station_code, "class": c.sensor_class,
