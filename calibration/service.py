@@ -119,11 +119,18 @@ def run_calibration(settings: Settings, db: Database, *, since: datetime | None 
                                      [s.lat for s in stations], [s.lon for s in stations])
             nearest = dist.argmin(axis=1)
             nearest_m = dist[np.arange(D), nearest]
+            # cross-checks of non-co-located devices use the nearest background station
+            # (regional background conditions); a station of unknown type is accepted
+            background = np.array([is_background(s.station_type) for s in stations])
+            dist_bg = np.where(background[None, :], dist, np.inf)
+            nearest_bg = dist_bg.argmin(axis=1)
+            nearest_bg_m = dist_bg[np.arange(D), nearest_bg]
         else:
-            nearest = np.zeros(D, int)
-            nearest_m = np.full(D, np.inf)
+            nearest = nearest_bg = np.zeros(D, int)
+            nearest_m = nearest_bg_m = np.full(D, np.inf)
         colocated = nearest_m <= settings.colocation_distance_m
-        crosscheck = nearest_m <= settings.calibration_crosscheck_distance_m
+        crosscheck_at = np.where(colocated, nearest, nearest_bg)
+        crosscheck = colocated | (nearest_bg_m <= settings.calibration_crosscheck_distance_m)
         summary.colocated = int(colocated.sum())
         dd = distance_matrix_m([d.lat for d in devices], [d.lon for d in devices],
                                [d.lat for d in devices], [d.lon for d in devices])
@@ -160,8 +167,11 @@ def run_calibration(settings: Settings, db: Database, *, since: datetime | None 
                 for s in series:
                     st_grid[st_index[s.station_code], int((s.time - start).total_seconds() // 3600)] = s.value
                 ref_near = st_grid[nearest]
+                ref_bg = st_grid[crosscheck_at]
+            else:
+                ref_bg = ref_near
             ref_co = np.where(colocated[:, None], ref_near, np.nan)
-            ref_cross = np.where(crosscheck[:, None], ref_near, np.nan)
+            ref_cross = np.where(crosscheck[:, None], ref_bg, np.nan)
             use_rh = qname.startswith("pm") and rh is not None
             fit = fit_huber(raw, ref_co, rh if use_rh else None, use_rh=use_rh, min_pairs=settings.calibration_min_pairs)
             fitted = np.isfinite(fit.b)
@@ -198,7 +208,9 @@ def run_calibration(settings: Settings, db: Database, *, since: datetime | None 
             unc = expanded_uncertainty(judged, ref_co, LIMIT_VALUES.get(qname, 25.0))
             cls = sensor_class(unc, qname)
             comp = comparison_series(ref_cross, neigh_med)
-            stars = current_stars(daily_stars(calibrated, comp))
+            daily = daily_stars(calibrated, comp)
+            stars = current_stars(daily)
+            day_labels = [(start + timedelta(days=k)).date().isoformat() for k in range(daily.shape[1])]
             status, reasons = classify(np.isfinite(raw).sum(axis=1), flags.counts(), total_hours=n_hours,
                                        r2=np.where(fitted, metrics["r2"], np.nan), stars=stars,
                                        rules=ReliabilityRules(min_valid_hours=settings.calibration_min_pairs))
@@ -208,7 +220,9 @@ def run_calibration(settings: Settings, db: Database, *, since: datetime | None 
                                   "period_end": start + timedelta(hours=int(f.end)), "evidence": f.evidence})
             for i, dev in enumerate(devices):
                 if fitted[i]:
-                    m = {k: (None if not np.isfinite(v[i]) else float(v[i])) for k, v in metrics.items()}
+                    m: dict[str, object] = {k: (None if not np.isfinite(v[i]) else float(v[i]))
+                                            for k, v in metrics.items()}
+                    m["daily_stars"] = {d: int(x) for d, x in zip(day_labels, daily[i], strict=True) if x}
                     repo.store_calibration(conn, {
                         "device_id": dev.id, "quantity": qcode, "window_start": start, "window_end": end,
                         "method": "huber", "a": float(a[i]), "b": float(b[i]), "c": float(c[i]),
@@ -221,7 +235,8 @@ def run_calibration(settings: Settings, db: Database, *, since: datetime | None 
                         "method": method[i], "a": float(a[i]) if method[i] == "network" else 5.75,
                         "b": float(b[i]) if method[i] == "network" else 0.524,
                         "c": float(c[i]) if method[i] == "network" else -0.0862, "n_pairs": 0,
-                        "station_code": stations[nearest[i]].code if crosscheck[i] else None, "metrics": None})
+                        "station_code": stations[crosscheck_at[i]].code if crosscheck[i] else None,
+                        "metrics": {"daily_stars": {d: int(x) for d, x in zip(day_labels, daily[i], strict=True) if x}}})
                 res = device_results.setdefault(dev.id, {"status": [], "stars": [], "reasons": []})
                 res["status"].append(str(status[i]))
                 if stars[i] > 0:
@@ -256,6 +271,14 @@ def run_calibration(settings: Settings, db: Database, *, since: datetime | None 
     if progress:
         progress(f"calibrated {summary.devices} devices")
     return summary
+
+
+def is_background(station_type: str | None) -> bool:
+    """Background stations ("Fond" in E2, "background" in EEA); unknown type counts as one."""
+    if not station_type:
+        return True
+    t = station_type.lower()
+    return "fond" in t or "background" in t
 
 
 def _opt(v: float) -> float | None:

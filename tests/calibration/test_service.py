@@ -28,7 +28,11 @@ def seed(db, faults=None):
     models = ["SDS011", "SDS011", "SDS011", "PMS5003"]
     with db.engine.begin() as conn:
         conn.execute(sa.insert(tables.reference_stations).values(code=STATION[0], name="Metz-Centre", lat=STATION[1],
-                                                                 lon=STATION[2], pollutants=["pm25"]))
+                                                                 lon=STATION[2], pollutants=["pm25"],
+                                                                 station_type="Urbaine / Fond"))
+        # a traffic station ~150 m from device 2: nearer, but not a background station
+        conn.execute(sa.insert(tables.reference_stations).values(code="FR99999", name="Boulevard", lat=STATION[1] + 0.0094,
+                                                                 lon=STATION[2], station_type="Urbaine / Trafic"))
         conn.execute(sa.insert(tables.reference_readings), [
             {"station_code": STATION[0], "quantity": 2, "time": start + timedelta(hours=j),
              "value": float(net.ref[0, j]), "validity": 1, "source": "e2"} for j in range(HOURS)])
@@ -68,6 +72,9 @@ def test_calibration_job_writes_models_means_flags_and_status(db, settings) -> N
     assert cal[ids[0]].station_code == STATION[0]
     assert abs(cal[ids[0]].b - net.true_b[0]) < 0.05 * net.true_b[0]
     assert cal[ids[2]].method == "network"  # same type, not co-located
+    assert cal[ids[2]].station_code == STATION[0]  # cross-checked against the background station
+    assert len(cal[ids[0]].metrics["daily_stars"]) == HOURS // 24
+    assert min(cal[ids[0]].metrics["daily_stars"].values()) >= 4
     assert cal[ids[3]].method == "epa"  # other type, no donor
     calibrated = np.array([h.calibrated_mean for h in hourly if h.device_id == ids[0]])
     assert calibrated.size == HOURS
@@ -91,3 +98,10 @@ def test_calibration_job_writes_models_means_flags_and_status(db, settings) -> N
         active = conn.execute(sa.select(sa.func.count()).select_from(tables.calibrations)
                               .where(tables.calibrations.c.active, tables.calibrations.c.device_id == ids[0])).scalar()
         assert active == 1
+
+
+def test_background_station_types() -> None:
+    from calibration.service import is_background
+
+    assert is_background("Urbaine / Fond") and is_background("suburban background") and is_background(None)
+    assert not is_background("Urbaine / Trafic") and not is_background("industrial")
