@@ -69,8 +69,6 @@ def _series(conn: Connection, device_id: int, qcode: int, station: str | None, s
         ref = {r.time: r.value for r in repo.reference_series(conn, [station], qcode, start, end)}
     rh_code = QUANTITY_BY_NAME["humidity"].code
     rh = {r.hour: r.mean for r in repo.hourly_series(conn, device_id, rh_code, start, end)}
-    if not rh:  # the rollup may not hold humidity: average the raw readings
-        rh = {r.hour: r.mean for r in repo.hourly_raw(conn, [device_id], [rh_code], start, end)}
     keep = [r for r in rows if r.hour in ref and r.calibrated_mean is not None]
     return {"hours": [r.hour.isoformat() for r in keep], "raw": [r.mean for r in keep],
             "calibrated": [r.calibrated_mean for r in keep], "reference": [ref[r.hour] for r in keep],

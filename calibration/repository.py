@@ -96,32 +96,22 @@ def fixed_devices(conn: Connection, uid: str | None = None) -> list[Any]:
 
 
 def hourly_raw(conn: Connection, device_ids: Sequence[int], quantities: Sequence[int], start: datetime, end: datetime):
-    """Per (device, quantity, hour): mean/min/max/sum/sum_sq of unflagged readings, their count,
-    and the count of readings the ingest flagged CLOCK."""
-    r = tables.readings
-    hour = sa.func.date_trunc("hour", r.c.time).label("hour")
-    ok = r.c.flags == 0
+    """Per (device, quantity, hour) from the `hourly` rollup the ingest maintains: n, sum, sum_sq,
+    min, max, mean of the unflagged readings, and `n_clock`, the flagged readings of an hour
+    whose flags include CLOCK."""
+    h = tables.hourly
+    clock = h.c.flags_any.op("&")(CLOCK_BIT) != 0
     return conn.execute(
-        sa.select(
-            r.c.device_id, r.c.quantity, hour,
-            sa.func.count().filter(ok).label("n"),
-            sa.func.coalesce(sa.func.sum(r.c.value).filter(ok), 0.0).label("sum"),
-            sa.func.coalesce(sa.func.sum(r.c.value * r.c.value).filter(ok), 0.0).label("sum_sq"),
-            sa.func.min(r.c.value).filter(ok).label("min"),
-            sa.func.max(r.c.value).filter(ok).label("max"),
-            sa.func.avg(r.c.value).filter(ok).label("mean"),
-            sa.func.count().filter(r.c.flags.op("&")(CLOCK_BIT) != 0).label("n_clock"),
-            sa.func.count().filter(r.c.flags != 0).label("n_flagged"),
-        )
-        .where(r.c.device_id.in_(list(device_ids)), r.c.quantity.in_(list(quantities)),
-               r.c.time >= start, r.c.time < end)
-        .group_by(r.c.device_id, r.c.quantity, hour)
+        sa.select(h.c.device_id, h.c.quantity, h.c.hour, h.c.n, h.c.sum, h.c.sum_sq, h.c.min, h.c.max, h.c.mean,
+                  sa.case((clock, h.c.n_flagged), else_=0).label("n_clock"))
+        .where(h.c.device_id.in_(list(device_ids)), h.c.quantity.in_(list(quantities)),
+               h.c.hour >= start, h.c.hour < end)
     ).all()
 
 
 def write_calibrated_means(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-    """Upsert hourly rows: the rollup columns are filled only when the row is new (the ingest
-    rollup owns them); `calibrated_mean` is always set."""
+    """Set `calibrated_mean` on the hourly rows (an upsert, so a row the rollup has not created
+    yet gets the rollup values the job read; the ingest rollup owns those columns)."""
     if not rows:
         return 0
     t = tables.hourly

@@ -43,15 +43,19 @@ def seed(db, faults=None):
                 uid=uid, pseudonym=pseudonym("test-secret", uid), name=f"d{i}", kind="fixed", transport="mqtt",
                 sensor_models=[models[i]], lat=STATION[1] + offsets[i][0], lon=STATION[2] + offsets[i][1],
             ).returning(tables.devices.c.id)).scalar_one())
+        # the hourly rollup as the ingest maintains it: 4 readings per hour
         rows = []
         for i, dev in enumerate(ids):
             for j in range(HOURS):
-                for k in range(4):  # 4 readings per hour, equal to the hourly value
-                    t = start + timedelta(hours=j, minutes=15 * k)
-                    if np.isfinite(net.raw[i, j]):
-                        rows.append({"device_id": dev, "time": t, "quantity": 2, "value": float(net.raw[i, j])})
-                    rows.append({"device_id": dev, "time": t, "quantity": 7, "value": float(net.rh[i, j])})
-        conn.execute(sa.insert(tables.readings), rows)
+                for q, v in ((2, net.raw[i, j]), (7, net.rh[i, j])):
+                    if np.isfinite(v):
+                        rows.append({"device_id": dev, "quantity": q, "hour": start + timedelta(hours=j), "n": 4,
+                                     "sum": 4 * float(v), "sum_sq": 4 * float(v) ** 2, "min": float(v),
+                                     "max": float(v), "mean": float(v), "n_flagged": 0, "flags_any": 0})
+        # one hour with 2 of 4 readings fails the 75 % coverage rule; one has a clock-flagged reading
+        rows[10]["n"] = 2
+        rows[2 * 2 * HOURS + 12].update(n_flagged=1, flags_any=2)  # device 2, hour 6
+        conn.execute(sa.insert(tables.hourly), rows)
     # all devices see the same station series for this test
     net.ref[:] = net.ref[0]
     return net, ids
@@ -64,7 +68,8 @@ def test_calibration_job_writes_models_means_flags_and_status(db, settings) -> N
     with db.engine.connect() as conn:
         cal = {r.device_id: r for r in conn.execute(sa.select(tables.calibrations).where(tables.calibrations.c.active))}
         hourly = conn.execute(sa.select(tables.hourly.c.device_id, tables.hourly.c.hour, tables.hourly.c.mean,
-                                        tables.hourly.c.calibrated_mean).order_by(tables.hourly.c.hour)).all()
+                                        tables.hourly.c.calibrated_mean).where(tables.hourly.c.quantity == 2)
+                               .order_by(tables.hourly.c.hour)).all()
         devs = {r.id: r for r in conn.execute(sa.select(tables.devices))}
         flags = conn.execute(sa.select(tables.device_flags)).all()
         hist = conn.execute(sa.select(tables.device_status_history)).all()
@@ -76,12 +81,16 @@ def test_calibration_job_writes_models_means_flags_and_status(db, settings) -> N
     assert len(cal[ids[0]].metrics["daily_stars"]) == HOURS // 24
     assert min(cal[ids[0]].metrics["daily_stars"].values()) >= 4
     assert cal[ids[3]].method == "epa"  # other type, no donor
-    calibrated = np.array([h.calibrated_mean for h in hourly if h.device_id == ids[0]])
-    assert calibrated.size == HOURS
-    rmse = np.sqrt(np.mean((calibrated - net.ref[0]) ** 2))
+    calibrated = np.array([h.calibrated_mean for h in hourly if h.device_id == ids[0] and h.calibrated_mean is not None])
+    assert calibrated.size == HOURS - 1  # the under-covered hour gets no calibrated mean
+    assert [h.calibrated_mean for h in hourly if h.device_id == ids[0]][5] is None
+    rmse = np.sqrt(np.mean((calibrated - np.delete(net.ref[0], 5)) ** 2))
     raw_rmse = np.sqrt(np.mean((net.raw[0] - net.ref[0]) ** 2))
     print(f"device 0: RMSE raw {raw_rmse:.2f} → calibrated {rmse:.2f} µg/m³")
     assert rmse < 1.5 < raw_rmse
+    clock = [f for f in flags if f.flag == "clock"]
+    assert [(f.device_id, f.period_start, f.evidence) for f in clock] == [
+        (ids[2], END - timedelta(hours=HOURS - 6), {"readings_with_bad_time": 1})]
     stuck = [f for f in flags if f.flag == "stuck"]
     assert [f.device_id for f in stuck] == [ids[1]] and stuck[0].evidence["hours"] >= 6
     assert devs[ids[0]].status == "reliable", [h.reasons for h in hist if h.device_id == ids[0]]
