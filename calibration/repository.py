@@ -109,21 +109,38 @@ def hourly_raw(conn: Connection, device_ids: Sequence[int], quantities: Sequence
     ).all()
 
 
-def write_calibrated_means(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-    """Set `calibrated_mean` on the hourly rows (an upsert, so a row the rollup has not created
-    yet gets the rollup values the job read; the ingest rollup owns those columns)."""
+_STAGE_CALIBRATED = (
+    "create temp table if not exists calibrated_stage (device_id integer, quantity smallint, hour timestamptz, "
+    "n integer, sum float8, sum_sq float8, min float8, max float8, mean float8, calibrated_mean float8) "
+    "on commit drop"
+)
+_UPSERT_CALIBRATED = (
+    "insert into hourly (device_id, quantity, hour, n, sum, sum_sq, min, max, mean, calibrated_mean) "
+    "select device_id, quantity, hour, n, sum, sum_sq, min, max, mean, calibrated_mean from calibrated_stage "
+    "order by device_id, quantity, hour "
+    "on conflict (device_id, quantity, hour) do update set calibrated_mean = excluded.calibrated_mean, "
+    "updated_at = now()"
+)
+
+
+def write_calibrated_means(conn: Connection, rows: Sequence[tuple]) -> int:
+    """Set `calibrated_mean` on the hourly rows (bulk: COPY into a staging table, then one upsert;
+    a row the rollup has not created yet gets the rollup values the job read — the ingest rollup
+    owns those columns). Rows: (device_id, quantity, hour, n, sum, sum_sq, min, max, mean,
+    calibrated_mean). Runs in the caller's transaction."""
     if not rows:
         return 0
-    t = tables.hourly
-    n = 0
-    for i in range(0, len(rows), 5000):
-        stmt = pg_insert(t).values(list(rows[i: i + 5000]))
-        upsert = stmt.on_conflict_do_update(
-            index_elements=[t.c.device_id, t.c.quantity, t.c.hour],
-            set_={"calibrated_mean": stmt.excluded.calibrated_mean, "updated_at": sa.func.now()},
-        ).returning(t.c.device_id)
-        n += len(conn.execute(upsert).all())
-    return n
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        cur.execute(_STAGE_CALIBRATED)
+        cur.execute("truncate calibrated_stage")
+        with cur.copy("copy calibrated_stage from stdin") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(_UPSERT_CALIBRATED)
+        n = cur.rowcount
+        cur.execute("truncate calibrated_stage")
+    return int(n)
 
 
 # --- results ------------------------------------------------------------------------------------

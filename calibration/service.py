@@ -140,19 +140,12 @@ def run_calibration(settings: Settings, db: Database, *, since: datetime | None 
 
         codes = [QUANTITY_BY_NAME[q].code for q in CALIBRATED_QUANTITIES]
         rows = repo.hourly_raw(conn, ids, [*codes, RH_CODE], start, end)
-        grids: dict[int, dict[str, np.ndarray]] = {}
-        for r in rows:
-            g = grids.setdefault(r.quantity, {k: np.full((D, n_hours), np.nan) for k in
-                                              ("mean", "n", "sum", "sum_sq", "min", "max", "n_clock")})
-            i, j = index[r.device_id], int((r.hour - start).total_seconds() // 3600)
-            for k in ("mean", "n", "sum", "sum_sq", "min", "max", "n_clock"):
-                v = getattr(r, k)
-                g[k][i, j] = np.nan if v is None else v
+        grids = _to_grids(rows, index, start, D, n_hours)
         rh = _covered(grids[RH_CODE], settings.coverage_min) if RH_CODE in grids else None
 
         all_flags: list[dict] = []
         device_results: dict[int, dict] = {}
-        hourly_rows: list[dict] = []
+        hourly_rows: list[tuple] = []
         for qcode in codes:
             if qcode not in grids:
                 continue
@@ -243,12 +236,13 @@ def run_calibration(settings: Settings, db: Database, *, since: datetime | None 
                     res["stars"].append(int(stars[i]))
                 res["reasons"].extend(f"{qname}: {r}" for r in reasons[i])
             di, hj = np.nonzero(np.isfinite(calibrated) & np.isfinite(raw))
-            for i, j in zip(di.tolist(), hj.tolist(), strict=True):  # rows to write, not a computation
-                hourly_rows.append({
-                    "device_id": ids[i], "quantity": qcode, "hour": start + timedelta(hours=j),
-                    "n": int(g["n"][i, j]), "sum": float(g["sum"][i, j]), "sum_sq": float(g["sum_sq"][i, j]),
-                    "min": _opt(g["min"][i, j]), "max": _opt(g["max"][i, j]), "mean": float(raw[i, j]),
-                    "calibrated_mean": float(calibrated[i, j])})
+            hours = [start + timedelta(hours=j) for j in range(n_hours)]
+            id_arr = np.asarray(ids)
+            hourly_rows.extend(zip(  # rows to write (COPY), not a computation
+                id_arr[di].tolist(), [qcode] * di.size, [hours[j] for j in hj.tolist()],
+                g["n"][di, hj].astype(int).tolist(), g["sum"][di, hj].tolist(), g["sum_sq"][di, hj].tolist(),
+                [_opt(v) for v in g["min"][di, hj].tolist()], [_opt(v) for v in g["max"][di, hj].tolist()],
+                raw[di, hj].tolist(), calibrated[di, hj].tolist(), strict=True))
 
         repo.replace_flags(conn, ids, start, end, all_flags)
         summary.flags = len(all_flags)
@@ -279,6 +273,29 @@ def is_background(station_type: str | None) -> bool:
         return True
     t = station_type.lower()
     return "fond" in t or "background" in t
+
+
+GRID_COLUMNS = ("mean", "n", "sum", "sum_sq", "min", "max", "n_clock")
+
+
+def _to_grids(rows, index: dict[int, int], start: datetime, D: int, H: int) -> dict[int, dict[str, np.ndarray]]:
+    """Rollup rows → per quantity, one (devices × hours) grid per column (NaN where absent)."""
+    grids: dict[int, dict[str, np.ndarray]] = {}
+    if not rows:
+        return grids
+    q = np.array([r.quantity for r in rows])
+    di = np.array([index[r.device_id] for r in rows])
+    t0 = start.timestamp()
+    hj = ((np.array([r.hour.timestamp() for r in rows]) - t0) // 3600).astype(int)
+    cols = {k: np.array([getattr(r, k) for r in rows], dtype=float) for k in GRID_COLUMNS}
+    for code in np.unique(q).tolist():
+        sel = q == code
+        grids[code] = {}
+        for k in GRID_COLUMNS:
+            grid = np.full((D, H), np.nan)
+            grid[di[sel], hj[sel]] = cols[k][sel]
+            grids[code][k] = grid
+    return grids
 
 
 def _opt(v: float) -> float | None:
