@@ -137,6 +137,7 @@ def run_calibration(settings: Settings, db: Database, *, since: datetime | None 
         types = np.array([(d.sensor_models[0] if d.sensor_models else "") for d in devices])
         neighbours = (dd <= settings.calibration_neighbour_distance_m) & (types[:, None] == types[None, :])
         np.fill_diagonal(neighbours, False)
+        neighbours = _nearest_only(neighbours, dd, MAX_NEIGHBOURS)
 
         codes = [QUANTITY_BY_NAME[q].code for q in CALIBRATED_QUANTITIES]
         rows = repo.hourly_raw(conn, ids, [*codes, RH_CODE], start, end)
@@ -273,6 +274,18 @@ def is_background(station_type: str | None) -> bool:
         return True
     t = station_type.lower()
     return "fond" in t or "background" in t
+
+
+MAX_NEIGHBOURS = 10  # the envelope and the neighbours' median use at most the 10 nearest
+
+
+def _nearest_only(neighbours: np.ndarray, dist: np.ndarray, k: int) -> np.ndarray:
+    """Keep, per row, only the k nearest of the True entries."""
+    if neighbours.shape[1] <= k:
+        return neighbours
+    d = np.where(neighbours, dist, np.inf)
+    kth = np.partition(d, k - 1, axis=1)[:, k - 1: k]
+    return neighbours & (d <= kth)
 
 
 GRID_COLUMNS = ("mean", "n", "sum", "sum_sq", "min", "max", "n_clock")

@@ -114,3 +114,13 @@ def test_background_station_types() -> None:
 
     assert is_background("Urbaine / Fond") and is_background("suburban background") and is_background(None)
     assert not is_background("Urbaine / Trafic") and not is_background("industrial")
+
+
+def test_envelope_uses_only_the_nearest_neighbours() -> None:
+    from calibration.service import _nearest_only
+
+    dist = np.array([[0, 5, 1, 3, 2], [5, 0, 1, 1, 1], [1, 1, 0, 1, 1], [3, 1, 1, 0, 1], [2, 1, 1, 1, 0]], float)
+    nb = dist > 0
+    kept = _nearest_only(nb, dist, 2)
+    assert kept[0].tolist() == [False, False, True, False, True]  # distances 1 and 2, not 3 and 5
+    assert not kept.diagonal().any()
