@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
 
-from api import problems
+from api import middleware, problems
 from api.partner.endpoints import router as partner_router
 from api.public.endpoints import router as public_router
 from api.volunteer.endpoints import router as volunteer_router
@@ -59,6 +59,7 @@ def create_app(
     app.state.mqtt_url = mqtt_url or settings.mqtt_url
     app.state.started_at = time.time()
     problems.install(app)
+    middleware.install(app, settings)  # before GZip: compression stays outermost
     app.add_middleware(GZipMiddleware, minimum_size=1024)
 
     @app.get("/health", tags=["operations"], summary="Database and broker status")
