@@ -70,6 +70,11 @@ CANONICAL_UNITS: dict[str, frozenset[str]] = {
 }
 
 
+# Magnitudes below this are zero for every quantity we store (sub-femtogram, sub-nano-degree);
+# keeping them would make PostgreSQL's float arithmetic (value², rollup sums) raise underflow.
+TINY = 1e-12
+
+
 def canonical_name(alias: str) -> str | None:
     """The canonical quantity name of a wire name, or None when it is not a quantity we store."""
     key = alias.strip().lower()
@@ -131,6 +136,8 @@ def readings_rows(
         value = float(raw.value)
         if raw.unit is not None or "_" in raw.name:
             value = to_canonical(name, value, raw.unit, raw.name)
+        if abs(value) < TINY:
+            value = 0.0  # below any instrument's resolution; its square would underflow in SQL
         flags = common | value_flags(q, value)
         if raw.value in SENSOR_ERROR_SENTINELS:
             flags |= Flag.SENSOR_ERROR
