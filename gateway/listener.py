@@ -93,15 +93,13 @@ class MqttListener:
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
-        kwargs: dict[str, object] = {}
-        if self.protocol != mqtt.MQTTv5:
-            kwargs["clean_session"] = False
+        v5 = self.protocol == mqtt.MQTTv5
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            protocol=self.protocol,
+            protocol=mqtt.MQTTProtocolVersion.MQTTv5 if v5 else mqtt.MQTTProtocolVersion.MQTTv311,
             manual_ack=True,
-            **kwargs,
+            clean_session=None if v5 else False,  # v5: clean_start=False is given at connect
         )
         if self.username:
             client.username_pw_set(self.username, self.password)
@@ -109,7 +107,8 @@ class MqttListener:
             client.tls_set()
         client.max_inflight_messages_set(self.max_inflight)
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(min_delay=self.reconnect_min_s, max_delay=self.reconnect_max_s)
+        client.reconnect_delay_set(min_delay=self.reconnect_min_s,  # type: ignore[arg-type]
+                                   max_delay=self.reconnect_max_s)  # type: ignore[arg-type]  # paho accepts floats
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -201,6 +200,7 @@ class MqttListener:
         """(decoder, source route) of a topic, cached per topic."""
         cached = self._decoders.get(topic)
         if cached is None:
+            decode: Callable[[bytes], object]
             try:
                 decode = self.router.decoder_for(topic)
             except InvalidPayload as exc:

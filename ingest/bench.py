@@ -243,7 +243,7 @@ def bench_ingest(
             ids = [conn.execute(
                 "insert into devices (uid, pseudonym, name, kind, transport) "
                 "values (%s, %s, %s, 'fixed', 'mqtt') returning id",
-                (u, pseudonym("bench", u), u)).fetchone()[0] for u in uids]
+                (u, pseudonym("bench", u), u)).fetchone()[0] for u in uids]  # type: ignore[index]
         topics = [f"{prefix}/{u}/up" for u in uids]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICAIR_")}
         env.update({"CIVICAIR_DATABASE_URL": db.url, "CIVICAIR_MQTT_URL": mqtt_url,
@@ -294,7 +294,7 @@ def bench_ingest(
                 stored_total = stored
             with conn.execute("select coalesce(sum(n + n_flagged), 0) from hourly where device_id = any(%s)",
                               (ids,)) as cur:
-                rolled = int(cur.fetchone()[0])
+                rolled = int(cur.fetchone()[0])  # type: ignore[index]
         peak_rss = _peak_rss_mb(gw.pid)
         gw.send_signal(signal.SIGTERM)
         gw.communicate(timeout=60)

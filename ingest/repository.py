@@ -146,8 +146,8 @@ def insert_readings(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -
             for row in rows:
                 copy.write_row(row)
         cur.execute(_INSERT_READINGS_AND_ROLLUP)
-        row = cur.fetchone()
-        return int(row[0]) if row else 0
+        inserted = cur.fetchone()
+        return int(inserted[0]) if inserted else 0
 
 
 def insert_dead_letters(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
