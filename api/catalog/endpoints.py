@@ -1,0 +1,117 @@
+"""DCAT-AP catalogue and export files at stable URLs, for portal harvesters (udata, CKAN,
+Opendatasoft). Every file response links to its portal page, the catalogue and datapackage.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute
+
+from api.deps import SettingsDep
+from core.errors import NotFound
+from core.settings import Settings
+from open_export.catalog import CONTEXT, CataloguePage, build_catalogue
+from open_export.periods import FORMATS, parse_file_name
+from open_export.service import available_datasets, catalogue_url, export_dir, portal_page
+from open_export.writer import CHECKSUMS, DATAPACKAGE, DICTIONARY
+
+router = APIRouter(tags=["open data files and catalogue"])
+ROOT_FILES = {DATAPACKAGE: "application/json", CHECKSUMS: "text/plain; charset=utf-8",
+              DICTIONARY: "text/csv; charset=utf-8"}
+
+
+def _links(settings: Settings, dataset_id: str | None = None) -> str:
+    links = [f'<{catalogue_url(settings)}>; rel="describedby"; type="application/ld+json"',
+             f'<{settings.licence_url}>; rel="license"']
+    if dataset_id:
+        links.insert(0, f'<{portal_page(settings, dataset_id)}>; rel="alternate"; type="text/html"; title="portal"')
+        links.append(f'<{settings.public_base_url.rstrip("/")}/exports/{DATAPACKAGE}>; rel="describedby"; '
+                     'type="application/vnd.datapackage+json"')
+    return ", ".join(links)
+
+
+def install_links(app: FastAPI) -> None:
+    """Add the catalogue link to every public dataset response (/v1/...), keeping existing links."""
+
+    @app.middleware("http")
+    async def _catalogue_link(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        if request.url.path.startswith("/v1/") and response.status_code < 400:
+            settings: Settings = request.app.state.settings
+            mine = f'<{catalogue_url(settings)}>; rel="describedby"; type="application/ld+json"'
+            existing = response.headers.get("link")
+            response.headers["link"] = f"{existing}, {mine}" if existing else mine
+        return response
+
+
+def _api_paths(request: Request) -> set[str]:
+    return {r.path for r in request.app.routes if isinstance(r, APIRoute) and "GET" in r.methods}
+
+
+def _catalogue(request: Request, settings: Settings, page: int, page_size: int, fmt: str, media: str) -> Response:
+    graph = build_catalogue(
+        settings, available_datasets(settings), export_dir(settings), api_paths=_api_paths(request),
+        page=CataloguePage(page, page_size), page_url=str(request.url.remove_query_params(["page", "page_size"])),
+    )
+    body = graph.serialize(format=fmt, context=CONTEXT) if fmt == "json-ld" else graph.serialize(format=fmt)
+    return Response(body, media_type=media, headers={"Link": _links(settings)})
+
+
+@router.get("/catalog.jsonld", summary="DCAT-AP catalogue (JSON-LD), Hydra-paged")
+def catalogue_jsonld(request: Request, settings: SettingsDep, page: int = Query(1, ge=1),
+                     page_size: int = Query(50, ge=1, le=500)) -> Response:
+    return _catalogue(request, settings, page, page_size, "json-ld", "application/ld+json")
+
+
+@router.get("/catalog.ttl", summary="DCAT-AP catalogue (Turtle), Hydra-paged")
+def catalogue_turtle(request: Request, settings: SettingsDep, page: int = Query(1, ge=1),
+                     page_size: int = Query(50, ge=1, le=500)) -> Response:
+    return _catalogue(request, settings, page, page_size, "turtle", "text/turtle")
+
+
+@router.get("/exports/{name}", summary="datapackage.json, SHA256SUMS or dictionary.csv")
+def export_root_file(name: str, settings: SettingsDep) -> FileResponse:
+    if name not in ROOT_FILES:
+        raise NotFound(f"no export file {name!r}; one of {sorted(ROOT_FILES)}")
+    path = export_dir(settings) / name
+    if not path.is_file():
+        raise NotFound(f"{name} does not exist yet: no export has run")
+    return FileResponse(path, media_type=ROOT_FILES[name], headers={"Link": _links(settings)})
+
+
+def _dataset_or_404(settings: Settings, dataset: str) -> None:
+    if dataset not in {d.id for d in available_datasets(settings)}:
+        raise NotFound(f"no published dataset {dataset!r}")
+
+
+@router.get("/exports/{dataset}/latest.{ext}", summary="The newest file of a dataset (stable URL)")
+def export_latest(dataset: str, ext: str, settings: SettingsDep) -> FileResponse:
+    from open_export.files import latest_file
+
+    _dataset_or_404(settings, dataset)
+    if ext not in FORMATS:
+        raise NotFound(f"no format {ext!r}; one of {sorted(FORMATS)}")
+    newest = latest_file(export_dir(settings), dataset, ext)
+    if newest is None:
+        raise NotFound(f"no {ext} file exported yet for {dataset!r}")
+    return _serve(settings, export_dir(settings) / dataset / newest.name, dataset, newest.name)
+
+
+@router.get("/exports/{dataset}/{file}", summary="One export file (CSV or Parquet, one day or month)")
+def export_file(dataset: str, file: str, settings: SettingsDep) -> FileResponse:
+    _dataset_or_404(settings, dataset)
+    ef = parse_file_name(file)
+    if ef is None or ef.dataset != dataset:
+        raise NotFound(f"no export file {file!r} in {dataset!r}")
+    path = export_dir(settings) / dataset / ef.name
+    if not path.is_file():
+        raise NotFound(f"no export file {file!r} in {dataset!r}")
+    return _serve(settings, path, dataset, ef.name)
+
+
+def _serve(settings: Settings, path: Path, dataset: str, name: str) -> FileResponse:
+    ext = name.rsplit(".", 1)[1]
+    media = FORMATS[ext] + ("; charset=utf-8" if ext == "csv" else "")
+    return FileResponse(path, media_type=media, filename=name, headers={"Link": _links(settings, dataset)})
