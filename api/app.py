@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
 
-from api import problems
+from api import middleware, problems
 from api.catalog import install_links as install_catalogue_links
 from api.catalog import router as catalog_router
 from api.partner.endpoints import router as partner_router
@@ -61,6 +61,7 @@ def create_app(
     app.state.mqtt_url = mqtt_url or settings.mqtt_url
     app.state.started_at = time.time()
     problems.install(app)
+    middleware.install(app, settings)  # before GZip: compression stays outermost
     app.add_middleware(GZipMiddleware, minimum_size=1024)
 
     @app.get("/health", tags=["operations"], summary="Database and broker status")
@@ -86,5 +87,5 @@ def create_app(
     app.include_router(partner_router)
     app.include_router(volunteer_router)
     app.include_router(catalog_router)
-    install_catalogue_links(app)
+    install_catalogue_links(app, settings)
     return app

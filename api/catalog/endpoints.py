@@ -4,6 +4,7 @@ Opendatasoft). Every file response links to its portal page, the catalogue and d
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import FileResponse
@@ -32,18 +33,35 @@ def _links(settings: Settings, dataset_id: str | None = None) -> str:
     return ", ".join(links)
 
 
-def install_links(app: FastAPI) -> None:
-    """Add the catalogue link to every public dataset response (/v1/...), keeping existing links."""
+class CatalogueLink:
+    """Pure ASGI middleware: append the catalogue link to the `Link` header of every successful
+    public dataset response (/v1/...), keeping the links already there (licence, portal)."""
 
-    @app.middleware("http")
-    async def _catalogue_link(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        if request.url.path.startswith("/v1/") and response.status_code < 400:
-            settings: Settings = request.app.state.settings
-            mine = f'<{catalogue_url(settings)}>; rel="describedby"; type="application/ld+json"'
-            existing = response.headers.get("link")
-            response.headers["link"] = f"{existing}, {mine}" if existing else mine
-        return response
+    def __init__(self, app: Any, link: str) -> None:
+        self.app = app
+        self.link = link.encode("latin-1")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_link(message: Any) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 400:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"link"]
+                existing = [v for k, v in message.get("headers", []) if k.lower() == b"link"]
+                headers.append((b"link", b", ".join([*existing, self.link])))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_link)
+
+
+def install_links(app: FastAPI, settings: Settings) -> None:
+    """Add the catalogue link to every public dataset response."""
+    app.add_middleware(CatalogueLink,
+                       link=f'<{catalogue_url(settings)}>; rel="describedby"; type="application/ld+json"; '
+                            'title="DCAT-AP catalogue"')
 
 
 def _api_paths(request: Request) -> set[str]:
