@@ -61,13 +61,19 @@ _FROM = _c("datetime_from", "datetime", "Start of the period (ISO 8601, UTC, inc
            "Début de la période (ISO 8601, UTC, inclus)")
 _TO = _c("datetime_to", "datetime", "End of the period (ISO 8601, UTC, exclusive)",
          "Fin de la période (ISO 8601, UTC, exclu)")
-_VALUE = _c("value", "number", "Calibrated mean concentration or value over the period",
-            "Moyenne calibrée sur la période", "see unit column")
+_VALUE = _c("value", "number", "Mean over the period: calibrated when a calibration applies (see calibrated)",
+            "Moyenne sur la période : calibrée quand une calibration s'applique (voir calibrated)", "see unit column")
+_CALIBRATED = _c("calibrated", "boolean", "true when value is the calibrated mean, false when it is the raw mean",
+                 "true si value est la moyenne calibrée, false si c'est la moyenne brute")
+_RAW_MEAN = _c("raw_mean", "number", "Uncalibrated mean of the valid readings", "Moyenne brute (non calibrée) des mesures valides",
+               "see unit column")
 _N_DEVICES = _c("n_devices", "integer", "Distinct devices contributing (at least k, else the row is suppressed)",
                 "Nombre de capteurs distincts (au moins k, sinon la ligne est supprimée)")
 _N_READINGS = _c("n_readings", "integer", "Valid readings averaged", "Nombre de mesures valides moyennées")
-_MIN = _c("min", "number", "Minimum over the period", "Minimum sur la période", "see unit column")
-_MAX = _c("max", "number", "Maximum over the period", "Maximum sur la période", "see unit column")
+_MIN = _c("min", "number", "Minimum raw reading over the period", "Minimum des mesures brutes sur la période",
+          "see unit column")
+_MAX = _c("max", "number", "Maximum raw reading over the period", "Maximum des mesures brutes sur la période",
+          "see unit column")
 _H3 = _c("h3_cell", "string", "H3 cell (resolution per the service settings, ~175 m edge at 9)",
          "Cellule H3 (résolution selon la configuration, ~175 m de côté en 9)")
 _PSEUDONYM = _c("device", "string", "Public device pseudonym (HMAC, never the hardware id)",
@@ -75,7 +81,7 @@ _PSEUDONYM = _c("device", "string", "Public device pseudonym (HMAC, never the ha
 
 _ZONE_COLUMNS = (
     _c("zone_id", "string", "Zone id (INSEE code or H3 cell)", "Identifiant de zone (code INSEE ou cellule H3)"),
-    _QUANTITY, _UNIT, _FROM, _TO, _VALUE, _MIN, _MAX, _N_DEVICES, _N_READINGS,
+    _QUANTITY, _UNIT, _FROM, _TO, _VALUE, _CALIBRATED, _RAW_MEAN, _MIN, _MAX, _N_DEVICES, _N_READINGS,
 )
 
 _COMMON_KW_EN = ("air quality", "citizen science", "low-cost sensors")
@@ -120,9 +126,7 @@ DEFAULT_DATASETS: tuple[Dataset, ...] = (
         keywords_en=(*_COMMON_KW_EN, "hourly", "sensors"),
         keywords_fr=(*_COMMON_KW_FR, "horaire", "capteurs"),
         columns=(
-            _PSEUDONYM, _H3, _QUANTITY, _UNIT, _FROM, _TO, _VALUE,
-            _c("raw_mean", "number", "Uncalibrated mean", "Moyenne brute non calibrée", "see unit column"),
-            _MIN, _MAX, _N_READINGS,
+            _PSEUDONYM, _H3, _QUANTITY, _UNIT, _FROM, _TO, _VALUE, _CALIBRATED, _RAW_MEAN, _MIN, _MAX, _N_READINGS,
         ),
         api_path="/v1/devices",
         private_data=True,
@@ -156,6 +160,10 @@ DEFAULT_DATASETS: tuple[Dataset, ...] = (
             _c("kind", "string", "fixed or mobile", "fixe (fixed) ou mobile (mobile)"),
             _c("sensor_type", "string", "Sensor model", "Modèle de capteur"),
             _H3,
+            _c("latitude", "number", "Centre of the public H3 cell (not the sensor's position)",
+               "Centre de la cellule H3 publique (pas la position du capteur)", "degree"),
+            _c("longitude", "number", "Centre of the public H3 cell (not the sensor's position)",
+               "Centre de la cellule H3 publique (pas la position du capteur)", "degree"),
             _c("status", "string", "Reliability: reliable, suspect, unreliable, insufficient_data",
                "Fiabilité : reliable, suspect, unreliable, insufficient_data"),
             _c("stars", "integer", "Plausibility score (1-5)", "Score de plausibilité (1 à 5)"),
