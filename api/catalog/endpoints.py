@@ -8,7 +8,6 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import FileResponse
-from fastapi.routing import APIRoute
 
 from api.deps import SettingsDep
 from core.errors import NotFound
@@ -65,7 +64,9 @@ def install_links(app: FastAPI, settings: Settings) -> None:
 
 
 def _api_paths(request: Request) -> set[str]:
-    return {r.path for r in request.app.routes if isinstance(r, APIRoute) and "GET" in r.methods}
+    """GET paths the running app serves (from its OpenAPI document, built once and cached)."""
+    paths = request.app.openapi().get("paths", {})
+    return {path for path, ops in paths.items() if "get" in ops}
 
 
 def _catalogue(request: Request, settings: Settings, page: int, page_size: int, fmt: str, media: str) -> Response:
