@@ -1,0 +1,1 @@
+"""`civicair bench api` (placeholder replaced below)."""
