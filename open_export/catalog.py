@@ -27,7 +27,7 @@ ADMS = Namespace("http://www.w3.org/ns/adms#")
 GSP = Namespace("http://www.opengis.net/ont/geosparql#")
 EU = "http://publications.europa.eu/resource/authority/"
 FILE_TYPE = {"csv": "CSV", "parquet": "PARQUET"}
-IANA = "https://www.iana.org/assignments/media-types/"
+IANA = "http://www.iana.org/assignments/media-types/"
 
 CONTEXT = {
     "dcat": str(DCAT), "dct": str(DCTERMS), "foaf": str(FOAF), "hydra": str(HYDRA), "vcard": str(VCARD),
