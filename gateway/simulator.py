@@ -1,0 +1,238 @@
+"""Demo simulator for `civicair up --demo`: fixed and bike-mounted sensors around Strasbourg that
+publish real MQTT messages, and two simulated reference stations.
+
+The air is one synthetic "truth" field (diurnal PM2.5/PM10 with a slow synoptic swing, diurnal
+temperature and humidity); each sensor reads it through its own gain/offset/humidity response plus
+noise. Three sensors are faulty on purpose: one stuck, one drifting, one over-reading in humid
+hours. History is backfilled on start (idempotent: times lie on a fixed grid), then every sensor
+publishes live.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import h3
+import paho.mqtt.client as mqtt
+from sqlalchemy.dialects.postgresql import insert
+
+from core import tables
+from core.db import Database
+from core.security import pseudonym
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CENTRE = (48.5839, 7.7455)  # Strasbourg, place Kléber
+STATIONS = [  # simulated, not real ATMO stations
+    ("DEMO-STR-CENTRE", "Strasbourg Centre (simulated)", 48.5830, 7.7480, "urban background"),
+    ("DEMO-STR-EST", "Strasbourg Est (simulated)", 48.5790, 7.7780, "urban traffic"),
+]
+FAULTS = {"ca-demo-fixed-18": "stuck", "ca-demo-fixed-19": "drift", "ca-demo-fixed-20": "humid"}
+
+
+@dataclass(frozen=True)
+class SimSensor:
+    uid: str
+    kind: str
+    lat: float
+    lon: float
+    gain: float
+    offset: float
+    rh_coeff: float
+    local: float  # local PM excess (µg/m³)
+    fault: str | None = None
+
+
+def truth(t: datetime, local: float = 0.0) -> dict[str, float]:
+    """The synthetic air at time t (UTC): realistic diurnal cycles for a November city."""
+    h = t.hour + t.minute / 60 + 1  # local time ≈ UTC+1
+    days = t.timestamp() / 86400
+    traffic = math.exp(-((h - 8.5) ** 2) / 3) + 0.8 * math.exp(-((h - 19) ** 2) / 4)
+    synoptic = 1 + 0.5 * math.sin(2 * math.pi * days / 5)
+    pm25 = max(2.0, (8 + 10 * traffic) * synoptic + local)
+    temperature = 6 + 4 * math.sin(2 * math.pi * (h - 9) / 24)
+    humidity = min(98.0, max(45.0, 80 - 15 * math.sin(2 * math.pi * (h - 9) / 24) + 8 * math.sin(days)))
+    return {"pm25": pm25, "pm10": pm25 * 1.6 + 3, "temperature": temperature, "humidity": humidity,
+            "pressure": 1016 + 6 * math.sin(2 * math.pi * days / 7)}
+
+
+def make_sensors(n_fixed: int = 22, n_mobile: int = 6, seed: int = 42) -> list[SimSensor]:
+    rng = random.Random(seed)
+    sensors = []
+    for i in range(1, n_fixed + 1):
+        if i <= 2:  # co-located with the two stations (< 50 m)
+            _, _, slat, slon, _ = STATIONS[i - 1]
+            lat, lon = slat + 0.0002, slon + 0.0002
+        else:
+            lat = CENTRE[0] + rng.uniform(-0.035, 0.035)
+            lon = CENTRE[1] + rng.uniform(-0.05, 0.05)
+        uid = f"ca-demo-fixed-{i:02d}"
+        sensors.append(SimSensor(uid, "fixed", lat, lon, gain=rng.uniform(0.9, 1.6),
+                                 offset=rng.uniform(-1, 3), rh_coeff=rng.uniform(0.02, 0.12),
+                                 local=rng.uniform(0, 6), fault=FAULTS.get(uid)))
+    for i in range(1, n_mobile + 1):
+        sensors.append(SimSensor(f"ca-demo-bike-{i:02d}", "mobile", CENTRE[0], CENTRE[1],
+                                 gain=rng.uniform(1.0, 1.4), offset=rng.uniform(0, 2),
+                                 rh_coeff=0.05, local=0))
+    return sensors
+
+
+def bike_position(index: int, t: datetime) -> tuple[float, float]:
+    """Bikes ride the same loop through the centre (so cells reach k devices), phase-shifted."""
+    phase = (t.timestamp() / 1800 + index * 0.02) % 1.0  # one loop per 30 min
+    angle = 2 * math.pi * phase
+    return CENTRE[0] + 0.012 * math.sin(angle), CENTRE[1] + 0.02 * math.cos(angle)
+
+
+def sensor_values(s: SimSensor, t: datetime, rng: random.Random, start: datetime) -> dict[str, float]:
+    air = truth(t, s.local)
+    rh = air["humidity"]
+    gain = s.gain
+    if s.fault == "drift":
+        gain *= 1 + 0.02 * (t - start).total_seconds() / 3600 / 24 * 10  # +20 % per day
+    pm25 = s.offset + gain * air["pm25"] + s.rh_coeff * max(0.0, rh - 60) * air["pm25"] / 10
+    if s.fault == "humid" and rh > 75:
+        pm25 *= 1 + ((rh - 75) / 10) ** 2
+    pm25 = max(0.0, pm25 + rng.gauss(0, 1.0))
+    values = {
+        "pm25": round(pm25, 1),
+        "pm10": round(max(pm25, pm25 * 1.5 + rng.gauss(0, 1.5)), 1),
+        "temperature": round(air["temperature"] + rng.gauss(0, 0.2), 1),
+        "humidity": round(min(100.0, rh + rng.gauss(0, 1.0)), 1),
+        "pressure": round(air["pressure"] + rng.gauss(0, 0.3), 1),
+    }
+    if s.fault == "stuck":
+        values.update(pm25=17.3, pm10=25.9)
+    return values
+
+
+class Simulator:
+    def __init__(self, settings: Settings, db: Database, mqtt_url: str, *, interval_s: float = 10.0,
+                 backfill_hours: int = 96, step_minutes: int = 15) -> None:
+        self.settings = settings
+        self.db = db
+        self.mqtt_url = mqtt_url
+        self.interval_s = interval_s
+        self.backfill_hours = backfill_hours
+        self.step = timedelta(minutes=step_minutes)
+        self.sensors = make_sensors()
+        self.prefix = settings.direct_topic_prefix
+        self.rng = random.Random(7)
+        self.start_time = datetime.now(UTC) - timedelta(hours=backfill_hours)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client: mqtt.Client | None = None
+        self.published = 0
+
+    def summary(self) -> str:
+        fixed = sum(s.kind == "fixed" for s in self.sensors)
+        return (f"{fixed} fixed + {len(self.sensors) - fixed} bike sensors, {len(STATIONS)} reference stations, "
+                f"faults: {', '.join(f'{k}={v}' for k, v in FAULTS.items())}")
+
+    # --- set-up --------------------------------------------------------------------------------
+    def register(self) -> None:
+        secret = self.settings.pseudonym_secret.get_secret_value()
+        with self.db.engine.begin() as conn:
+            for s in self.sensors:
+                cell = h3.latlng_to_cell(s.lat, s.lon, self.settings.h3_resolution) if s.kind == "fixed" else None
+                conn.execute(insert(tables.devices).values(
+                    uid=s.uid, pseudonym=pseudonym(secret, s.uid), name=f"demo {s.uid}", kind=s.kind,
+                    sensor_models=["SDS011", "BME280"], transport="mqtt", lat=s.lat if s.kind == "fixed" else None,
+                    lon=s.lon if s.kind == "fixed" else None, h3_cell=cell, consent_public=True,
+                    owner_email=f"{s.uid}@demo.invalid", mqtt_username=s.uid,
+                ).on_conflict_do_nothing())
+            for code, name, lat, lon, kind in STATIONS:
+                conn.execute(insert(tables.reference_stations).values(
+                    code=code, name=name, network="civicair demo", lat=lat, lon=lon, station_type=kind,
+                    pollutants=["PM2.5", "PM10"], licence="simulated data", attribution="civicair demo",
+                ).on_conflict_do_nothing())
+
+    def write_reference(self, since: datetime, until: datetime) -> None:
+        hour = since.replace(minute=0, second=0, microsecond=0)
+        rows = []
+        while hour < until:
+            for code, *_ in STATIONS:
+                mean = truth(hour + timedelta(minutes=30), 0.5 if code.endswith("EST") else 0.0)
+                rows.append({"station_code": code, "quantity": 2, "time": hour, "value": round(mean["pm25"], 1),
+                             "validity": 1, "source": "demo"})
+                rows.append({"station_code": code, "quantity": 3, "time": hour, "value": round(mean["pm10"], 1),
+                             "validity": 1, "source": "demo"})
+            hour += timedelta(hours=1)
+        if rows:
+            with self.db.engine.begin() as conn:
+                conn.execute(insert(tables.reference_readings).on_conflict_do_nothing(), rows)
+
+    # --- publishing ----------------------------------------------------------------------------
+    def _connect(self) -> mqtt.Client:
+        parts = urlsplit(self.mqtt_url)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"civicair-demo-{self.rng.randrange(10**6)}",
+                             protocol=mqtt.MQTTv311)
+        if parts.username:
+            client.username_pw_set(parts.username, parts.password)
+        client.max_inflight_messages_set(200)
+        client.max_queued_messages_set(0)
+        client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+        client.loop_start()
+        return client
+
+    def message(self, s: SimSensor, index: int, t: datetime) -> tuple[str, bytes]:
+        doc: dict[str, Any] = {"time": t.isoformat().replace("+00:00", "Z"),
+                               "readings": sensor_values(s, t, self.rng, self.start_time)}
+        if s.kind == "mobile":
+            lat, lon = bike_position(index, t)
+            doc["location"] = {"lat": round(lat, 6), "lon": round(lon, 6)}
+        return f"{self.prefix}/{s.uid}/up", json.dumps(doc).encode()
+
+    def publish_at(self, t: datetime) -> None:
+        assert self._client is not None
+        for i, s in enumerate(self.sensors):
+            if s.kind == "mobile" and t.hour in range(1, 6):
+                continue  # nobody rides at night
+            topic, payload = self.message(s, i, t)
+            self._client.publish(topic, payload, qos=1)
+            self.published += 1
+
+    def backfill(self) -> None:
+        now = datetime.now(UTC)
+        t = self.start_time.replace(minute=0, second=0, microsecond=0)
+        self.write_reference(t, now)
+        while t < now and not self._stop.is_set():
+            self.publish_at(t)
+            t += self.step
+
+    def start(self) -> None:
+        self.register()
+        self._client = self._connect()
+        self.publish_at(datetime.now(UTC).replace(microsecond=0))  # data visible at once
+        self._thread = threading.Thread(target=self._run, name="demo-simulator", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.backfill()
+            last_ref = datetime.now(UTC)
+            while not self._stop.wait(self.interval_s):
+                now = datetime.now(UTC).replace(microsecond=0)
+                self.publish_at(now)
+                if now.hour != last_ref.hour:
+                    self.write_reference(last_ref, now)
+                    last_ref = now
+        except Exception:  # noqa: BLE001 - the demo must not take the service down
+            log.exception("demo simulator stopped")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()

@@ -1,0 +1,94 @@
+"""Settings and start-up errors: one clear line naming the setting, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.errors import SettingsError
+from core.settings import Settings, load_settings, redact_url
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CIVICAIR_")}
+    return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=REPO, env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_settings_from_environment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CIVICAIR_API_PORT", "8123")
+    monkeypatch.setenv("CIVICAIR_K_ANONYMITY", "5")
+    s = load_settings(_env_file=None)
+    assert (s.api_port, s.k_anonymity) == (8123, 5)
+    assert s.database_url is None and s.mqtt_url is None  # embedded defaults
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "needle"),
+    [
+        ("CIVICAIR_DATABASE_URL", "mysql://root@localhost/x", "CIVICAIR_DATABASE_URL"),
+        ("CIVICAIR_MQTT_URL", "http://broker:1883", "CIVICAIR_MQTT_URL"),
+        ("CIVICAIR_MQTT_URL", "mqtt://broker:notaport", "CIVICAIR_MQTT_URL"),
+        ("CIVICAIR_API_PORT", "99999", "CIVICAIR_API_PORT"),
+    ],
+)
+def test_bad_setting_raises_one_line_naming_it(monkeypatch: pytest.MonkeyPatch, var: str, value: str,
+                                               needle: str) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings(_env_file=None)
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_password_is_hidden_in_urls() -> None:
+    assert redact_url("postgresql://u:s3cret@db:5432/x") == "postgresql://u:***@db:5432/x"
+    assert "s3cret" not in repr(Settings(database_url="postgresql://u:s3cret@db/x", _env_file=None))
+
+
+def test_cli_help_lists_commands() -> None:
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for command in ("migrate", "up", "gateway", "api", "bench"):
+        assert command in out.stdout
+
+
+def test_cli_bad_url_is_one_clear_line() -> None:
+    out = run_cli("migrate", env={"CIVICAIR_DATABASE_URL": "mysql://x@y/z"})
+    assert out.returncode == 2
+    assert "CIVICAIR_DATABASE_URL" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cli_unreachable_database_is_one_clear_line() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = run_cli("migrate", env={"CIVICAIR_DATABASE_URL": f"postgresql://u:pw@127.0.0.1:{port}/x"})
+    assert out.returncode == 1
+    assert "CIVICAIR_DATABASE_URL" in out.stderr and "Traceback" not in out.stderr
+    assert "pw@" not in out.stderr
+
+
+def test_cli_port_taken_is_one_clear_line(database_url: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = run_cli("api", env={"CIVICAIR_DATABASE_URL": database_url, "CIVICAIR_API_PORT": str(port)})
+    assert out.returncode == 2
+    assert "CIVICAIR_API_PORT" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.db
+def test_cli_migrate_is_idempotent(database_url: str) -> None:
+    first = run_cli("migrate", env={"CIVICAIR_DATABASE_URL": database_url})
+    second = run_cli("migrate", env={"CIVICAIR_DATABASE_URL": database_url})
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "already up to date" in second.stderr

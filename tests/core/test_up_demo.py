@@ -1,0 +1,53 @@
+"""`civicair up --demo` end to end in a real process: /health is ok and GET /v1/devices lists at
+least 20 demo devices with recent readings; Ctrl-C stops it cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.broker import free_port
+from tests.conftest import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_up_demo_serves_health_and_devices(database_url: str, db, tmp_path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICAIR_")}
+    # Our database, an embedded broker (no CIVICAIR_MQTT_URL), a private data dir.
+    env.update(CIVICAIR_DATABASE_URL=database_url, CIVICAIR_API_PORT=str(port),
+               CIVICAIR_DATA_DIR=str(tmp_path), CIVICAIR_MQTT_CLIENT_ID=f"demo-test-{port}")
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "up", "--demo"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def devices_with_recent_data() -> list[dict] | None:
+            try:
+                health = httpx.get(f"{base}/health", timeout=2).json()
+                body = httpx.get(f"{base}/v1/devices", params={"limit": 1000}, timeout=5).json()
+            except (httpx.HTTPError, ValueError):
+                return None
+            if health.get("status") != "ok":
+                return None
+            recent = datetime.now(UTC) - timedelta(minutes=5)
+            fresh = [d for d in body["results"]
+                     if d.get("last_seen") and datetime.fromisoformat(d["last_seen"]) > recent]
+            return fresh if len(fresh) >= 20 else None
+
+        fresh = wait_until(devices_with_recent_data, 60, interval=1, message="≥ 20 demo devices with recent data")
+        assert len(fresh) >= 20
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "database: PostgreSQL" in out and "broker: embedded amqtt" in out
+    assert "stopped" in out and "Traceback" not in out
