@@ -1,27 +1,35 @@
-"""Scheduled export job for `civicair up`: yesterday's daily files and last month's monthly files,
-refreshed every few hours (idempotent: unchanged files are not rewritten)."""
+"""Scheduled export job for `civicair up`: every hour, yesterday's daily files (final), today's
+daily files so far (so the `latest` URLs stay fresh) and last month's monthly files. Idempotent:
+files whose bytes do not change are not rewritten."""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from core.db import Database
 from core.jobs import Job
 from core.settings import Settings
+from open_export.periods import PeriodKind
 from open_export.service import default_day, run_export
 
 log = logging.getLogger(__name__)
-EXPORT_INTERVAL_S = 6 * 3600
+EXPORT_INTERVAL_S = 3600
 
 
-def export_once(settings: Settings, db: Database) -> None:
-    today = datetime.now(UTC).date()
-    for kind in ("day", "month"):
-        report = run_export(settings, db.read_engine, kind=kind, day=default_day(kind, today))
+def export_once(settings: Settings, db: Database, today: date | None = None) -> int:
+    """Run the scheduled exports; returns the number of files written."""
+    today = today or datetime.now(UTC).date()
+    runs: list[tuple[PeriodKind, date]] = [("day", default_day("day", today)), ("day", today),
+                                           ("month", default_day("month", today))]
+    written = 0
+    for kind, day in runs:
+        report = run_export(settings, db.read_engine, kind=kind, day=day)
+        written += len(report.written)
         if report.written:
-            log.info("export %s: %d file(s) written to %s", kind, len(report.written), report.out)
+            log.info("export %s %s: %d file(s) written to %s", kind, day, len(report.written), report.out)
+    return written
 
 
 def jobs(settings: Settings, db: Database) -> list[Job]:
-    return [Job("open_export.daily", EXPORT_INTERVAL_S, lambda: export_once(settings, db), first_delay_s=60)]
+    return [Job("open_export.export", EXPORT_INTERVAL_S, lambda: export_once(settings, db), first_delay_s=30)]

@@ -228,3 +228,21 @@ def test_cli_export_and_clear_errors(db, settings, tmp_path) -> None:
         assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
     csv_text = (out / "zone-hourly" / f"zone-hourly_{DAY.isoformat()}.csv").read_text("utf-8")
     assert list(csv.DictReader(io.StringIO(csv_text)))[0]["zone_id"] == ZONE
+
+
+def test_scheduled_job_exports_yesterday_today_and_last_month(db, settings) -> None:
+    from datetime import date, timedelta
+
+    from open_export.worker import export_once, jobs
+
+    seed(db.engine)
+    (job,) = jobs(settings, db)
+    assert job.name == "open_export.export" and job.interval_s > 0
+    root = settings.data_dir / "exports"
+    assert export_once(settings, db, today=DAY + timedelta(days=1)) > 0
+    names = {p.name for p in root.rglob("*.csv")}
+    assert {"zone-hourly_2026-11-20.csv", "reference-stations_2026-11-21.csv",
+            "reference-stations_2026-10.csv"} - names == {"reference-stations_2026-10.csv"}  # October is empty
+    assert export_once(settings, db, today=DAY + timedelta(days=1)) == 0  # idempotent
+    assert export_once(settings, db, today=date(2026, 12, 2)) > 0  # November's monthly files
+    assert (root / "zone-hourly" / "zone-hourly_2026-11.csv").is_file()
