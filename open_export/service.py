@@ -3,6 +3,7 @@ dictionary and SHA256SUMS, all written atomically and only when their bytes chan
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +29,7 @@ from open_export.writer import (
 )
 
 ProgressHook = Callable[[str], None]
+HASH_CACHE = ".hashes.json"  # private digest cache of the export folder
 
 
 def export_dir(settings: Settings) -> Path:
@@ -137,7 +139,14 @@ def run_export(
         on_step("datapackage.json")
     published = [d for d in configured if d.id in providers]
     put(root / DICTIONARY, encode_dictionary(published))
-    package, sums = build_datapackage(root, published, package_meta(settings))
+    cache_path = root / HASH_CACHE
+    try:
+        hashes = json.loads(cache_path.read_text("utf-8")) if cache_path.is_file() else {}
+    except (OSError, ValueError):
+        hashes = {}
+    package, sums = build_datapackage(root, published, package_meta(settings), hashes)
     put(root / DATAPACKAGE, package)
     put(root / CHECKSUMS, sums)
+    live = {k: v for k, v in sorted(hashes.items()) if Path(k).is_file()}
+    write_atomic(cache_path, json.dumps(live, separators=(",", ":")).encode())  # private, not published
     return report

@@ -198,10 +198,28 @@ DICTIONARY_SCHEMA = {"fields": [{"name": n, "type": "string"} for n in
                      "missingValues": []}
 
 
-def build_datapackage(root: Path, datasets: Iterable[Dataset], meta: Mapping[str, Any]) -> tuple[bytes, bytes]:
+HashCache = dict[str, list[Any]]  # file path → [size, mtime_ns, sha256 hex]
+
+
+def file_digest(path: Path, cache: HashCache) -> tuple[int, str]:
+    """(size, sha256) of a file, reusing `cache` while its size and mtime are unchanged (an
+    atomic replace always changes the mtime), so a long history is not re-read on every run."""
+    st = path.stat()
+    key = str(path)
+    hit = cache.get(key)
+    if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+        return st.st_size, str(hit[2])
+    digest = sha256(path.read_bytes())
+    cache[key] = [st.st_size, st.st_mtime_ns, digest]
+    return st.st_size, digest
+
+
+def build_datapackage(root: Path, datasets: Iterable[Dataset], meta: Mapping[str, Any],
+                      hashes: HashCache | None = None) -> tuple[bytes, bytes]:
     """(datapackage.json, SHA256SUMS) describing every export file under `root`, deterministic.
     `meta`: name, title, homepage, catalogue, licence {name, path, title}, sources [...],
-    publisher, portal_base_url."""
+    publisher, portal_base_url. `hashes`: a digest cache, updated in place."""
+    hashes = {} if hashes is None else hashes
     resources: list[dict[str, Any]] = []
     sums: list[str] = []
     dictionary = root / DICTIONARY
@@ -219,9 +237,8 @@ def build_datapackage(root: Path, datasets: Iterable[Dataset], meta: Mapping[str
             ef = parse_file_name(path.name)
             if ef is None or ef.dataset != d.id:
                 continue
-            data = path.read_bytes()
-            digest = sha256(data)
             rel = f"{d.id}/{path.name}"
+            size, digest = file_digest(path, hashes)
             sums.append(f"{digest}  {rel}")
             res: dict[str, Any] = {
                 "name": path.name.replace(".", "-").replace("_", "-").lower(),
@@ -230,7 +247,7 @@ def build_datapackage(root: Path, datasets: Iterable[Dataset], meta: Mapping[str
                 "description": d.description_en,
                 "format": ef.ext,
                 "mediatype": FORMATS[ef.ext],
-                "bytes": len(data),
+                "bytes": size,
                 "hash": f"sha256:{digest}",
                 "homepage": f"{portal}/{d.id}",
                 "temporal": {"start": ef.period.start.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -143,3 +143,21 @@ def test_datapackage_validates_with_frictionless(tmp_path) -> None:
     # a file that no longer matches its recorded hash fails validation
     (folder / "reference-stations_2026-11-22.csv").write_bytes(encode_csv(STATIONS, rows[:1]))
     assert not frictionless.validate(str(tmp_path / "datapackage.json")).valid
+
+
+def test_digest_cache_is_reused_only_while_the_file_is_unchanged(tmp_path) -> None:
+    import hashlib
+    import os
+
+    from open_export.writer import file_digest
+
+    path = tmp_path / "f.csv"
+    write_atomic(path, b"abc\n")
+    cache: dict = {}
+    assert file_digest(path, cache) == (4, hashlib.sha256(b"abc\n").hexdigest())
+    st = path.stat()
+    cache[str(path)][2] = "cached"  # proves the next call does not re-read the file
+    assert file_digest(path, cache)[1] == "cached"
+    write_atomic(path, b"xyz\n")  # same size, new content: the replace changes the mtime
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert file_digest(path, cache) == (4, hashlib.sha256(b"xyz\n").hexdigest())
