@@ -13,6 +13,7 @@ from api.deps import SettingsDep
 from core.errors import NotFound
 from core.settings import Settings
 from open_export.catalog import CONTEXT, CataloguePage, build_catalogue
+from open_export.datasets import DEFAULT_DATASETS
 from open_export.periods import FORMATS, parse_file_name
 from open_export.service import available_datasets, catalogue_url, export_dir, portal_page
 from open_export.writer import CHECKSUMS, DATAPACKAGE, DICTIONARY
@@ -32,24 +33,46 @@ def _links(settings: Settings, dataset_id: str | None = None) -> str:
     return ", ".join(links)
 
 
-class CatalogueLink:
-    """Pure ASGI middleware: append the catalogue link to the `Link` header of every successful
-    public dataset response (/v1/...), keeping the links already there (licence, portal)."""
+def dataset_of_path(path: str, query: bytes = b"") -> str | None:
+    """The published dataset a public API path serves (for its portal page link)."""
+    if path.startswith("/v1/zones"):
+        return "zone-daily" if b"interval=day" in query else "zone-hourly"
+    if path.startswith("/v1/devices"):
+        return "device-hourly" if path.endswith("/series") else "devices"
+    if path.startswith("/v1/mobile"):
+        return "mobile-cells"
+    if path.startswith("/v1/stations"):
+        return "reference-stations"
+    return None
 
-    def __init__(self, app: Any, link: str) -> None:
+
+class CatalogueLink:
+    """Pure ASGI middleware: append the links to the catalogue and to the dataset's portal page to
+    the `Link` header of every successful public dataset response (/v1/...), keeping the links
+    already there (licence, portal home)."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
         self.app = app
-        self.link = link.encode("latin-1")
+        self.catalogue = (f'<{catalogue_url(settings)}>; rel="describedby"; type="application/ld+json"; '
+                          'title="DCAT-AP catalogue"').encode("latin-1")
+        self.pages = {
+            d.id: f'<{portal_page(settings, d.id)}>; rel="alternate"; type="text/html"; '
+                  f'title="dataset page on the portal"'.encode("latin-1")
+            for d in DEFAULT_DATASETS
+        }
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
+        dataset = dataset_of_path(scope["path"], scope.get("query_string", b""))
+        mine = [self.catalogue] + ([self.pages[dataset]] if dataset else [])
 
         async def send_with_link(message: Any) -> None:
             if message["type"] == "http.response.start" and message["status"] < 400:
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"link"]
                 existing = [v for k, v in message.get("headers", []) if k.lower() == b"link"]
-                headers.append((b"link", b", ".join([*existing, self.link])))
+                headers.append((b"link", b", ".join([*existing, *mine])))
                 message["headers"] = headers
             await send(message)
 
@@ -57,10 +80,8 @@ class CatalogueLink:
 
 
 def install_links(app: FastAPI, settings: Settings) -> None:
-    """Add the catalogue link to every public dataset response."""
-    app.add_middleware(CatalogueLink,
-                       link=f'<{catalogue_url(settings)}>; rel="describedby"; type="application/ld+json"; '
-                            'title="DCAT-AP catalogue"')
+    """Link every public dataset response to the catalogue and its portal page."""
+    app.add_middleware(CatalogueLink, settings=settings)
 
 
 def _api_paths(request: Request) -> set[str]:

@@ -130,10 +130,14 @@ def test_unknown_export_paths_are_404_problems(api, path) -> None:
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
 
 
-def test_public_api_responses_link_to_the_catalogue(api) -> None:
-    r = api.get("/v1/devices")
-    assert r.status_code == 200
-    assert "/catalog.jsonld" in r.headers["link"] and "rel=\"license\"" in r.headers["link"]
+def test_public_api_responses_link_to_the_catalogue_and_portal_page(api, settings) -> None:
+    for path, dataset in (("/v1/devices", "devices"), ("/v1/stations", "reference-stations"),
+                          ("/v1/zones", "zone-hourly")):
+        r = api.get(path)
+        assert r.status_code == 200
+        link = r.headers["link"]
+        assert "/catalog.jsonld" in link and 'rel="license"' in link, link
+        assert f"<{settings.portal_base_url}/{dataset}>" in link, link
 
 
 def test_hydra_paging_walks_every_dataset(api) -> None:
