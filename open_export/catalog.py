@@ -26,7 +26,7 @@ SPDX = Namespace("http://spdx.org/rdf/terms#")
 ADMS = Namespace("http://www.w3.org/ns/adms#")
 GSP = Namespace("http://www.opengis.net/ont/geosparql#")
 EU = "http://publications.europa.eu/resource/authority/"
-FILE_TYPE = {"csv": "CSV", "parquet": "PARQUET"}
+FILE_TYPE = {"csv": "CSV", "parquet": "PARQUET", "geojson": "GEOJSON"}
 IANA = "http://www.iana.org/assignments/media-types/"
 
 CONTEXT = {

@@ -42,6 +42,9 @@ class Dataset:
     columns: tuple[Column, ...]
     api_path: str | None  # public API endpoint serving the same data (accessURL)
     private_data: bool  # built from volunteers' readings: needs the privacy-reviewed API queries
+    # GeoJSON geometry of a row: "h3_cell" (the cell's hexagon), "zone_id" (the zone's polygon),
+    # "point:<lat column>:<lon column>", or None (no GeoJSON file)
+    geometry: str | None = None
     theme: str = "ENVI"  # EU data-theme authority code
     frequency: str = "DAILY"  # EU frequency authority code
 
@@ -101,6 +104,7 @@ DEFAULT_DATASETS: tuple[Dataset, ...] = (
         columns=_ZONE_COLUMNS,
         api_path="/v1/zones",
         private_data=True,
+        geometry="zone_id",
     ),
     Dataset(
         id="zone-daily",
@@ -114,6 +118,7 @@ DEFAULT_DATASETS: tuple[Dataset, ...] = (
         columns=_ZONE_COLUMNS,
         api_path="/v1/zones",
         private_data=True,
+        geometry="zone_id",
     ),
     Dataset(
         id="device-hourly",
@@ -130,6 +135,7 @@ DEFAULT_DATASETS: tuple[Dataset, ...] = (
         ),
         api_path="/v1/devices",
         private_data=True,
+        geometry="h3_cell",
     ),
     Dataset(
         id="mobile-cells",
@@ -144,6 +150,7 @@ DEFAULT_DATASETS: tuple[Dataset, ...] = (
         columns=(_H3, _QUANTITY, _UNIT, _FROM, _TO, _VALUE, _MIN, _MAX, _N_DEVICES, _N_READINGS),
         api_path="/v1/mobile/cells",
         private_data=True,
+        geometry="h3_cell",
     ),
     Dataset(
         id="devices",
@@ -172,6 +179,7 @@ DEFAULT_DATASETS: tuple[Dataset, ...] = (
         ),
         api_path="/v1/devices",
         private_data=True,
+        geometry="point:latitude:longitude",
     ),
     Dataset(
         id="reference-stations",
@@ -196,6 +204,7 @@ DEFAULT_DATASETS: tuple[Dataset, ...] = (
         ),
         api_path="/v1/stations",
         private_data=False,
+        geometry="point:lat:lon",
     ),
 )
 

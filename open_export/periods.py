@@ -10,8 +10,8 @@ from typing import Literal
 from core.errors import InvalidParameter
 
 PeriodKind = Literal["day", "month"]
-FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
-FILE_RE = re.compile(r"^(?P<dataset>[a-z0-9][a-z0-9-]*)_(?P<period>\d{4}-\d{2}(?:-\d{2})?)\.(?P<ext>csv|parquet)$")
+FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "geojson": "application/geo+json"}
+FILE_RE = re.compile(r"^(?P<dataset>[a-z0-9][a-z0-9-]*)_(?P<period>\d{4}-\d{2}(?:-\d{2})?)\.(?P<ext>csv|parquet|geojson)$")
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -8,11 +8,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from core.settings import Settings
 from open_export.datasets import DEFAULT_DATASETS, Dataset, select_datasets
+from open_export.geometry import geometry_resolver
 from open_export.periods import Period, PeriodKind, period_for
 from open_export.providers import Provider, default_providers
 from open_export.writer import (
@@ -22,6 +24,7 @@ from open_export.writer import (
     build_datapackage,
     encode_csv,
     encode_dictionary,
+    encode_geojson,
     encode_parquet,
     normalise_rows,
     remove_stale_temporaries,
@@ -88,6 +91,15 @@ def available_datasets(settings: Settings, providers: Mapping[str, Provider] | N
     return tuple(d for d in select_datasets(settings.export_datasets, datasets) if d.id in providers)
 
 
+def _zone_geometries(conn: Connection, dataset: Dataset, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    if dataset.geometry != "zone_id":
+        return {}
+    from api.queries import zone_geometry
+
+    at = dataset.column_names.index("zone_id")
+    return {zid: zone_geometry(conn, zid) for zid in sorted({r[at] for r in rows if r[at]})}
+
+
 def default_day(kind: PeriodKind, today: date) -> date:
     """Yesterday for daily files; a day of the previous month for monthly files."""
     return today - timedelta(days=1) if kind == "day" else today.replace(day=1) - timedelta(days=1)
@@ -135,6 +147,10 @@ def run_export(
                 continue
             put(root / d.id / period.file_name(d.id, "csv"), encode_csv(d, rows))
             put(root / d.id / period.file_name(d.id, "parquet"), encode_parquet(d, rows, provenance(settings, d)))
+            if d.geometry:
+                geometry_of = geometry_resolver(d.geometry, _zone_geometries(conn, d, rows))
+                put(root / d.id / period.file_name(d.id, "geojson"),
+                    encode_geojson(d, rows, geometry_of, provenance(settings, d)))
     if on_step:
         on_step("datapackage.json")
     published = [d for d in configured if d.id in providers]

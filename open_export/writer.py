@@ -118,6 +118,27 @@ def encode_parquet(dataset: Dataset, rows: list[tuple[Any, ...]], provenance: Ma
     return buf.getvalue()
 
 
+def _json_value(column: Column, value: Any) -> Any:
+    if value is not None and column.type == "datetime":
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+def encode_geojson(dataset: Dataset, rows: list[tuple[Any, ...]],
+                   geometry_of: Callable[[Mapping[str, Any]], dict[str, Any] | None],
+                   provenance: Mapping[str, str]) -> bytes:
+    """RFC 7946 FeatureCollection, one feature per row (properties = the columns); provenance
+    (licence, portal page, catalogue) as foreign members of the collection."""
+    features = []
+    for row in rows:
+        props = {c.name: _json_value(c, v) for c, v in zip(dataset.columns, row, strict=True)}
+        features.append({"type": "Feature", "geometry": geometry_of(props), "properties": props})
+    doc = {"type": "FeatureCollection",
+           **{k.removeprefix("civicair:"): v for k, v in sorted(provenance.items())},
+           "features": features}
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -18,6 +18,7 @@ DAY = date(2026, 11, 20)
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
 PM25, PM10, NO2 = 2, 3, 4
 ZONE = "67482"
+ZONE_GEOMETRY = {"type": "Polygon", "coordinates": [[[7.68, 48.50], [7.84, 48.50], [7.84, 48.64], [7.68, 48.64], [7.68, 48.50]]]}
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Fixture:
     hidden: dict[str, str]  # label → pseudonym of devices that must never appear (D: no consent)
     mobile: dict[str, str]
     secrets: tuple[str, ...]  # private strings that must never appear in a file
+    positions: set[tuple[float, float]]  # exact private (lat, lon) of fixed devices, to 4 decimals
     route_ends: tuple[str, ...]  # H3 cells of the trips' start and end points (within 200 m)
 
 
@@ -35,7 +37,7 @@ def _h(hour: int, minute: int = 0) -> datetime:
 
 def seed(engine: Engine) -> Fixture:
     with engine.begin() as conn:
-        conn.execute(sa.insert(tables.zones).values(id=ZONE, name="Strasbourg", kind="admin"))
+        conn.execute(sa.insert(tables.zones).values(id=ZONE, name="Strasbourg", kind="admin", geometry=ZONE_GEOMETRY))
         fixed: dict[str, tuple[int, str]] = {}
         # A, B, C: consenting reliable fixed devices ~1 km apart (distinct H3 cells: every H3 zone
         # has one device, so all H3 zone-hours are suppressed); D: no consent; E: unreliable.
@@ -89,6 +91,7 @@ def seed(engine: Engine) -> Fixture:
         public_fixed={k: fixed[k][1] for k in ("A", "B", "C", "E")},
         hidden={"D": fixed["D"][1], "M4": mobile["M4"][1]},
         mobile={k: v[1] for k, v in mobile.items() if k != "M4"},
-        secrets=("secret-name", "secret-bike", "@example.org", "70b3d57ba000", "fx-", "mb-", "48.5734", "7.7521"),
+        secrets=("secret-name", "secret-bike", "@example.org", "70b3d57ba000", "fx-", "mb-"),
+        positions={(round(48.5734 + 0.01 * i, 4), round(7.7521 + 0.01 * i, 4)) for i in range(5)},
         route_ends=ends,
     )

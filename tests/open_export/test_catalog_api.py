@@ -111,6 +111,9 @@ def test_latest_urls_serve_the_newest_file_with_provenance_links(api, db, settin
     assert r.headers["content-type"].startswith("text/csv")
     assert f"{settings.portal_base_url}/device-hourly" in r.headers["link"]
     assert "/catalog.jsonld" in r.headers["link"] and "datapackage.json" in r.headers["link"]
+    geo = api.get("/exports/device-hourly/latest.geojson")
+    assert geo.status_code == 200 and geo.headers["content-type"].startswith("application/geo+json")
+    assert geo.json()["type"] == "FeatureCollection"
     parquet = api.get("/exports/device-hourly/latest.parquet")
     assert parquet.status_code == 200 and parquet.content[:4] == b"PAR1"
     assert api.get("/exports/datapackage.json").json()["resources"]

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from api import queries
 from open_export.datasets import DEFAULT_DATASETS
 from open_export.service import run_export
 from tests.conftest import REPO
-from tests.open_export.fixture import DAY, ZONE, seed
+from tests.open_export.fixture import DAY, ZONE, ZONE_GEOMETRY, seed
 
 pytestmark = pytest.mark.db
 BY_ID = {d.id: d for d in DEFAULT_DATASETS}
@@ -100,6 +101,34 @@ def test_export_has_exactly_the_expected_rows_and_nothing_private(exported, db, 
     everything = b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     for hidden in (*fx.hidden.values(), *fx.secrets):
         assert hidden.encode() not in everything, hidden
+    # no published position (GeoJSON [lon, lat], CSV lat/lon columns) is a device's exact one
+    published = {(round(float(lat), 4), round(float(lon), 4)) for p in out.rglob("*.geojson")
+                 for lon, lat in re.findall(r"\[(-?\d+\.\d+),(-?\d+\.\d+)\]", p.read_text("utf-8"))}
+    for rows in files.values():
+        for r in rows:
+            for la, lo in (("latitude", "longitude"), ("lat", "lon")):
+                if r.get(la):
+                    published.add((round(float(r[la]), 4), round(float(r[lo]), 4)))
+    assert len(published) > 10 and not published & fx.positions
+
+
+def test_geojson_files_carry_geometries_and_provenance(exported, settings) -> None:
+    fx, out, _ = exported
+    label = DAY.isoformat()
+
+    def load(ds: str) -> dict:
+        return json.loads((out / ds / f"{ds}_{label}.geojson").read_text("utf-8"))
+
+    zones = load("zone-hourly")
+    assert [f["geometry"] for f in zones["features"]] == [ZONE_GEOMETRY]
+    assert zones["features"][0]["properties"]["datetime_from"] == f"{label}T10:00:00Z"
+    assert zones["portal_url"] == f"{settings.portal_base_url}/zone-hourly"
+    assert zones["catalogue_url"].endswith("/catalog.jsonld") and zones["licence_url"] == settings.licence_url
+    cells = load("mobile-cells")
+    assert cells["features"] and all(f["geometry"]["type"] == "Polygon" for f in cells["features"])
+    devices = {f["properties"]["device"]: f["geometry"] for f in load("devices")["features"]}
+    assert all(devices[p] is None for p in fx.mobile.values())
+    assert all(devices[p]["type"] == "Point" for p in fx.public_fixed.values())
 
 
 def test_mobile_export_equals_the_api_result(exported, db, settings) -> None:
@@ -128,7 +157,7 @@ def test_datapackage_and_files_validate_with_frictionless(exported) -> None:
         assert table.num_rows == len(read_csv(out / ds / f"{ds}_{DAY.isoformat()}.csv"))
         assert table.schema.metadata[b"civicair:portal_url"].decode().endswith(f"/{ds}")
     sums = (out / "SHA256SUMS").read_text().splitlines()
-    assert len(sums) == 1 + 2 * len(BY_ID)  # dictionary.csv + every data file
+    assert len(sums) == 1 + 3 * len(BY_ID)  # dictionary.csv + CSV, Parquet and GeoJSON of each dataset
     check = subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=out, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
 
