@@ -99,26 +99,30 @@ def _catalogue(request: Request, settings: Settings, page: int, page_size: int, 
     return Response(body, media_type=media, headers={"Link": _links(settings)})
 
 
+@router.head("/catalog.jsonld", include_in_schema=False)
 @router.get("/catalog.jsonld", summary="DCAT-AP catalogue (JSON-LD), Hydra-paged")
 def catalogue_jsonld(request: Request, settings: SettingsDep, page: int = Query(1, ge=1),
                      page_size: int = Query(50, ge=1, le=500)) -> Response:
     return _catalogue(request, settings, page, page_size, "json-ld", "application/ld+json")
 
 
+@router.head("/catalog.ttl", include_in_schema=False)
 @router.get("/catalog.ttl", summary="DCAT-AP catalogue (Turtle), Hydra-paged")
 def catalogue_turtle(request: Request, settings: SettingsDep, page: int = Query(1, ge=1),
                      page_size: int = Query(50, ge=1, le=500)) -> Response:
     return _catalogue(request, settings, page, page_size, "turtle", "text/turtle")
 
 
+@router.head("/exports/{name}", include_in_schema=False)
 @router.get("/exports/{name}", summary="datapackage.json, SHA256SUMS or dictionary.csv")
-def export_root_file(name: str, settings: SettingsDep) -> FileResponse:
+def export_root_file(name: str, request: Request, settings: SettingsDep) -> Response:
     if name not in ROOT_FILES:
         raise NotFound(f"no export file {name!r}; one of {sorted(ROOT_FILES)}")
     path = export_dir(settings) / name
     if not path.is_file():
         raise NotFound(f"{name} does not exist yet: no export has run")
-    return FileResponse(path, media_type=ROOT_FILES[name], headers={"Link": _links(settings)})
+    return _conditional(request, FileResponse(path, media_type=ROOT_FILES[name], headers={"Link": _links(settings)},
+                                                   stat_result=path.stat()))
 
 
 def _dataset_or_404(settings: Settings, dataset: str) -> None:
@@ -126,8 +130,9 @@ def _dataset_or_404(settings: Settings, dataset: str) -> None:
         raise NotFound(f"no published dataset {dataset!r}")
 
 
+@router.head("/exports/{dataset}/latest.{ext}", include_in_schema=False)
 @router.get("/exports/{dataset}/latest.{ext}", summary="The newest file of a dataset (stable URL)")
-def export_latest(dataset: str, ext: str, settings: SettingsDep) -> FileResponse:
+def export_latest(dataset: str, ext: str, request: Request, settings: SettingsDep) -> Response:
     from open_export.files import latest_file
 
     _dataset_or_404(settings, dataset)
@@ -136,11 +141,12 @@ def export_latest(dataset: str, ext: str, settings: SettingsDep) -> FileResponse
     newest = latest_file(export_dir(settings), dataset, ext)
     if newest is None:
         raise NotFound(f"no {ext} file exported yet for {dataset!r}")
-    return _serve(settings, export_dir(settings) / dataset / newest.name, dataset, newest.name)
+    return _serve(request, settings, export_dir(settings) / dataset / newest.name, dataset, newest.name)
 
 
+@router.head("/exports/{dataset}/{file}", include_in_schema=False)
 @router.get("/exports/{dataset}/{file}", summary="One export file (CSV or Parquet, one day or month)")
-def export_file(dataset: str, file: str, settings: SettingsDep) -> FileResponse:
+def export_file(dataset: str, file: str, request: Request, settings: SettingsDep) -> Response:
     _dataset_or_404(settings, dataset)
     ef = parse_file_name(file)
     if ef is None or ef.dataset != dataset:
@@ -148,10 +154,21 @@ def export_file(dataset: str, file: str, settings: SettingsDep) -> FileResponse:
     path = export_dir(settings) / dataset / ef.name
     if not path.is_file():
         raise NotFound(f"no export file {file!r} in {dataset!r}")
-    return _serve(settings, path, dataset, ef.name)
+    return _serve(request, settings, path, dataset, ef.name)
 
 
-def _serve(settings: Settings, path: Path, dataset: str, name: str) -> FileResponse:
+def _serve(request: Request, settings: Settings, path: Path, dataset: str, name: str) -> Response:
     ext = name.rsplit(".", 1)[1]
     media = FORMATS[ext] + ("; charset=utf-8" if ext == "csv" else "")
-    return FileResponse(path, media_type=media, filename=name, headers={"Link": _links(settings, dataset)})
+    return _conditional(request, FileResponse(path, media_type=media, filename=name, stat_result=path.stat(),
+                                              headers={"Link": _links(settings, dataset)}))
+
+
+def _conditional(request: Request, response: FileResponse) -> Response:
+    """304 Not Modified when the harvester already holds this version (If-None-Match)."""
+    etag = response.headers.get("etag")
+    wanted = request.headers.get("if-none-match")
+    if etag and wanted and etag.removeprefix("W/") in {t.strip().removeprefix("W/") for t in wanted.split(",")}:
+        keep = {k: v for k, v in response.headers.items() if k in ("etag", "link", "last-modified")}
+        return Response(status_code=304, headers=keep)
+    return response

@@ -166,3 +166,12 @@ def test_catalogue_follows_the_configured_dataset_list(settings, tmp_path) -> No
     assert set(datasets_of(g)) == {"devices", "reference-stations"}
     # nothing exported yet and no API routes given: no distribution announces a dead URL
     assert not list(g.subjects(RDF.type, DCAT.Distribution))
+
+
+def test_files_answer_head_and_conditional_get(api) -> None:
+    head = api.head("/exports/zone-hourly/latest.csv")
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0
+    first = api.get("/exports/zone-hourly/latest.csv")
+    again = api.get("/exports/zone-hourly/latest.csv", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert api.head("/catalog.ttl").status_code == 200
