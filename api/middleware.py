@@ -88,7 +88,7 @@ class OpenDataHeaders:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        cacheable = (scope.get("method") in ("GET", "HEAD") and path.startswith(PUBLIC_PREFIXES)
+        cacheable = (scope.get("method") == "GET" and path.startswith(PUBLIC_PREFIXES)
                      and not any(_header(scope, h) for h in PRIVATE_HEADERS))
         if not cacheable:
             async def send_common(message: Message) -> None:
@@ -132,8 +132,9 @@ class OpenDataHeaders:
                         "headers": [(k, v) for k, v in headers if k in keep]})
             await send({"type": "http.response.body", "body": b""})
             return
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else body})
+        # a copy: outer middleware (GZip) edits the header list in place
+        await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+        await send({"type": "http.response.body", "body": body})
 
     async def _run(self, scope: Scope, receive: Receive) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         start: dict[str, Any] = {}

@@ -287,8 +287,25 @@ def _series_row(r: Any, interval: Interval, unit: str, expected: int) -> dict[st
 @dataclass(frozen=True)
 class SeriesPage:
     results: list[dict[str, Any]]
-    suppressed: int  # zone-hours withheld (fewer than k devices)
+    suppressed: int  # zone-hours withheld (fewer than k devices) in the span of this page
     next_after: datetime | None
+
+
+def _window(start: datetime, end: datetime, after: datetime | None, limit: int | None,
+            interval: Interval) -> tuple[datetime, datetime, datetime | None]:
+    """The time span one page can cover, so a page never scans the whole range: periods after
+    `after`, at most `limit` of them. Returns (lo, hi, cursor of the next page or None)."""
+    step = timedelta(days=1) if interval == Interval.DAY else timedelta(hours=1)
+    lo = max(start, after + step) if after is not None else start
+    if limit is None:
+        return lo, end, None
+    floor = lo.replace(minute=0, second=0, microsecond=0)
+    if interval == Interval.DAY:
+        floor = floor.replace(hour=0)
+    hi = floor + limit * step
+    if hi >= end:
+        return lo, end, None
+    return lo, hi, hi - step
 
 
 def _page(rows: list[dict[str, Any]], limit: int | None) -> tuple[list[dict[str, Any]], datetime | None]:
@@ -330,6 +347,7 @@ def device_series_page(conn: Connection, settings: Settings, pseudonym: str,
     if dev is None or dev.kind != "fixed" or not dev.consent_public:
         raise DeviceNotFound(f"no public fixed device {pseudonym[:40]!r} (mobile devices have no per-device series)")
     expected = 24 if interval == Interval.DAY else 1
+    start, end, nxt = _window(start, end, after, limit, interval)
     rows: list[dict[str, Any]] = []
     for source in (h, _hourly_from_readings(dev.id, info.code, start, end)):
         # The rollup normally holds every hour; readings not rolled up yet (a fresh device, the
@@ -341,12 +359,9 @@ def device_series_page(conn: Connection, settings: Settings, pseudonym: str,
                 .group_by(period).order_by(period))
         if after is not None:
             stmt = stmt.having(period > after)
-        if limit is not None:
-            stmt = stmt.limit(limit + 1)
         rows = [_series_row(r, interval, info.unit, expected) for r in conn.execute(stmt)]
         if rows:
             break
-    rows, nxt = _page(rows, limit)
     return SeriesPage(rows, 0, nxt)
 
 
@@ -421,9 +436,8 @@ def zone_series_page(conn: Connection, settings: Settings, zone_id: str, quantit
         return SeriesPage([], 0, None)
     h = tables.hourly
     k = settings.k_anonymity
+    start, end, nxt = _window(start, end, after, limit, interval)
     base_where = [h.c.device_id.in_(ids), h.c.quantity == info.code, h.c.hour >= start, h.c.hour < end]
-    if after is not None:
-        base_where.append(h.c.hour >= after)
     per_hour = sa.func.count().filter(h.c.n > 0).over(partition_by=h.c.hour)
     base = sa.select(h, per_hour.label("hour_devices")).where(*base_where).subquery("b")
     kept = base.c.hour_devices >= k
@@ -433,15 +447,12 @@ def zone_series_page(conn: Connection, settings: Settings, zone_id: str, quantit
             .group_by(period).order_by(period))
     if after is not None:
         stmt = stmt.having(period > after)
-    if limit is not None:
-        stmt = stmt.limit(limit + 1)
     expected_hours = 24 if interval == Interval.DAY else 1
     rows = []
     for r in conn.execute(stmt):
         row = _series_row(r, interval, info.unit, expected_hours * int(r.n_devices))
         row["n_devices"] = int(r.n_devices)
         rows.append(row)
-    rows, nxt = _page(rows, limit)
     suppressed_q = (sa.select(sa.func.count()).select_from(
         sa.select(base.c.hour).where(base.c.hour_devices < k, base.c.hour_devices > 0)
         .group_by(base.c.hour).subquery()))

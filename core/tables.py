@@ -237,3 +237,6 @@ device_zones = sa.Table(
     sa.Column("zone_id", sa.Text, primary_key=True),
 )
 sa.Index("device_zones_zone", device_zones.c.zone_id)
+sa.Index("hourly_series", hourly.c.device_id, hourly.c.quantity, hourly.c.hour,
+         postgresql_include=["n", "sum", "sum_sq", "min", "max", "mean", "n_flagged", "flags_any",
+                             "calibrated_mean"])

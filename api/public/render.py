@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 import enum
 import io
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
@@ -40,15 +40,9 @@ def choose_format(request: Request, fmt: Format | None, geo: bool) -> Format:
     return fmt
 
 
-def _default(o: Any) -> Any:
-    if isinstance(o, datetime):
-        return o.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, default=_default, ensure_ascii=False, separators=(",", ":"),
-                      allow_nan=False).encode()
+    """Compact UTF-8 JSON; datetimes as ISO-8601 (orjson: ~10x faster than json on series)."""
+    return orjson.dumps(obj)
 
 
 def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
