@@ -94,8 +94,8 @@ def test_every_distribution_url_resolves_on_the_running_api(api, settings) -> No
                 assert str(url).startswith(settings.public_base_url)
                 urls[str(url)] = digest
     assert len(urls) >= 2 * len(IDS) + 4  # latest CSV + Parquet per dataset, and the API endpoints
-    for url, digest in urls.items():  # each once (see the report: a cached /v1 response is served
-        r = api.get(url)              # broken the second time by the public API's cache + gzip)
+    for url, digest in urls.items():
+        r = api.get(url)
         assert r.status_code == 200, f"{url}: {r.status_code} {r.text[:200]}"
         if digest:
             assert hashlib.sha256(r.content).hexdigest() == digest, url
