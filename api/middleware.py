@@ -64,7 +64,7 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 
 class OpenDataHeaders:
-    def __init__(self, app: ASGIApp, settings: Settings, cache_ttl_s: float = 60.0,
+    def __init__(self, app: ASGIApp, settings: Settings, cache_ttl_s: float = 10.0,
                  cache_entries: int = 2048) -> None:
         self.app = app
         self.link = link_header(settings).encode()

@@ -109,10 +109,13 @@ class TimeRange(BaseModel):
     datetime_to: datetime | None = None
 
     def resolve(self, max_days: int, now: datetime | None = None) -> tuple[datetime, datetime]:
-        end = as_utc(self.datetime_to) if self.datetime_to else (now or datetime.now(UTC))
-        start = as_utc(self.datetime_from) if self.datetime_from else end - timedelta(days=DEFAULT_DAYS)
-        if self.datetime_from and not self.datetime_to and start > end:
-            end = start + timedelta(days=DEFAULT_DAYS)
+        try:
+            end = as_utc(self.datetime_to) if self.datetime_to else (now or datetime.now(UTC))
+            start = as_utc(self.datetime_from) if self.datetime_from else end - timedelta(days=DEFAULT_DAYS)
+            if self.datetime_from and not self.datetime_to and start > end:
+                end = start + timedelta(days=DEFAULT_DAYS)
+        except OverflowError:
+            raise BadRange("datetime_from / datetime_to are outside the supported calendar range") from None
         if end <= start:
             raise BadRange(f"datetime_from ({start.isoformat()}) must be before datetime_to ({end.isoformat()})")
         if end - start > timedelta(days=max_days):
@@ -302,7 +305,10 @@ def _window(start: datetime, end: datetime, after: datetime | None, limit: int |
     floor = lo.replace(minute=0, second=0, microsecond=0)
     if interval == Interval.DAY:
         floor = floor.replace(hour=0)
-    hi = floor + limit * step
+    try:
+        hi = floor + limit * step
+    except OverflowError:
+        return lo, end, None
     if hi >= end:
         return lo, end, None
     return lo, hi, hi - step

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     # --- API ------------------------------------------------------------------------------------
     max_range_days: int = 400
     rate_limit_per_minute: int = 600
-    api_cache_ttl_s: float = Field(default=60.0, ge=0, description="Public response cache / Cache-Control max-age.")
+    api_cache_ttl_s: float = Field(default=10.0, ge=0, description="Public response cache / Cache-Control max-age (s).")
 
     # --- ChirpStack provisioning ---------------------------------------------------------------
     chirpstack_url: str | None = None

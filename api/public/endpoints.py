@@ -143,7 +143,10 @@ def mobile_cells(request: Request, conn: ReadConn, settings: SettingsDep,
     q, tr = QuantityFilter(quantity=quantity.value), TimeRange(datetime_from=datetime_from, datetime_to=datetime_to)
     start, end = tr.resolve(settings.max_range_days)
     rows = queries.mobile_cells(conn, settings, q, tr)
-    offset = int(Paging(limit=limit, cursor=cursor).after_key() or 0) if cursor else 0
+    key = Paging(limit=limit, cursor=cursor).after_key() if cursor else "0"
+    if not (key or "").isdigit() or len(key or "") > 9:
+        raise InvalidParameter("cursor", "not a cursor returned by this API")
+    offset = int(key or 0)
     page = rows[offset:offset + limit]
     nxt = str(offset + limit) if offset + limit < len(rows) else None
     return respond(request, settings, page, fmt=fmt,

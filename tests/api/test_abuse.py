@@ -37,6 +37,13 @@ def test_invalid_parameters_are_422_naming_the_parameter(city, live_api, params,
     assert name in body["detail"]
 
 
+def test_far_future_and_bad_mobile_cursor_are_client_errors(city, live_api) -> None:
+    problem(httpx.get(f"{live_api}/v1/zones/{city.zone_id}/series",
+                      params={"datetime_from": "9999-12-31T23:00:00Z"}), 400)
+    body = problem(httpx.get(f"{live_api}/v1/mobile/cells", params={"cursor": "KU6"}), 422)
+    assert "cursor" in body["detail"]
+
+
 def test_bad_cursor_content_is_422(city, live_api) -> None:
     body = problem(httpx.get(f"{live_api}/v1/zones/{city.zone_id}/series", params={"cursor": "Zm9v"}), 422)
     assert "cursor" in body["detail"]
