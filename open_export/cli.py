@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 def export(
     dataset: list[str] = typer.Option([], "--dataset", metavar="ID", help="Dataset id (repeatable). Default: all configured."),
     period: str = typer.Option("day", "--period", help="day or month."),
-    on: str | None = typer.Option(None, "--date", help="YYYY-MM-DD; default yesterday (day) / last month (month)."),
+    on: str | None = typer.Option(None, "--date", help="YYYY-MM-DD (or YYYY-MM for a month); default yesterday / last month."),
     out: Path | None = typer.Option(None, "--out", help="Output folder. Default: CIVICAIR_EXPORT_DIR or DATA_DIR/exports."),
 ) -> None:
     """Write CSV + Parquet files, datapackage.json and SHA256SUMS for one day or month (idempotent)."""
@@ -33,9 +33,9 @@ def export(
         fail(InvalidParameter("--period", f"must be day or month, got {period!r}"))
     kind: Literal["day", "month"] = "day" if period == "day" else "month"
     try:
-        day = date.fromisoformat(on) if on else None
+        day = date.fromisoformat(on + "-01" if on and kind == "month" and len(on) == 7 else on) if on else None
     except ValueError:
-        fail(InvalidParameter("--date", f"not a YYYY-MM-DD date: {on!r}"))
+        fail(InvalidParameter("--date", f"not a YYYY-MM-DD date (or YYYY-MM with --period month): {on!r}"))
     try:
         db = open_database(settings)
     except CivicairError as exc:

@@ -255,6 +255,9 @@ def test_cli_export_and_clear_errors(db, settings, tmp_path) -> None:
                           (["--dataset", "nope"], "unknown dataset 'nope'")):
         bad = _cli([*args, "--out", str(out)], settings)
         assert bad.returncode != 0 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    month = _cli(["--period", "month", "--date", "2026-11", "--out", str(out), "--dataset", "reference-stations"],
+                 settings)
+    assert month.returncode == 0 and (out / "reference-stations" / "reference-stations_2026-11.parquet").is_file()
     csv_text = (out / "zone-hourly" / f"zone-hourly_{DAY.isoformat()}.csv").read_text("utf-8")
     assert list(csv.DictReader(io.StringIO(csv_text)))[0]["zone_id"] == ZONE
 
@@ -265,8 +268,11 @@ def test_scheduled_job_exports_yesterday_today_and_last_month(db, settings) -> N
     from open_export.worker import export_once, jobs
 
     seed(db.engine)
+    from core.runtime import collect_jobs
+
     (job,) = jobs(settings, db)
     assert job.name == "open_export.export" and job.interval_s > 0
+    assert "open_export.export" in {j.name for j in collect_jobs(settings, db)}  # run by `civicair up`
     root = settings.data_dir / "exports"
     assert export_once(settings, db, today=DAY + timedelta(days=1)) > 0
     names = {p.name for p in root.rglob("*.csv")}
