@@ -225,12 +225,15 @@ def test_killed_export_process_leaves_no_partial_file(db, settings, tmp_path) ->
 def test_monthly_export_and_dataset_selection(db, settings, tmp_path) -> None:
     seed(db.engine)
     out = tmp_path / "exports"
-    report = run_export(settings, db.engine, dataset_ids=["reference-stations"], kind="month", day=DAY, out=out)
+    settings.max_range_days = 7  # the API's interactive limit does not restrict a monthly export
+    report = run_export(settings, db.engine, dataset_ids=["reference-stations", "zone-daily"], kind="month",
+                        day=DAY, out=out)
+    assert len(read_csv(out / "zone-daily" / "zone-daily_2026-11.csv")) == 1
     rows = read_csv(out / "reference-stations" / "reference-stations_2026-11.csv")
     # the month holds the valid 10:00 value and the next day's value
     assert [(r["datetime_from"], r["value"]) for r in rows] == [
         ("2026-11-20T10:00:00Z", "21.5"), ("2026-11-21T01:00:00Z", "5.0")]
-    assert {p.parent.name for p in report.written if p.parent != out} == {"reference-stations"}
+    assert {p.parent.name for p in report.written if p.parent != out} == {"reference-stations", "zone-daily"}
 
 
 def _cli(args: list[str], settings, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
