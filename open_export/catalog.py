@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
@@ -164,6 +165,9 @@ def _dataset(g: Graph, settings: Settings, d: Dataset, ds: URIRef, publisher: UR
         g.add((temporal, RDF.type, DCTERMS.PeriodOfTime))
         g.add((temporal, DCAT.startDate, Literal(min(f.period.start for f in files), datatype=XSD.dateTime)))
         g.add((temporal, DCAT.endDate, Literal(max(f.period.end for f in files), datatype=XSD.dateTime)))
+        # when a file of the dataset last changed: harvesters use it to skip unchanged datasets
+        changed = max((root / d.id / f.name).stat().st_mtime for f in files)
+        g.add((ds, DCTERMS.modified, Literal(datetime.fromtimestamp(int(changed), UTC), datatype=XSD.dateTime)))
 
     for ext in FORMATS:
         newest = latest_file(root, d.id, ext)

@@ -73,6 +73,7 @@ def test_catalogue_parses_in_both_serialisations_and_lists_every_dataset(api, se
         assert g_ld.value(g_ld.value(ds, DCAT.contactPoint), URIRef("http://www.w3.org/2006/vcard/ns#hasEmail"))
         temporal = g_ld.value(ds, DCTERMS.temporal)
         assert str(g_ld.value(temporal, DCAT.endDate)).startswith(str(DAY + timedelta(days=1)))
+        assert g_ld.value(ds, DCTERMS.modified) is not None
         if ds_id == "device-hourly":  # the only dataset with data the day before
             assert str(g_ld.value(temporal, DCAT.startDate)).startswith(str(DAY - timedelta(days=1)))
         assert any(True for _ in g_ld.objects(ds, DCAT.keyword))
