@@ -1,4 +1,4 @@
-"""Scheduled export job for `civicair up`: every hour, yesterday's daily files (final) and today's
+"""Scheduled export job for `civicair up`: every 15 minutes, yesterday's daily files (final) and today's
 daily files so far (so the `latest` URLs stay fresh); once a day, last month's monthly files.
 Idempotent: files whose bytes do not change are not rewritten."""
 
@@ -14,7 +14,7 @@ from open_export.periods import PeriodKind
 from open_export.service import default_day, run_export
 
 log = logging.getLogger(__name__)
-EXPORT_INTERVAL_S = 3600
+EXPORT_INTERVAL_S = 900
 
 
 def export_once(settings: Settings, db: Database, today: date | None = None, *, monthly: bool = True) -> int:
@@ -33,7 +33,7 @@ def export_once(settings: Settings, db: Database, today: date | None = None, *, 
 
 
 class ExportJob:
-    """Hourly daily files; the monthly files on the first run of each UTC day."""
+    """Daily files every run; the monthly files on the first run of each UTC day."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings, self.db = settings, db
