@@ -93,7 +93,7 @@ def _api_paths(request: Request) -> set[str]:
 def _catalogue(request: Request, settings: Settings, page: int, page_size: int, fmt: str, media: str) -> Response:
     graph = build_catalogue(
         settings, available_datasets(settings), export_dir(settings), api_paths=_api_paths(request),
-        page=CataloguePage(page, page_size), page_url=str(request.url.remove_query_params(["page", "page_size"])),
+        page=CataloguePage(page, page_size), page_url=settings.public_base_url.rstrip("/") + request.url.path,  # public, also behind a proxy
     )
     body = graph.serialize(format=fmt, context=CONTEXT) if fmt == "json-ld" else graph.serialize(format=fmt)
     return Response(body, media_type=media, headers={"Link": _links(settings)})
