@@ -37,7 +37,6 @@ from core.bench import bench_app
 N_DEVICES = 200
 N_ZONES = 50
 YEAR_END = datetime(2026, 1, 1, tzinfo=UTC)
-YEAR_START = YEAR_END - timedelta(days=365)
 
 LOAD_HOURLY = """
 insert into hourly (device_id, quantity, hour, n, sum, sum_sq, min, max, mean, n_flagged, flags_any,
@@ -55,7 +54,7 @@ def _zone_box(i: int) -> tuple[float, float, float, float]:
     return lat0, lat0 + 0.04, lon0, lon0 + 0.04
 
 
-def load(url: str) -> None:
+def load(url: str, days: int = 365) -> None:
     import sqlalchemy as sa
 
     from api.zones import refresh_device_zones, upsert_zones
@@ -81,7 +80,7 @@ def load(url: str) -> None:
                                     "lat": la0 + 0.005 + 0.007 * k, "lon": lo0 + 0.005 + 0.007 * k})
             upsert_zones(conn, zones)
             conn.execute(sa.insert(tables.devices), devices)
-            conn.execute(sa.text(LOAD_HOURLY), {"start": YEAR_START, "end": YEAR_END})
+            conn.execute(sa.text(LOAD_HOURLY), {"start": YEAR_END - timedelta(days=days), "end": YEAR_END})
             refresh_device_zones(conn)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("vacuum analyze hourly"))
@@ -138,10 +137,13 @@ async def _run(base: str, paths: list[str], concurrency: int) -> tuple[list[floa
     return latencies, elapsed
 
 
+SPAN = {"days": 365}
+
+
 def _path(zone: int, offset_s: int = 0) -> str:
+    start = (YEAR_END - timedelta(days=SPAN["days"])).isoformat().replace("+00:00", "Z")
     end = (YEAR_END + timedelta(seconds=offset_s)).isoformat().replace("+00:00", "Z")
-    return (f"/v1/zones/Z{zone:02d}/series?quantity=pm25&datetime_from={YEAR_START.isoformat().replace('+00:00', 'Z')}"
-            f"&datetime_to={end}&limit=1000")
+    return f"/v1/zones/Z{zone:02d}/series?quantity=pm25&datetime_from={start}&datetime_to={end}&limit=1000"
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -152,6 +154,7 @@ def _pct(values: list[float], q: float) -> float:
 @bench_app.command("api")
 def bench_api(
     requests: int = typer.Option(2000, help="Requests per phase."),
+    days: int = typer.Option(365, help="Days of hourly data per device, and the span requested."),
     concurrency: int = typer.Option(16, help="Concurrent client connections."),
     workers: int = typer.Option(2, help="API server processes (uvicorn workers)."),
     as_json: bool = typer.Option(False, "--json", help="Last line: one JSON object."),
@@ -181,8 +184,9 @@ def bench_api(
     proc = None
     try:
         t = time.perf_counter()
-        load(url)
-        console.print(f"loaded {N_DEVICES} devices × 1 year hourly ({N_DEVICES * 8760:,} rows), "
+        SPAN["days"] = days
+        load(url, days)
+        console.print(f"loaded {N_DEVICES} devices × {days} days hourly ({N_DEVICES * 24 * days:,} rows), "
                       f"{N_ZONES} zones in {time.perf_counter() - t:.1f} s ({where})")
         port = free_port()
         proc = mp.get_context("spawn").Process(target=_serve, args=(url, port, workers))

@@ -231,7 +231,7 @@ def device_detail(conn: Connection, settings: Settings, pseudonym: str) -> dict[
 
 # --- series aggregation -------------------------------------------------------------------------
 
-_FLAG_NAMES = {f.name.lower(): int(f.value) for f in Flag}
+_FLAG_NAMES = {str(f.name).lower(): int(f.value) for f in Flag}
 
 
 def _period(column: Any, interval: Interval) -> Any:
@@ -259,31 +259,41 @@ def _aggregates(h: Any) -> list[Any]:
     return cols
 
 
+_STEP = {Interval.HOUR: timedelta(hours=1), Interval.DAY: timedelta(days=1)}
+_FLAG_COLUMNS = tuple((name, f"f_{name}") for name in _FLAG_NAMES)
+
+
 def _series_row(r: Any, interval: Interval, unit: str, expected: int) -> dict[str, Any]:
-    n = int(r.n_readings or 0)
-    mean = r.s / n if n else None
+    """One aggregate row → the published shape (hot path: ~1000 rows per request)."""
+    m = r._mapping
+    n = m["n_readings"] or 0
+    total = m["s"]
+    mean = total / n if n else None
     sd = None
-    if n > 1 and r.ss is not None:
-        var = (r.ss - r.s * r.s / n) / (n - 1)
+    if n > 1 and m["ss"] is not None:
+        var = (m["ss"] - total * total / n) / (n - 1)
         sd = math.sqrt(var) if var > 0 else 0.0
-    step = timedelta(days=1) if interval == Interval.DAY else timedelta(hours=1)
-    observed = int(r.device_hours or 0)
+    observed = m["device_hours"] or 0
+    calibrated = m["calibrated"]
+    period = m["period"]
+    flags = {"flagged_readings": m["n_flagged"] or 0}
+    for name, column in _FLAG_COLUMNS:
+        flags[name] = m[column]
     return {
-        "period": {"datetime_from": r.period, "datetime_to": r.period + step, "interval": interval.value},
-        "value": r.calibrated if r.calibrated is not None else mean,
-        "calibrated": r.calibrated is not None,
-        "calibrated_mean": r.calibrated,
+        "period": {"datetime_from": period, "datetime_to": period + _STEP[interval], "interval": interval.value},
+        "value": calibrated if calibrated is not None else mean,
+        "calibrated": calibrated is not None,
+        "calibrated_mean": calibrated,
         "raw_mean": mean,
         "unit": unit,
-        "n_readings": n,
+        "n_readings": int(n),
         "coverage": {
             "expected_count": expected,
             "observed_count": observed,
             "percent_complete": round(100.0 * observed / expected, 1) if expected else None,
         },
-        "summary": {"min": r.min, "median": r.median, "max": r.max, "mean": mean, "sd": sd},
-        "flags": {"flagged_readings": int(r.n_flagged or 0),
-                  **{name: int(getattr(r, f"f_{name}")) for name in _FLAG_NAMES}},
+        "summary": {"min": m["min"], "median": m["median"], "max": m["max"], "mean": mean, "sd": sd},
+        "flags": flags,
     }
 
 
@@ -365,7 +375,7 @@ def device_series_page(conn: Connection, settings: Settings, pseudonym: str,
                 .group_by(period).order_by(period))
         if after is not None:
             stmt = stmt.having(period > after)
-        rows = [_series_row(r, interval, info.unit, expected) for r in conn.execute(stmt)]
+        rows = [_series_row(r, interval, info.unit, expected) for r in conn.execute(stmt).all()]
         if rows:
             break
     return SeriesPage(rows, 0, nxt)
@@ -381,10 +391,10 @@ def device_series(conn: Connection, settings: Settings, pseudonym: str, quantity
 
 def _eligible_fixed(conn: Connection) -> list[Any]:
     d = tables.devices
-    return conn.execute(
+    return list(conn.execute(
         sa.select(d.c.id, d.c.h3_cell, d.c.lat, d.c.lon)
         .where(d.c.consent_public.is_(True), d.c.kind == "fixed", d.c.status != "unreliable")
-    ).all()
+    ).all())
 
 
 def zone_device_ids(conn: Connection, settings: Settings, zone_id: str) -> list[int]:
@@ -408,7 +418,7 @@ def zone_device_ids(conn: Connection, settings: Settings, zone_id: str) -> list[
 
 def zone_list(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
     z, dz = tables.zones, tables.device_zones
-    counts = dict(conn.execute(sa.select(dz.c.zone_id, sa.func.count()).group_by(dz.c.zone_id)).all())
+    counts: dict[str, int] = dict(conn.execute(sa.select(dz.c.zone_id, sa.func.count()).group_by(dz.c.zone_id)).all())
     out: list[dict[str, Any]] = [
         {"id": r.id, "name": r.name, "kind": r.kind, "n_devices": int(counts.get(r.id, 0)),
          "properties": r.properties or {}}
@@ -455,7 +465,7 @@ def zone_series_page(conn: Connection, settings: Settings, zone_id: str, quantit
         stmt = stmt.having(period > after)
     expected_hours = 24 if interval == Interval.DAY else 1
     rows = []
-    for r in conn.execute(stmt):
+    for r in conn.execute(stmt).all():
         row = _series_row(r, interval, info.unit, expected_hours * int(r.n_devices))
         row["n_devices"] = int(r.n_devices)
         rows.append(row)
