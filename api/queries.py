@@ -29,6 +29,11 @@ mobile filtering — are applied here, so every caller publishes the same thing)
 - ``stations(conn, settings) -> list[dict]``; ``station_series(conn, settings, code,
   quantity, time_range, interval="hour", after=None, limit=None) -> list[dict]``.
 
+Series paging: ``after`` (a period start, exclusive) and ``limit``; with a ``limit`` one call
+covers at most ``limit`` periods of time (so it may return fewer rows when hours are missing or
+suppressed) and ``*_page`` returns the next ``after`` or ``None`` at the end of the range. With
+``limit=None`` (the export files) the whole range is returned.
+
 Each series row: ``period`` {``datetime_from``, ``datetime_to``, ``interval``}, ``value``
 (the calibrated mean when calibrated, else the raw mean; ``calibrated`` says which),
 ``calibrated_mean`` (``None`` when absent), ``raw_mean``, ``unit``, ``n_readings``,
@@ -266,7 +271,7 @@ _FLAG_COLUMNS = tuple((name, f"f_{name}") for name in _FLAG_NAMES)
 def _series_row(r: Any, interval: Interval, unit: str, expected: int) -> dict[str, Any]:
     """One aggregate row → the published shape (hot path: ~1000 rows per request)."""
     m = r._mapping
-    n = m["n_readings"] or 0
+    n = int(m["n_readings"] or 0)  # numeric (Decimal) when summed over counts
     total = m["s"]
     mean = total / n if n else None
     sd = None
@@ -276,7 +281,7 @@ def _series_row(r: Any, interval: Interval, unit: str, expected: int) -> dict[st
     observed = m["device_hours"] or 0
     calibrated = m["calibrated"]
     period = m["period"]
-    flags = {"flagged_readings": m["n_flagged"] or 0}
+    flags = {"flagged_readings": int(m["n_flagged"] or 0)}
     for name, column in _FLAG_COLUMNS:
         flags[name] = m[column]
     return {
@@ -286,7 +291,7 @@ def _series_row(r: Any, interval: Interval, unit: str, expected: int) -> dict[st
         "calibrated_mean": calibrated,
         "raw_mean": mean,
         "unit": unit,
-        "n_readings": int(n),
+        "n_readings": n,
         "coverage": {
             "expected_count": expected,
             "observed_count": observed,

@@ -166,3 +166,18 @@ def test_quantities_licences_and_csv(city, live_api) -> None:
     assert "licence" in r.headers["link"]
     r2 = get(live_api, "/v1/devices", format="csv")
     assert r2.text.splitlines()[0].startswith("pseudonym,")
+
+
+def test_device_series_falls_back_to_readings_not_rolled_up_yet(db, live_api, unique) -> None:
+    from tests.api.seed import add_device, add_readings, reading
+
+    with db.engine.begin() as conn:
+        did, pseudo = add_device(conn, f"ca-{unique}", lat=48.58, lon=7.75)
+        add_readings(conn, [reading(did, T0 + timedelta(minutes=m), 2, v)
+                            for m, v in ((1, 10.0), (2, 14.0), (3, 999.0))])
+        add_readings(conn, [reading(did, T0 + timedelta(minutes=4), 2, 5000.0, flags=1)])
+    rows = get(live_api, f"/v1/devices/{pseudo}/series", **RANGE).json()["results"]
+    assert len(rows) == 1
+    assert rows[0]["raw_mean"] == pytest.approx((10 + 14 + 999) / 3)
+    assert rows[0]["n_readings"] == 3 and rows[0]["flags"]["flagged_readings"] == 1
+    assert rows[0]["calibrated"] is False and rows[0]["calibrated_mean"] is None
