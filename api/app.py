@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.gzip import GZipMiddleware
 
 from api import middleware, problems
@@ -18,6 +18,7 @@ from api.catalog import install_links as install_catalogue_links
 from api.catalog import router as catalog_router
 from api.partner.endpoints import router as partner_router
 from api.public.endpoints import router as public_router
+from api.push import router as push_router
 from api.volunteer.endpoints import router as volunteer_router
 from core.db import Database
 from core.settings import Settings
@@ -83,9 +84,17 @@ def create_app(
             result["status"] = "degraded"
         return result
 
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        from ingest.metrics import render
+
+        body, content_type = render()
+        return Response(body, media_type=content_type)
+
     app.include_router(public_router)
     app.include_router(partner_router)
     app.include_router(volunteer_router)
+    app.include_router(push_router)
     app.include_router(catalog_router)
     install_catalogue_links(app, settings)
     return app

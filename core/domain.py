@@ -126,6 +126,7 @@ class Uplink:
     battery_v: float | None = None
     topic: str = ""
     raw: bytes = b""
+    battery_pct: float | None = None  # ChirpStack event/status battery level (0-100 %)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,18 @@ temperature and humidity); each sensor reads it through its own gain/offset/humi
 noise. Three sensors are faulty on purpose: one stuck, one drifting, one over-reading in humid
 hours. History is backfilled on start (idempotent: times lie on a fixed grid), then every sensor
 publishes live.
+
+Sensors use all four ingest paths, in their real wire formats: most publish direct civicair JSON;
+fixed sensors 3–6 are LoRaWAN devices seen through a simulated ChirpStack v4 (`event/up` JSON with
+a civicair binary v1 payload on fPort 1), 7–8 through a simulated The Things Stack v3 (binary v1
+in `frm_payload`), 9 pushes the sensor.community "custom API" body over HTTP and 10 pushes civicair
+JSON to `POST /v1/push` (falling back to direct MQTT while the API is not up yet, so nothing is
+lost).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
@@ -21,13 +29,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import h3
+import httpx
 import paho.mqtt.client as mqtt
 from sqlalchemy.dialects.postgresql import insert
 
 from core import tables
 from core.db import Database
-from core.security import pseudonym
+from core.security import hash_secret, pseudonym
 from core.settings import Settings
+from gateway.codecs import civicair_binary
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +60,19 @@ class SimSensor:
     rh_coeff: float
     local: float  # local PM excess (µg/m³)
     fault: str | None = None
+    path: str = "mqtt"  # mqtt | chirpstack | tts | sensor_community | http
+
+
+PATHS = {3: "chirpstack", 4: "chirpstack", 5: "chirpstack", 6: "chirpstack", 7: "tts", 8: "tts",
+         9: "sensor_community", 10: "http"}
+
+
+def dev_eui(uid: str) -> str:
+    return "d3e0" + f"{int(uid.rsplit('-', 1)[1]):012x}"
+
+
+def demo_token(uid: str) -> str:
+    return f"cat_demo_{uid}"  # demo only: a real token comes from registration
 
 
 def truth(t: datetime, local: float = 0.0) -> dict[str, float]:
@@ -78,7 +101,7 @@ def make_sensors(n_fixed: int = 22, n_mobile: int = 6, seed: int = 42) -> list[S
         uid = f"ca-demo-fixed-{i:02d}"
         sensors.append(SimSensor(uid, "fixed", lat, lon, gain=rng.uniform(0.9, 1.6),
                                  offset=rng.uniform(-1, 3), rh_coeff=rng.uniform(0.02, 0.12),
-                                 local=rng.uniform(0, 6), fault=FAULTS.get(uid)))
+                                 local=rng.uniform(0, 6), fault=FAULTS.get(uid), path=PATHS.get(i, "mqtt")))
     for i in range(1, n_mobile + 1):
         sensors.append(SimSensor(f"ca-demo-bike-{i:02d}", "mobile", CENTRE[0], CENTRE[1],
                                  gain=rng.uniform(1.0, 1.4), offset=rng.uniform(0, 2),
@@ -131,7 +154,10 @@ class Simulator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: mqtt.Client | None = None
+        self._http: httpx.Client | None = None
+        self.api_url = f"http://{settings.api_host}:{settings.api_port}"
         self.published = 0
+        self.f_cnt = 0
 
     def summary(self) -> str:
         fixed = sum(s.kind == "fixed" for s in self.sensors)
@@ -144,11 +170,18 @@ class Simulator:
         with self.db.engine.begin() as conn:
             for s in self.sensors:
                 cell = h3.latlng_to_cell(s.lat, s.lon, self.settings.h3_resolution) if s.kind == "fixed" else None
+                lora = s.path in ("chirpstack", "tts")
                 conn.execute(insert(tables.devices).values(
                     uid=s.uid, pseudonym=pseudonym(secret, s.uid), name=f"demo {s.uid}", kind=s.kind,
-                    sensor_models=["SDS011", "BME280"], transport="mqtt", lat=s.lat if s.kind == "fixed" else None,
+                    sensor_models=["SDS011", "BME280"],
+                    transport="lorawan" if lora else ("http" if s.path in ("sensor_community", "http") else "mqtt"),
+                    lat=s.lat if s.kind == "fixed" else None,
                     lon=s.lon if s.kind == "fixed" else None, h3_cell=cell, consent_public=True,
                     owner_email=f"{s.uid}@demo.invalid", mqtt_username=s.uid,
+                    dev_eui=dev_eui(s.uid) if s.path == "chirpstack" else None,
+                    tts_device_id=s.uid if s.path == "tts" else None,
+                    chip_id=f"esp8266-{int(s.uid.rsplit('-', 1)[1]) + 7000000}" if s.path == "sensor_community" else None,
+                    token_hash=hash_secret(demo_token(s.uid)),
                 ).on_conflict_do_nothing())
             for code, name, lat, lon, kind in STATIONS:
                 conn.execute(insert(tables.reference_stations).values(
@@ -192,12 +225,71 @@ class Simulator:
             doc["location"] = {"lat": round(lat, 6), "lon": round(lon, 6)}
         return f"{self.prefix}/{s.uid}/up", json.dumps(doc).encode()
 
+    def lorawan_message(self, s: SimSensor, t: datetime) -> tuple[str, bytes]:
+        """The same reading as a ChirpStack v4 or TTS v3 uplink carrying civicair binary v1."""
+        v = sensor_values(s, t, self.rng, self.start_time)
+        data = civicair_binary.encode(pm25=v["pm25"], pm10=v["pm10"], temperature=v["temperature"],
+                                      humidity=v["humidity"], pressure=v["pressure"],
+                                      battery_v=round(3.6 + 0.4 * self.rng.random(), 2))
+        self.f_cnt += 1
+        stamp = t.isoformat().replace("+00:00", "Z")
+        b64 = base64.b64encode(data).decode()
+        rssi, snr = -70 - 50 * self.rng.random(), round(-5 + 15 * self.rng.random(), 1)
+        if s.path == "chirpstack":
+            eui = dev_eui(s.uid)
+            doc: dict[str, Any] = {
+                "deduplicationId": f"{eui}-{int(t.timestamp())}", "time": stamp,
+                "deviceInfo": {"applicationName": "civicair-demo", "deviceName": s.uid, "devEui": eui},
+                "fCnt": self.f_cnt, "fPort": civicair_binary.VERSION, "data": b64,
+                "rxInfo": [{"gatewayId": "d3e0fffe00000001", "rssi": round(rssi), "snr": snr, "nsTime": stamp}],
+            }
+            return f"{self.settings.chirpstack_topic_prefix}/demo/device/{eui}/event/up", json.dumps(doc).encode()
+        doc = {"end_device_ids": {"device_id": s.uid, "application_ids": {"application_id": "civicair-demo"}},
+               "received_at": stamp,
+               "uplink_message": {"f_port": 1, "f_cnt": self.f_cnt, "frm_payload": b64, "received_at": stamp,
+                                  "rx_metadata": [{"gateway_ids": {"gateway_id": "demo-gw"},
+                                                   "rssi": round(rssi), "snr": snr}]}}
+        return f"{self.settings.tts_topic_prefix}/civicair-demo@civicair/devices/{s.uid}/up", json.dumps(doc).encode()
+
+    def push(self, s: SimSensor, t: datetime) -> bool:
+        """HTTP push through the running API; False when it is not reachable (caller falls back)."""
+        if self._http is None:
+            return False
+        v = sensor_values(s, t, self.rng, self.start_time)
+        stamp = t.isoformat().replace("+00:00", "Z")
+        headers = {"Authorization": f"Bearer {demo_token(s.uid)}"}
+        body: dict[str, Any]
+        if s.path == "sensor_community":
+            chip = int(s.uid.rsplit("-", 1)[1]) + 7000000
+            body = {"esp8266id": str(chip), "software_version": "NRZ-2024-135", "timestamp": stamp,
+                    "sensordatavalues": [
+                        {"value_type": "SDS_P1", "value": f"{v['pm10']:.2f}"},
+                        {"value_type": "SDS_P2", "value": f"{v['pm25']:.2f}"},
+                        {"value_type": "BME280_temperature", "value": f"{v['temperature']:.2f}"},
+                        {"value_type": "BME280_pressure", "value": f"{v['pressure'] * 100:.2f}"},
+                        {"value_type": "BME280_humidity", "value": f"{v['humidity']:.2f}"},
+                        {"value_type": "signal", "value": "-63"}]}
+            url = f"{self.api_url}/v1/push/sensor-community"
+        else:
+            body, url = {"time": stamp, "readings": v}, f"{self.api_url}/v1/push"
+        try:
+            return self._http.post(url, json=body, headers=headers).status_code == 201
+        except httpx.HTTPError:
+            return False
+
     def publish_at(self, t: datetime) -> None:
         assert self._client is not None
         for i, s in enumerate(self.sensors):
             if s.kind == "mobile" and t.hour in range(1, 6):
                 continue  # nobody rides at night
-            topic, payload = self.message(s, i, t)
+            if s.path in ("sensor_community", "http") and self.push(s, t):
+                self.published += 1
+                continue
+            if (s.path == "chirpstack" and self.settings.chirpstack_enabled) or (
+                    s.path == "tts" and self.settings.tts_enabled):
+                topic, payload = self.lorawan_message(s, t)
+            else:
+                topic, payload = self.message(s, i, t)
             self._client.publish(topic, payload, qos=1)
             self.published += 1
 
@@ -212,6 +304,8 @@ class Simulator:
     def start(self) -> None:
         self.register()
         self._client = self._connect()
+        self._http = httpx.Client(timeout=5)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per push is noise
         self.publish_at(datetime.now(UTC).replace(microsecond=0))  # data visible at once
         self._thread = threading.Thread(target=self._run, name="demo-simulator", daemon=True)
         self._thread.start()
@@ -236,3 +330,5 @@ class Simulator:
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
+        if self._http is not None:
+            self._http.close()

@@ -24,7 +24,10 @@ def parse_time(value: object) -> datetime:
 def finite_number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidPayload(f"{name} must be a number, got {type(value).__name__}")
-    f = float(value)
+    try:
+        f = float(value)
+    except OverflowError:
+        raise InvalidPayload(f"{name} is too large") from None
     if not math.isfinite(f):
         raise InvalidPayload(f"{name} is not finite")
     return f
@@ -33,7 +36,7 @@ def finite_number(name: str, value: object) -> float:
 def decode_direct_json(device_uid: str, payload: bytes, *, topic: str = "") -> Uplink:
     try:
         doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidPayload(f"not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise InvalidPayload("payload must be a JSON object")

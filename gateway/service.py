@@ -1,0 +1,127 @@
+"""Operator rules of the gateway: quarantine attach + replay, Mosquitto file sync."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.exc import IntegrityError
+
+from core.db import Database, libpq_url
+from core.domain import DeviceRef, RefScheme, Uplink
+from core.errors import Conflict, DeviceNotFound, NotFound
+from gateway import mosquitto_auth, repository
+from gateway.routing import TopicRouter
+from ingest.repository import REF_COLUMN
+from ingest.writer import BatchResult, Inbound, store_batch
+
+log = logging.getLogger(__name__)
+
+
+def attach_quarantined(db: Database, row_id: int, device_uid: str, *, remember: bool = False) -> str:
+    """Attach quarantine row `row_id` to a registered device. `remember` also records the
+    message's device reference (DevEUI, TTS id, chip id) on the device, so later messages resolve."""
+    with db.engine.begin() as conn:
+        row = repository.quarantine_row(conn, row_id)
+        if row is None:
+            raise NotFound(f"no quarantine entry {row_id}")
+        device = repository.device_by_uid(conn, device_uid)
+        if device is None:
+            raise DeviceNotFound(f"no device with uid {device_uid!r}")
+        repository.attach(conn, row_id, device.id)
+        note = f"quarantine {row_id} attached to {device_uid}"
+        if remember:
+            column = REF_COLUMN[RefScheme(row.ref_scheme)]
+            current = getattr(device, column)
+            if current not in (None, row.ref_value):
+                raise Conflict(f"{device_uid} already has {column} {current!r}")
+            try:
+                with conn.begin_nested():
+                    repository.set_device_ref(conn, device.id, column, row.ref_value)
+            except IntegrityError:
+                raise Conflict(f"{column} {row.ref_value!r} belongs to another device") from None
+            note += f"; {column} set to {row.ref_value}"
+    return note
+
+
+@dataclass
+class ReplayResult:
+    messages: int = 0
+    readings_written: int = 0
+    dead_letters: int = 0
+
+
+def replay_quarantined(db: Database, router: TopicRouter) -> ReplayResult:
+    """Re-decode every attached, not yet replayed quarantine row from its topic and raw payload
+    and store it for its attached device (same path as live messages; idempotent)."""
+    with db.engine.connect() as conn:
+        rows = repository.attached_unreplayed(conn)
+    if not rows:
+        return ReplayResult()
+    batch = [Inbound(row.source, row.topic, bytes(row.payload), row.received_at,
+                     _decode_as(router, row.topic, row.uid)) for row in rows]
+    with psycopg.connect(libpq_url(db.url)) as pconn:
+        stored: BatchResult = store_batch(pconn, batch)
+    with db.engine.begin() as conn:
+        repository.mark_replayed(conn, [r.id for r in rows], datetime.now(UTC))
+    return ReplayResult(len(rows), stored.readings_written, stored.dead_letters)
+
+
+def _decode_as(router: TopicRouter, topic: str, uid: str):  # type: ignore[no-untyped-def]
+    def decode(payload: bytes) -> Uplink:
+        return replace(router.decode(topic, payload), device=DeviceRef(RefScheme.CIVICAIR, uid))
+
+    return decode
+
+
+@dataclass
+class SyncResult:
+    devices: int
+    skipped: list[str]
+
+
+def sync_mosquitto_files(db: Database, password_path: Path, acl_path: Path, *,
+                         gateway_user: str | None, gateway_password: str | None,
+                         direct_prefix: str, chirpstack_user: str | None = None,
+                         chirpstack_password: str | None = None,
+                         chirpstack_prefix: str = "application") -> SyncResult:
+    """(Re)write the password and ACL files from the devices table, atomically."""
+    with db.engine.connect() as conn:
+        rows = repository.mqtt_accounts(conn)
+    accounts, skipped = [], []
+    for r in rows:
+        if not mosquitto_auth.valid_username(r.mqtt_username) or not r.mqtt_password_hash.startswith("$"):
+            skipped.append(r.uid)
+            continue
+        accounts.append(mosquitto_auth.MqttAccount(r.mqtt_username, r.mqtt_password_hash, r.uid))
+    gateway_users = []
+    if gateway_user:
+        gateway_users.append(gateway_user)
+        if gateway_password:
+            accounts.insert(0, mosquitto_auth.MqttAccount(
+                gateway_user, mosquitto_auth.hash_mosquitto_password(gateway_password)))
+    n_devices = len(accounts) - (1 if gateway_user and gateway_password else 0)
+    servers = []
+    if chirpstack_user:
+        servers.append((chirpstack_user, chirpstack_prefix))
+        if chirpstack_password:
+            accounts.insert(0, mosquitto_auth.MqttAccount(
+                chirpstack_user, mosquitto_auth.hash_mosquitto_password(chirpstack_password)))
+    _atomic_write(password_path, mosquitto_auth.password_file(accounts))
+    _atomic_write(acl_path, mosquitto_auth.acl_file(
+        gateway_users, [a for a in accounts if a.topic_uid], direct_prefix, network_servers=servers))
+    return SyncResult(n_devices, skipped)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o640)
+    os.replace(tmp, path)

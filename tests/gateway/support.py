@@ -1,0 +1,84 @@
+"""Test helpers of the gateway tests: devices, a real listener + writer pair, publishing."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+
+from core import tables
+from core.db import libpq_url
+from core.security import hash_secret, pseudonym
+from gateway.listener import MqttListener
+from gateway.routing import TopicRouter
+from ingest.writer import BatchWriter
+
+
+def add_device(db, uid: str, **columns: object) -> int:  # type: ignore[no-untyped-def]
+    values = dict(uid=uid, pseudonym=pseudonym("test-secret", uid), name=uid, kind="fixed",
+                  transport="mqtt", consent_public=True)
+    if "token" in columns:
+        columns["token_hash"] = hash_secret(str(columns.pop("token")))
+    values.update(columns)
+    with db.engine.begin() as conn:
+        return conn.execute(sa.insert(tables.devices).values(**values).returning(tables.devices.c.id)).scalar_one()
+
+
+def make_router(unique: str) -> TopicRouter:
+    base = f"test/{unique}"
+    return TopicRouter(direct_prefix=f"{base}/civicair/v1/devices", chirpstack_prefix=f"{base}/application",
+                       tts_prefix=f"{base}/v3")
+
+
+@contextmanager
+def pipeline(db, mqtt_url: str, router: TopicRouter, client_id: str, *,  # type: ignore[no-untyped-def]
+             shared_group: str | None = None) -> Iterator[tuple[MqttListener, BatchWriter]]:
+    inbox: queue.Queue = queue.Queue(maxsize=1000)
+    writer = BatchWriter(libpq_url(db.url), inbox, batch_max_age_ms=50)
+    listener = MqttListener(mqtt_url, inbox, client_id=client_id, router=router,
+                            shared_group=shared_group, session_expiry_s=5)
+    writer.start()
+    listener.start()
+    try:
+        assert listener.connected.wait(5)
+        yield listener, writer
+    finally:
+        listener.stop()
+        writer.stop()
+
+
+@contextmanager
+def publisher(mqtt_url: str) -> Iterator[mqtt.Client]:
+    parts = urlsplit(mqtt_url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    client.loop_start()
+    try:
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def publish_all(mqtt_url: str, messages: list[tuple[str, bytes]]) -> None:
+    with publisher(mqtt_url) as client:
+        infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(10)
+
+
+def readings(db, device_id: int | None = None) -> list[tuple[int, float]]:  # type: ignore[no-untyped-def]
+    q = sa.select(tables.readings.c.quantity, tables.readings.c.value).order_by(tables.readings.c.quantity)
+    if device_id is not None:
+        q = q.where(tables.readings.c.device_id == device_id)
+    with db.engine.connect() as conn:
+        return [(r.quantity, round(r.value, 4)) for r in conn.execute(q)]
+
+
+def count(db, table: sa.Table) -> int:  # type: ignore[no-untyped-def]
+    with db.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
