@@ -14,6 +14,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.gzip import GZipMiddleware
 
 from api import middleware, problems
+from api.catalog import install_links as install_catalogue_links
+from api.catalog import router as catalog_router
 from api.partner.endpoints import router as partner_router
 from api.public.endpoints import router as public_router
 from api.push import router as push_router
@@ -93,4 +95,6 @@ def create_app(
     app.include_router(partner_router)
     app.include_router(volunteer_router)
     app.include_router(push_router)
+    app.include_router(catalog_router)
+    install_catalogue_links(app, settings)
     return app

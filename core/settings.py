@@ -101,6 +101,19 @@ class Settings(BaseSettings):
     chirpstack_application_id: str | None = None
     chirpstack_device_profile_id: str | None = None
 
+    # --- open_export ------------------------------------------------------------------------
+    export_dir: Path | None = Field(default=None, description="Export files. Empty: DATA_DIR/exports.")
+    export_datasets: list[str] = Field(
+        default_factory=list, description="Dataset ids to export and catalogue. Empty: all defaults."
+    )
+    publisher_name: str = "Civicair"
+    contact_name: str = "Civicair open data team"
+    contact_email: str = "opendata@example-metropole.fr"
+    export_bbox: tuple[float, float, float, float] = Field(
+        default=(7.62, 48.45, 7.98, 48.68),
+        description="Spatial coverage (west, south, east, north, WGS84) announced in the catalogue.",
+    )
+
     @field_validator("database_url", "read_database_url", mode="before")
     @classmethod
     def _check_db_url(cls, v: object) -> object:

@@ -1,0 +1,31 @@
+"""GeoJSON geometry of an export row, from the dataset's `geometry` declaration. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Geometry = dict[str, Any]
+
+
+def geometry_resolver(spec: str | None, zone_geometries: Mapping[str, Geometry | None] | None = None
+                      ) -> Callable[[Mapping[str, Any]], Geometry | None]:
+    """A function row → GeoJSON geometry (or None). `spec`: "h3_cell", "zone_id" (looked up in
+    `zone_geometries`, which the caller loads) or "point:<lat column>:<lon column>"."""
+    if spec == "h3_cell":
+        from api.anonymise import cell_polygon  # pure; imported late (api imports this package)
+
+        return lambda row: cell_polygon(row["h3_cell"]) if row.get("h3_cell") else None
+    if spec == "zone_id":
+        geometries = dict(zone_geometries or {})
+        return lambda row: geometries.get(row.get("zone_id") or "")
+    if spec and spec.startswith("point:"):
+        _, lat, lon = spec.split(":")
+
+        def point(row: Mapping[str, Any]) -> Geometry | None:
+            if row.get(lat) is None or row.get(lon) is None:
+                return None
+            return {"type": "Point", "coordinates": [row[lon], row[lat]]}
+
+        return point
+    return lambda row: None

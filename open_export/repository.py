@@ -1,0 +1,37 @@
+"""SQL of the export package (read-only). Only data that holds no personal information is read
+here directly; everything built from volunteers' readings goes through the API's privacy-reviewed
+queries (api/queries.py), see open_export.providers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from core import tables
+from core.domain import QUANTITY_BY_CODE
+
+
+def reference_hourly(conn: Connection, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
+    """Official reference measurements (hour start in [start, end)) with their station's metadata."""
+    s, r = tables.reference_stations, tables.reference_readings
+    rows = conn.execute(
+        sa.select(s.c.code, s.c.name, s.c.network, s.c.lat, s.c.lon, s.c.licence,
+                  r.c.quantity, r.c.time, r.c.value)
+        .select_from(r.join(s, s.c.code == r.c.station_code))
+        .where(r.c.time >= start, r.c.time < end)
+        .where(sa.or_(r.c.validity.is_(None), r.c.validity > 0))
+        .order_by(s.c.code, r.c.quantity, r.c.time)
+    )
+    for row in rows:
+        q = QUANTITY_BY_CODE.get(row.quantity)
+        yield {
+            "station_code": row.code, "station_name": row.name, "network": row.network,
+            "lat": row.lat, "lon": row.lon,
+            "quantity": q.name if q else str(row.quantity), "unit": q.unit if q else None,
+            "datetime_from": row.time, "datetime_to": row.time + timedelta(hours=1),
+            "value": row.value, "licence": row.licence,
+        }

@@ -1,0 +1,170 @@
+"""Export runs: rows from the providers → CSV + Parquet per dataset and period → datapackage.json,
+dictionary and SHA256SUMS, all written atomically and only when their bytes change."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+
+from core.settings import Settings
+from open_export.datasets import DEFAULT_DATASETS, Dataset, select_datasets
+from open_export.geometry import geometry_resolver
+from open_export.periods import Period, PeriodKind, period_for
+from open_export.providers import Provider, default_providers
+from open_export.writer import (
+    CHECKSUMS,
+    DATAPACKAGE,
+    DICTIONARY,
+    build_datapackage,
+    encode_csv,
+    encode_dictionary,
+    encode_geojson,
+    encode_parquet,
+    normalise_rows,
+    remove_stale_temporaries,
+    write_atomic,
+)
+
+ProgressHook = Callable[[str], None]
+HASH_CACHE = ".hashes.json"  # private digest cache of the export folder
+
+
+def export_dir(settings: Settings) -> Path:
+    return settings.export_dir or settings.data_dir / "exports"
+
+
+def catalogue_url(settings: Settings) -> str:
+    return f"{settings.public_base_url.rstrip('/')}/catalog.jsonld"
+
+
+def portal_page(settings: Settings, dataset_id: str) -> str:
+    return f"{settings.portal_base_url.rstrip('/')}/{dataset_id}"
+
+
+def provenance(settings: Settings, dataset: Dataset) -> dict[str, str]:
+    """What every file says about itself (Parquet metadata, HTTP Link headers)."""
+    return {
+        "civicair:dataset": dataset.id,
+        "civicair:title": dataset.title_en,
+        "civicair:licence": settings.licence_name,
+        "civicair:licence_url": settings.licence_url,
+        "civicair:attribution": settings.attribution,
+        "civicair:portal_url": portal_page(settings, dataset.id),
+        "civicair:catalogue_url": catalogue_url(settings),
+        "civicair:source": settings.public_base_url.rstrip("/") + (dataset.api_path or ""),
+    }
+
+
+def package_meta(settings: Settings) -> dict[str, object]:
+    return {
+        "name": "civicair-open-data",
+        "title": f"{settings.publisher_name} — citizen air-quality open data",
+        "portal_base_url": settings.portal_base_url,
+        "catalogue": catalogue_url(settings),
+        "licence": {"name": "etalab-2.0" if "etalab" in settings.licence_url else settings.licence_name,
+                    "path": settings.licence_url, "title": settings.licence_name},
+        "sources": [{"title": f"{settings.publisher_name} API", "path": settings.public_base_url},
+                    {"title": "Reference stations (E2 / EEA e-reporting)", "path": "https://www.lcsqa.org/"}],
+        "publisher": settings.publisher_name,
+    }
+
+
+@dataclass
+class ExportReport:
+    out: Path
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # dataset id → reason
+
+
+def available_datasets(settings: Settings, providers: Mapping[str, Provider] | None = None,
+                       datasets: Sequence[Dataset] = DEFAULT_DATASETS) -> tuple[Dataset, ...]:
+    """Configured datasets that have a provider in this build."""
+    providers = default_providers() if providers is None else providers
+    return tuple(d for d in select_datasets(settings.export_datasets, datasets) if d.id in providers)
+
+
+def _zone_geometries(conn: Connection, dataset: Dataset, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    if dataset.geometry != "zone_id":
+        return {}
+    from api.queries import zone_geometry
+
+    at = dataset.column_names.index("zone_id")
+    return {zid: zone_geometry(conn, zid) for zid in sorted({r[at] for r in rows if r[at]})}
+
+
+def default_day(kind: PeriodKind, today: date) -> date:
+    """Yesterday for daily files; a day of the previous month for monthly files."""
+    return today - timedelta(days=1) if kind == "day" else today.replace(day=1) - timedelta(days=1)
+
+
+def run_export(
+    settings: Settings,
+    engine: Engine,
+    *,
+    dataset_ids: Sequence[str] = (),
+    kind: PeriodKind = "day",
+    day: date | None = None,
+    out: Path | None = None,
+    providers: Mapping[str, Provider] | None = None,
+    datasets: Sequence[Dataset] = DEFAULT_DATASETS,
+    before_replace: Callable[[Path], None] | None = None,
+    on_step: ProgressHook | None = None,
+) -> ExportReport:
+    providers = default_providers() if providers is None else providers
+    configured = select_datasets(settings.export_datasets, datasets)
+    chosen = select_datasets(dataset_ids, configured) if dataset_ids else configured
+    period: Period = period_for(kind, day or default_day(kind, datetime.now(UTC).date()))
+    root = out or export_dir(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(root)
+    report = ExportReport(out=root)
+    # the API's range limit guards interactive queries; an export always spans one day or month
+    query_settings = settings.model_copy(update={"max_range_days": max(settings.max_range_days, 31)})
+
+    def put(path: Path, data: bytes) -> None:
+        changed = write_atomic(path, data, before_replace=before_replace)
+        (report.written if changed else report.unchanged).append(path)
+
+    # one consistent snapshot for every dataset of the run
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+        for d in chosen:
+            if on_step:
+                on_step(f"{d.id} {period.label}")
+            provider = providers.get(d.id)
+            if provider is None:
+                report.skipped[d.id] = "no privacy-reviewed query available in this build"
+                continue
+            rows = normalise_rows(d, provider(conn, query_settings, period.start, period.end))
+            report.rows[d.id] = len(rows)
+            if not rows:
+                report.skipped[d.id] = f"no data for {period.label}"
+                continue
+            put(root / d.id / period.file_name(d.id, "csv"), encode_csv(d, rows))
+            put(root / d.id / period.file_name(d.id, "parquet"), encode_parquet(d, rows, provenance(settings, d)))
+            if d.geometry:
+                geometry_of = geometry_resolver(d.geometry, _zone_geometries(conn, d, rows))
+                put(root / d.id / period.file_name(d.id, "geojson"),
+                    encode_geojson(d, rows, geometry_of, provenance(settings, d)))
+    if on_step:
+        on_step("datapackage.json")
+    published = [d for d in configured if d.id in providers]
+    put(root / DICTIONARY, encode_dictionary(published))
+    cache_path = root / HASH_CACHE
+    try:
+        hashes = json.loads(cache_path.read_text("utf-8")) if cache_path.is_file() else {}
+    except (OSError, ValueError):
+        hashes = {}
+    package, sums = build_datapackage(root, published, package_meta(settings), hashes)
+    put(root / DATAPACKAGE, package)
+    put(root / CHECKSUMS, sums)
+    live = {k: v for k, v in sorted(hashes.items()) if Path(k).is_file()}
+    write_atomic(cache_path, json.dumps(live, separators=(",", ":")).encode())  # private, not published
+    return report
