@@ -160,7 +160,18 @@ class ZoneFilter(BaseModel):
 
     @property
     def kind(self) -> str:
-        return "h3" if h3.is_valid_cell(self.zone_id) else "admin"
+        return "h3" if is_h3_cell(self.zone_id) else "admin"
+
+
+def is_h3_cell(value: str) -> bool:
+    """True for a valid H3 cell id; False (never an exception) for anything else, including long
+    hex-like strings on which h3 raises OverflowError."""
+    if not value or len(value) > 16:
+        return False
+    try:
+        return bool(h3.is_valid_cell(value))
+    except (ValueError, OverflowError, TypeError):
+        return False
 
 
 def quantity_info(quantity: str | QuantityFilter) -> QuantityInfo:
@@ -171,7 +182,7 @@ def quantity_info(quantity: str | QuantityFilter) -> QuantityInfo:
 
 def public_cell(h3_cell: str | None, lat: float | None, lon: float | None, resolution: int) -> str | None:
     """The public H3 cell of a fixed device at `resolution` (never finer)."""
-    if h3_cell and h3.is_valid_cell(h3_cell):
+    if h3_cell and is_h3_cell(h3_cell):
         res = h3.get_resolution(h3_cell)
         if res == resolution:
             return h3_cell
@@ -441,7 +452,7 @@ def zone_list(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
 
 
 def zone_geometry(conn: Connection, zone_id: str) -> dict[str, Any] | None:
-    if h3.is_valid_cell(zone_id):
+    if is_h3_cell(zone_id):
         return anonymise.cell_polygon(zone_id)
     return conn.execute(sa.select(tables.zones.c.geometry).where(tables.zones.c.id == zone_id)).scalar()
 
