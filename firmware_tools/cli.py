@@ -86,7 +86,6 @@ def bundle_cmd(
     """Write the flash bundle (config.json, airrohr settings, NVS CSV, label, README) of a device."""
     from core.cli import fail, settings_or_exit
     from core.db import open_database
-    from firmware_tools.schemas import Credentials
     from firmware_tools.service import bundle_files, device_by_uid
 
     settings = settings_or_exit()
@@ -98,8 +97,7 @@ def bundle_cmd(
         with db.engine.connect() as conn:
             row = device_by_uid(conn, uid)
         # Secrets are stored only as hashes: the bundle carries placeholders for them.
-        files = bundle_files(settings, row, Credentials(mqtt_username=row.mqtt_username,
-                                                        mqtt_topic=None))
+        files = bundle_files(settings, row)
     except CivicairError as exc:
         fail(exc)
     finally:

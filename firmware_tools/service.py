@@ -172,8 +172,22 @@ def erase_device(conn: Any, settings: Settings, device_id: int, confirm: str) ->
     return repository.erase_device(conn, device_id, refs, f"/{row.uid}/")
 
 
-def bundle_files(settings: Settings, row: Row[Any], creds: Credentials) -> dict[str, bytes]:
+def stored_credentials(settings: Settings, row: Row[Any]) -> Credentials:
+    """What can be told again later: usernames, topic, EUIs. Secrets (token, passwords, AppKey) are
+    stored only as hashes or in the network server, so they are None (placeholders in bundles)."""
+    creds = Credentials()
+    if row.transport == Transport.MQTT.value:
+        creds.mqtt_username, creds.mqtt_topic = row.mqtt_username, mqtt_topic(settings, row.uid)
+    if row.transport == Transport.LORAWAN.value and row.dev_eui:
+        creds.lorawan = LoRaWANKeys(dev_eui=row.dev_eui, join_eui=row.join_eui or settings.lorawan_join_eui)
+    return creds
+
+
+def bundle_files(settings: Settings, row: Row[Any], creds: Credentials | None = None) -> dict[str, bytes]:
+    """The flash bundle of a device; without `creds` the secrets are placeholders."""
     from firmware_tools.bundle import BundleInput, build_bundle
+
+    creds = creds if creds is not None else stored_credentials(settings, row)
 
     return build_bundle(BundleInput(
         uid=row.uid, pseudonym=row.pseudonym, kind=row.kind, transport=row.transport,
