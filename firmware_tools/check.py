@@ -137,10 +137,10 @@ def _gather(engine: Engine, device_id: int, since: datetime) -> tuple[int, list[
 
 def run_check(engine: Engine, settings: Settings, uid: str, *, wait_s: float, since_minutes: float = 60,
               console: Console | None = None, poll_s: float = 1.0) -> Report:
-    from firmware_tools.service import device_row, mqtt_topic
+    from firmware_tools.service import device_by_uid, mqtt_topic
 
     with engine.connect() as conn:
-        row = device_row(conn, uid)
+        row = device_by_uid(conn, uid)
         since = datetime.now(UTC) - timedelta(minutes=since_minutes)
     ids = DeviceIds(uid=row.uid, transport=row.transport, expected_topic=mqtt_topic(settings, row.uid),
                     dev_eui=row.dev_eui, chip_id=row.chip_id, tts_device_id=row.tts_device_id)

@@ -108,6 +108,35 @@ def bundle_cmd(
     out.print(json.dumps({"out": str(out_dir), "files": sorted(files)}))
 
 
+@device_app.command("check")
+def check_cmd(
+    uid: str = typer.Argument(..., help="Device id (ca-...)."),
+    wait: float = typer.Option(300, "--wait", help="Seconds to wait for the first uplink."),
+    since_minutes: float = typer.Option(60, "--since-minutes", help="Look back this far for messages."),
+) -> None:
+    """Wait for a device's first uplink; when nothing arrives, say the most likely reason.
+    Exit 0 when data arrived, 1 otherwise."""
+    from core.cli import console, fail, settings_or_exit
+    from core.db import open_database
+    from firmware_tools.check import run_check
+
+    settings = settings_or_exit()
+    try:
+        db = open_database(settings)
+    except CivicairError as exc:
+        fail(exc)
+    try:
+        report = run_check(db.engine, settings, uid, wait_s=wait, since_minutes=since_minutes, console=console)
+    except CivicairError as exc:
+        fail(exc)
+    finally:
+        db.close()
+    out.print(f"verdict: {report.verdict}")
+    out.print(report.render(), highlight=False)
+    if not report.arrived:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands and command groups to the root CLI."""
     app.add_typer(device_app, name="device")
