@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Connection
 
-from api.deps import DeviceDep, ReadConn, SettingsDep, WriteConn
+from api.deps import DeviceDep, ReadConn, SettingsDep, write_conn
 from firmware_tools import service
 from firmware_tools.schemas import (
     Credentials,
@@ -18,6 +19,11 @@ from firmware_tools.schemas import (
 )
 
 router = APIRouter(prefix="/v1/volunteer", tags=["volunteer"])
+
+# Commit before the response is sent (FastAPI's default "request" scope ends a yield dependency
+# only after the response went out): credentials are never shown for a registration or rotation
+# that did not commit, and an erase is complete when the client hears 200.
+WriteConn = Annotated[Connection, Depends(write_conn, scope="function")]
 
 
 @router.get("/me", summary="The device behind this token")
