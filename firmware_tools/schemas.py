@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 
 from core.domain import DeviceKind, Transport
 
@@ -70,8 +70,12 @@ class RegistrationRequest(BaseModel):
 
     @field_validator("dev_eui")
     @classmethod
-    def _dev_eui(cls, v: str | None) -> str | None:
-        return None if v in (None, "") else normalise_eui(v)
+    def _dev_eui(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v in (None, ""):
+            return None
+        if info.data.get("transport") not in (None, Transport.LORAWAN):
+            raise ValueError("a DevEUI is only for transport 'lorawan'")
+        return normalise_eui(v)
 
     @field_validator("chip_id")
     @classmethod
@@ -80,18 +84,12 @@ class RegistrationRequest(BaseModel):
 
     @field_validator("lat", "lon")
     @classmethod
-    def _finite(cls, v: float) -> float:
+    def _finite(cls, v: float, info: ValidationInfo) -> float:
         if v != v:  # NaN
             raise ValueError("must be a number")
-        return v
-
-    @model_validator(mode="after")
-    def _coherent(self) -> RegistrationRequest:
-        if self.dev_eui is not None and self.transport is not Transport.LORAWAN:
-            raise ValueError("dev_eui is only for transport 'lorawan'")
-        if self.lat == 0 and self.lon == 0:
+        if info.field_name == "lon" and v == 0 and info.data.get("lat") == 0:
             raise ValueError("lat/lon 0,0 is not a real location; give your sensor's position")
-        return self
+        return v
 
 
 class LoRaWANKeys(BaseModel):

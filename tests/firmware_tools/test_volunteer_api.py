@@ -70,7 +70,9 @@ def test_register_then_status_and_rotate(live_api: str, db: Database) -> None:
 def test_bad_input_names_the_field(live_api: str, db: Database) -> None:
     cases = [({"lat": 123}, "lat"), ({"lon": -181}, "lon"), ({"email": "bob-at-example"}, "email"),
              ({"transport": "lorawan", "dev_eui": "xyz"}, "dev_eui"), ({"kind": "boat"}, "kind"),
-             ({"transport": "pigeon"}, "transport"), ({"sensors": ["FOO9"]}, "sensors")]
+             ({"transport": "pigeon"}, "transport"), ({"sensors": ["FOO9"]}, "sensors"),
+             ({"dev_eui": "70b3d57ed0001234"}, "dev_eui"), ({"lat": 0, "lon": 0}, "lon"),
+             ({"chip_id": "raspberry"}, "chip_id"), ({"name": ""}, "name"), ({"colour": "red"}, "colour")]
     for change, field in cases:
         r = register(live_api, **change)
         assert r.status_code == 422, (change, r.text)
