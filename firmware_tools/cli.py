@@ -45,8 +45,9 @@ def register_cmd(
     from firmware_tools.service import register_device
 
     try:
-        req = RegistrationRequest(name=name, kind=kind, sensors=sensor, transport=transport, lat=lat, lon=lon,
-                                  email=email, consent_public=consent_public, dev_eui=dev_eui, chip_id=chip_id)
+        req = RegistrationRequest.model_validate({
+            "name": name, "kind": kind, "sensors": sensor, "transport": transport, "lat": lat, "lon": lon,
+            "email": email, "consent_public": consent_public, "dev_eui": dev_eui, "chip_id": chip_id})
     except ValidationError as exc:
         fail(validation_message(exc))
     settings = settings_or_exit()

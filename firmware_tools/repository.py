@@ -46,7 +46,7 @@ def readings_count_since(conn: Connection, device_id: int, since: datetime) -> i
     ).scalar_one())
 
 
-def latest_readings(conn: Connection, device_id: int, since: datetime, limit: int = 20) -> list[Row[Any]]:
+def latest_readings(conn: Connection, device_id: int, since: datetime, limit: int = 20) -> list[Any]:
     r = tables.readings
     return list(conn.execute(
         sa.select(r.c.time, r.c.quantity, r.c.value, r.c.flags, r.c.received_at)
@@ -55,7 +55,7 @@ def latest_readings(conn: Connection, device_id: int, since: datetime, limit: in
     ).all())
 
 
-def recent_flags(conn: Connection, device_id: int, limit: int = 20) -> list[Row[Any]]:
+def recent_flags(conn: Connection, device_id: int, limit: int = 20) -> list[Any]:
     f = tables.device_flags
     return list(conn.execute(
         sa.select(f.c.flag, f.c.quantity, f.c.period_start, f.c.period_end)
@@ -63,7 +63,7 @@ def recent_flags(conn: Connection, device_id: int, limit: int = 20) -> list[Row[
     ).all())
 
 
-def active_calibrations(conn: Connection, device_id: int) -> list[Row[Any]]:
+def active_calibrations(conn: Connection, device_id: int) -> list[Any]:
     c = tables.calibrations
     return list(conn.execute(
         sa.select(c.c.quantity, c.c.method, c.c.fitted_at, c.c.n_pairs, c.c.sensor_class,
@@ -72,7 +72,7 @@ def active_calibrations(conn: Connection, device_id: int) -> list[Row[Any]]:
     ).all())
 
 
-def quarantined_since(conn: Connection, since: datetime, limit: int = 50) -> list[Row[Any]]:
+def quarantined_since(conn: Connection, since: datetime, limit: int = 50) -> list[Any]:
     q = tables.quarantine
     return list(conn.execute(
         sa.select(q.c.id, q.c.received_at, q.c.source, q.c.topic, q.c.ref_scheme, q.c.ref_value, q.c.payload)
@@ -80,7 +80,7 @@ def quarantined_since(conn: Connection, since: datetime, limit: int = 50) -> lis
     ).all())
 
 
-def dead_letters_since(conn: Connection, since: datetime, limit: int = 50) -> list[Row[Any]]:
+def dead_letters_since(conn: Connection, since: datetime, limit: int = 50) -> list[Any]:
     dl = tables.dead_letters
     return list(conn.execute(
         sa.select(dl.c.id, dl.c.received_at, dl.c.source, dl.c.topic, dl.c.error, dl.c.payload)
