@@ -71,7 +71,8 @@ def register_cmd(
     out.print(f"device token: [bold]{c.device_token}[/]")
     if c.mqtt_username:
         out.print(f"MQTT username: {c.mqtt_username}\nMQTT password: [bold]{c.mqtt_password}[/]\n"
-                  f"MQTT topic: {c.mqtt_topic}")
+                  f"MQTT topic: {c.mqtt_topic}\n"
+                  "(operator: run `civicair mosquitto sync` so the broker accepts this password)")
     if c.lorawan:
         out.print(f"DevEUI: {c.lorawan.dev_eui}\nJoinEUI: {c.lorawan.join_eui}\nAppKey: [bold]{c.lorawan.app_key}[/]")
     if result.chirpstack:
