@@ -72,3 +72,22 @@ def test_looks_like_pure() -> None:
     assert "differently" in (looks_like(ids, "70:B3:D5:7E:D0:00:12:34") or "")
     assert "another prefix" in (looks_like(ids, "esp32-1234567") or "")
     assert looks_like(ids, "0004a30b001c0530") is None
+
+
+def test_waits_for_the_first_uplink(settings: Settings, db: Database) -> None:
+    uid = make(settings, db, transport="http", dev_eui=None)
+    env = {**os.environ, "CIVICAIR_DATABASE_URL": db.url, "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "device", "check", uid, "--wait", "60"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with db.engine.begin() as conn:
+            dev_id = conn.execute(sa.select(tables.devices.c.id)).scalar_one()
+            conn.execute(sa.insert(tables.readings).values(device_id=dev_id, time=datetime.now(UTC), quantity=2,
+                                                           value=17.0))
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "verdict: arrived" in out and "= 17" in out
