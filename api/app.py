@@ -10,10 +10,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.gzip import GZipMiddleware
 
-from api import problems
+from api import middleware, problems
 from api.partner.endpoints import router as partner_router
 from api.public.endpoints import router as public_router
 from api.push import router as push_router
@@ -60,6 +60,7 @@ def create_app(
     app.state.mqtt_url = mqtt_url or settings.mqtt_url
     app.state.started_at = time.time()
     problems.install(app)
+    middleware.install(app, settings)  # before GZip: compression stays outermost
     app.add_middleware(GZipMiddleware, minimum_size=1024)
 
     @app.get("/health", tags=["operations"], summary="Database and broker status")
@@ -80,6 +81,13 @@ def create_app(
         if result["broker"].get("status") != "ok":
             result["status"] = "degraded"
         return result
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        from ingest.metrics import render
+
+        body, content_type = render()
+        return Response(body, media_type=content_type)
 
     app.include_router(public_router)
     app.include_router(partner_router)

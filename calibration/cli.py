@@ -1,9 +1,241 @@
-"""`civicair` commands of the calibration package."""
+"""`civicair` commands of the calibration package: reference imports, calibration runs,
+offline campaign evaluation, partner API keys, and `civicair bench calibration`."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
 import typer
+
+from core.bench import bench_app
+from core.errors import CivicairError, InvalidInput
+
+reference_app = typer.Typer(help="Reference stations and their measurements (E2, EEA).", no_args_is_help=True)
+calibration_app = typer.Typer(help="Calibration tools for co-location campaigns.", no_args_is_help=True)
+partner_app = typer.Typer(help="Partner (air-quality agency) access.", no_args_is_help=True)
+partner_key_app = typer.Typer(help="Partner API keys.", no_args_is_help=True)
+
+
+def _open():
+    from core.cli import fail, settings_or_exit
+    from core.db import open_database
+
+    settings = settings_or_exit()
+    try:
+        return settings, open_database(settings)
+    except CivicairError as exc:
+        fail(exc)
+        raise
+
+
+@reference_app.command("import")
+def reference_import(
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="E2 or EEA CSV files"),
+    format: str = typer.Option("auto", "--format", help="e2 | eea | auto"),
+) -> None:
+    """Import reference measurements (idempotent; bad rows reported with their line number)."""
+    from rich.progress import Progress
+
+    from calibration.service import import_reference_file
+    from core.cli import console, fail
+
+    if format not in ("e2", "eea", "auto"):
+        fail(f"--format must be e2, eea or auto, not {format!r}")
+    settings, db = _open()
+    failed = 0
+    try:
+        with Progress(console=console, transient=False) as progress:
+            task = progress.add_task("importing", total=len(files))
+            for path in files:
+                progress.update(task, description=f"importing {path.name}")
+                try:
+                    rep = import_reference_file(db, path, format)
+                except CivicairError as exc:
+                    console.print(f"[red]{path}: {exc.detail}[/]", highlight=False)
+                    failed += 1
+                    progress.advance(task)
+                    continue
+                s = rep.parse.summary()
+                console.print(f"{path.name}: {s['format']} ({s['encoding']}), {s['rows']} valid rows, "
+                              f"{rep.written} new or changed, {s['bad_rows']} bad rows, ignored {s['ignored']}",
+                              highlight=False)
+                for line, reason in rep.parse.bad_rows[:20]:
+                    console.print(f"  line {line}: {reason}", highlight=False)
+                if len(rep.parse.bad_rows) > 20:
+                    console.print(f"  … and {len(rep.parse.bad_rows) - 20} more bad rows", highlight=False)
+                progress.advance(task)
+    finally:
+        db.close()
+    if failed:
+        fail(f"{failed} of {len(files)} file(s) could not be imported")
+
+
+@reference_app.command("stations")
+def reference_stations(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+    """Import station metadata (CSV: code, name, lat, lon, type; or GeoJSON points)."""
+    from calibration.service import import_station_file
+    from core.cli import console, fail
+
+    settings, db = _open()
+    try:
+        rep = import_station_file(db, file)
+    except CivicairError as exc:
+        fail(exc)
+    finally:
+        db.close()
+    s = rep.parse.summary()
+    console.print(f"{file.name}: {s['rows']} stations, {rep.written} new or changed, {s['bad_rows']} bad rows",
+                  highlight=False)
+    for line, reason in rep.parse.bad_rows[:20]:
+        console.print(f"  line {line}: {reason}", highlight=False)
+
+
+def _parse_date(value: str | None, name: str) -> datetime | None:
+    from core.cli import fail
+
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{name}: not an ISO date/time: {value!r}")
+        raise
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def calibrate(
+    since: str | None = typer.Option(None, "--since", help="Window start (ISO date); default: the rolling window"),
+    device: str | None = typer.Option(None, "--device", help="Only this device uid"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Refit models, flag, rate and write calibrated hourly means now."""
+    from calibration.service import run_calibration
+    from core.cli import console, fail
+
+    start = _parse_date(since, "--since")
+    settings, db = _open()
+    try:
+        summary = run_calibration(settings, db, since=start, device_uid=device)
+    except CivicairError as exc:
+        fail(exc)
+    finally:
+        db.close()
+    if as_json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        d = summary.as_dict()
+        console.print(f"window {d['window_start']} → {d['window_end']}: {d['devices']} devices, "
+                      f"{d['colocated']} co-located, {d['fitted']} fitted, {d['network_models']} network, "
+                      f"{d['epa_fallback']} EPA, {d['flags']} flags, {d['hourly_written']} hourly rows; "
+                      f"status {d['statuses']}", highlight=False)
+
+
+@calibration_app.command("evaluate")
+def evaluate(
+    sensor: list[Path] = typer.Option(..., "--sensor", exists=True, dir_okay=False,
+                                      help="Sensor CSV (generic or sensor.community); repeat for a T/RH file"),
+    reference: Path = typer.Option(..., "--reference", exists=True, dir_okay=False,
+                                   help="Reference CSV: E2, EEA (auto-detected) or generic"),
+    out: Path | None = typer.Option(None, "--out", help="Write report.json and report.html here"),
+    test_fraction: float = typer.Option(0.33, "--test-fraction"),
+    as_json: bool = typer.Option(False, "--json", help="Last line: one JSON object"),
+    time_col: str = typer.Option("time", "--time-col"),
+    value_col: str = typer.Option("value", "--value-col"),
+    rh_col: str = typer.Option("rh", "--rh-col"),
+    quantity: str = typer.Option("pm25", "--quantity"),
+    station: str | None = typer.Option(None, "--station", help="Station code in a multi-station reference file"),
+    min_pairs: int | None = typer.Option(None, "--min-pairs", help="Default: CIVICAIR_CALIBRATION_MIN_PAIRS"),
+) -> None:
+    """Offline co-location campaign: fit on the earlier part, evaluate on the later part."""
+    from calibration.campaign import evaluate_campaign, merge_samples, read_reference, read_samples
+    from calibration.report import json_safe, render_html
+    from core.cli import console, fail, settings_or_exit
+    from core.domain import QUANTITY_BY_NAME
+
+    settings = settings_or_exit()
+    if quantity not in QUANTITY_BY_NAME:
+        fail(f"--quantity: unknown quantity {quantity!r}")
+    try:
+        parts = [read_samples(p.read_bytes(), quantity=quantity, time_col=time_col, value_col=value_col,
+                              rh_col=rh_col) for p in sensor]
+        samples = merge_samples(parts)
+        ref, ref_name = read_reference(reference.read_bytes(), quantity=quantity, station=station,
+                                       time_col=time_col, value_col=value_col)
+        report = evaluate_campaign(samples, ref, quantity=quantity, test_fraction=test_fraction,
+                                   min_coverage=settings.coverage_min,
+                                   min_pairs=min_pairs if min_pairs is not None else settings.calibration_min_pairs)
+    except (CivicairError, OSError) as exc:
+        fail(exc if isinstance(exc, CivicairError) else InvalidInput(str(exc)))
+        raise
+    report["sources"] = {"sensor": [str(p) for p in sensor], "reference": str(reference), "reference_series": ref_name,
+                         "sensor_bad_rows": len(samples.bad_rows)}
+    report = json_safe(report)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(report, indent=2))
+        (out / "report.html").write_text(render_html(report, f"co-location campaign — {quantity}"))
+    m, c = report["metrics_raw"], report["metrics_calibrated"]
+    model = report["model"]
+    console.print(f"model ({model['method']}): ref = {model['a']:.3f} + {model['b']:.3f}·raw + {model['c']:.4f}·RH",
+                  highlight=False)
+    for name, mm in (("raw", m), ("calibrated", c)):
+        console.print(f"test {name}: R² {mm['r2']}, slope {mm['slope']}, intercept {mm['intercept']}, "
+                      f"RMSE {mm['rmse']}, n {mm['n']}", highlight=False)
+    console.print(f"uncertainty {report['uncertainty_pct']} % → class {report['class']}; "
+                  f"{len(report['flags'])} flag(s)" + (f"; report in {out}" if out else ""), highlight=False)
+    if as_json:
+        slim = {k: v for k, v in report.items() if k != "series"}
+        print(json.dumps(slim))
+
+
+@partner_key_app.command("create")
+def partner_key_create(
+    name: str = typer.Option(..., "--name"),
+    scope: list[str] = typer.Option(["calibration"], "--scope", help="Repeatable, e.g. calibration"),
+) -> None:
+    """Create a partner API key; it is printed once and only its hash is stored."""
+    from calibration.repository import create_partner_key
+    from core.cli import console
+    from core.security import hash_secret, new_api_key
+
+    settings, db = _open()
+    key = new_api_key()
+    try:
+        with db.engine.begin() as conn:
+            key_id = create_partner_key(conn, name, hash_secret(key), sorted(set(scope)))
+    finally:
+        db.close()
+    console.print(f"partner key {key_id} for {name!r} with scopes {sorted(set(scope))} (shown once):", highlight=False)
+    print(key)
+
+
+@bench_app.command("calibration")
+def bench_calibration(
+    devices: int = typer.Option(1000, "--devices"),
+    days: int = typer.Option(90, "--days"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Fit, flag and rate N devices × D days of hourly data (target: 1,000 × 90 d in ≤ 10 s)."""
+    from calibration.bench import run_benchmark
+    from core.cli import console
+
+    result = run_benchmark(devices, days)
+    for stage, seconds in result["stages"].items():
+        console.print(f"  {stage:<22} {seconds:7.3f} s", highlight=False)
+    console.print(f"calibration: {result['devices']} devices × {result['hours']} h in {result['seconds']:.2f} s "
+                  f"(target ≤ 10 s: {'met' if result['seconds'] <= 10 else 'NOT met'})", highlight=False)
+    if as_json:
+        print(json.dumps(result))
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands and command groups to the root CLI."""
+    app.add_typer(reference_app, name="reference")
+    app.add_typer(calibration_app, name="calibration")
+    app.command("calibrate")(calibrate)
+    partner_app.add_typer(partner_key_app, name="key")
+    app.add_typer(partner_app, name="partner")
+
+

@@ -74,13 +74,12 @@ def start_pipeline(
     from ingest.writer import BatchWriter
 
     inbox: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_max)
-    writer = BatchWriter(
-        libpq_url(db.url), inbox,
-        batch_max_rows=settings.batch_max_rows, batch_max_age_ms=settings.batch_max_age_ms,
-        clock_future_s=settings.clock_future_s, clock_past_s=settings.clock_past_s,
-    )
+    # Spool + backoff on: a database outage parks batches on disk instead of stalling.
+    writer = BatchWriter.from_settings(settings, libpq_url(db.url), inbox)
+    replayed = writer.replay_spool()
+    if replayed:
+        console.print(f"spool: replayed {replayed} batch(es) left by an earlier run", highlight=False)
     writer.start()
-    stack.callback(writer.stop)
     router = TopicRouter.from_settings(settings) if hasattr(TopicRouter, "from_settings") else TopicRouter(
         direct_prefix=settings.direct_topic_prefix)
     listener = MqttListener(
@@ -90,7 +89,11 @@ def start_pipeline(
         protocol=mqtt.MQTTv311 if embedded_broker else mqtt.MQTTv5,  # amqtt speaks 3.1.1 only
     )
     listener.start()
+    # Stop order (ExitStack runs callbacks last-in first-out): stop taking messages, let the
+    # writer drain and ack what it holds, then disconnect.
     stack.callback(listener.stop)
+    stack.callback(writer.stop)
+    stack.callback(listener.pause)
     return {"writer": writer, "listener": listener, "inbox": inbox}
 
 

@@ -71,16 +71,29 @@ class Settings(BaseSettings):
     clock_future_s: int = 300
     clock_past_s: int = 7 * 24 * 3600
     raw_retention_days: int = 730
+    ingest_retry_max_s: float = Field(default=30.0, gt=0, description="Cap of the writer's retry backoff (database down).")
+    ingest_spool_dir: Path | None = Field(default=None, description="On-disk spool for batches the database refused. Empty: DATA_DIR/spool.")
 
     # --- calibration --------------------------------------------------------------------------
     colocation_distance_m: float = 50.0
     calibration_window_days: int = 14
     calibration_min_pairs: int = 72
     coverage_min: float = 0.75
+    calibration_crosscheck_distance_m: float = Field(
+        default=10_000.0, description="Nearest station within this distance is used to cross-check non-co-located devices.")
+    calibration_neighbour_distance_m: float = Field(
+        default=3_000.0, description="Devices of the same sensor type within this distance are neighbours.")
+    calibration_interval_s: int = Field(default=3600, ge=60, description="Scheduled calibration run interval.")
+    e2_fetch_enabled: bool = Field(default=False, description="Fetch daily E2 reference files on a schedule.")
+    e2_url_template: str = Field(
+        default="https://files.data.gouv.fr/lcsqa/concentrations-de-polluants-atmospheriques-reglementes/temps-reel/{year}/FR_E2_{date}.csv",
+        description="E2 file URL; {date} (YYYY-MM-DD) and {year} are substituted.")
+    e2_fetch_days: int = Field(default=2, ge=1, description="Fetch today's and this many previous days' files.")
 
     # --- API ------------------------------------------------------------------------------------
     max_range_days: int = 400
     rate_limit_per_minute: int = 600
+    api_cache_ttl_s: float = Field(default=10.0, ge=0, description="Public response cache / Cache-Control max-age (s).")
 
     # --- ChirpStack provisioning ---------------------------------------------------------------
     chirpstack_url: str | None = None

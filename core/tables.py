@@ -226,3 +226,17 @@ sa.Index("uplinks_dedup_id", uplinks.c.dedup_id, unique=True,
 sa.Index("uplinks_fcnt", uplinks.c.device_id, uplinks.c.f_cnt, uplinks.c.received_at)
 sa.Index("hourly_hour", hourly.c.hour)
 sa.Index("reference_readings_time", reference_readings.c.time)
+
+# --- api ----------------------------------------------------------------------------------------
+# Which administrative zone each fixed device lies in (from its exact position; refreshed by
+# `civicair zones import` and the api worker). H3 zones need no table: devices.h3_cell.
+device_zones = sa.Table(
+    "device_zones",
+    metadata,
+    sa.Column("device_id", sa.Integer, primary_key=True),
+    sa.Column("zone_id", sa.Text, primary_key=True),
+)
+sa.Index("device_zones_zone", device_zones.c.zone_id)
+sa.Index("hourly_series", hourly.c.device_id, hourly.c.quantity, hourly.c.hour,
+         postgresql_include=["n", "sum", "sum_sq", "min", "max", "mean", "n_flagged", "flags_any",
+                             "calibrated_mean"])

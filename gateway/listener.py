@@ -1,13 +1,28 @@
 """MQTT listener (paho-mqtt 2): subscribes, converts each message into an `Inbound` and hands it
-to the bounded writer queue. The message is acknowledged (manual ack) only after its batch
-committed. Connects as MQTT v5 with a large ReceiveMaximum and a session expiry; falls back to
-3.1.1 (clean_session false) for brokers that only speak 3.1.1, such as the embedded amqtt."""
+to the bounded writer queue. Delivery (SPEC §5):
+
+- QoS 1 subscriptions on a persistent session; the message is acknowledged (manual ack) only
+  after its batch committed (or was spooled to disk). Acks are tied to the connection they came
+  from: after a reconnect the broker re-sends what was not acked, and a stale ack is dropped
+  rather than acking another message that happens to reuse the packet id.
+- MQTT v5 with a large ReceiveMaximum and a SessionExpiryInterval, so thousands of messages
+  can wait for their batch commit (with 3.1.1 Mosquitto allows only 20 in flight). Brokers that
+  only speak 3.1.1, such as the embedded amqtt (which never answers a v5 CONNECT), get a 3.1.1
+  connection with clean_session false after `v5_probe_s`.
+- Reconnects with capped exponential backoff (paho's reconnect delay, `reconnect_min_s` doubling
+  to `reconnect_max_s`).
+- Back-pressure: the queue is bounded; when it is full the paho thread blocks, stops reading
+  the socket, and the broker keeps the rest.
+- `shared_group` subscribes through `$share/<group>/…`, so several gateway processes split the
+  load of one subscription.
+"""
 
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -17,9 +32,17 @@ from paho.mqtt.properties import Properties
 
 from core.errors import InvalidPayload
 from gateway.routing import TopicRouter
+from ingest import metrics
 from ingest.writer import Inbound
 
 log = logging.getLogger(__name__)
+
+
+def _undecodable(error: str) -> Callable[[bytes], object]:
+    def decode(_payload: bytes) -> object:
+        raise InvalidPayload(error)
+
+    return decode
 
 
 class MqttListener:
@@ -34,6 +57,11 @@ class MqttListener:
         receive_maximum: int = 65535,
         session_expiry_s: int = 3600,
         protocol: int = mqtt.MQTTv5,
+        keepalive_s: int = 30,
+        reconnect_min_s: float = 1,
+        reconnect_max_s: float = 30,
+        v5_probe_s: float = 3.0,
+        max_inflight: int = 65535,
     ) -> None:
         parts = urlsplit(mqtt_url)
         self.host = parts.hostname or "127.0.0.1"
@@ -48,95 +76,159 @@ class MqttListener:
         self.receive_maximum = receive_maximum
         self.session_expiry_s = session_expiry_s
         self.protocol = protocol
+        self.keepalive_s = keepalive_s
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self.v5_probe_s = v5_probe_s
+        self.max_inflight = max_inflight
         self.connected = threading.Event()
         self.received = 0
+        self._generation = 0  # incremented at every (re)connect; acks of older ones are dropped
+        self._stopping = threading.Event()
+        self._paused = threading.Event()
+        self._connack = threading.Event()  # a CONNACK arrived (the broker speaks our protocol)
+        self._tcp_failed = threading.Event()  # the broker was unreachable (not merely silent)
         self._client: mqtt.Client | None = None
+        self._decoders: dict[str, tuple[Callable[[bytes], object], str]] = {}
 
+    # --- lifecycle ---------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
-        kwargs: dict[str, object] = {}
-        if self.protocol != mqtt.MQTTv5:
-            kwargs["clean_session"] = False
+        v5 = self.protocol == mqtt.MQTTv5
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
-            protocol=self.protocol,
+            protocol=mqtt.MQTTProtocolVersion.MQTTv5 if v5 else mqtt.MQTTProtocolVersion.MQTTv311,
             manual_ack=True,
-            **kwargs,
+            clean_session=None if v5 else False,  # v5: clean_start=False is given at connect
         )
         if self.username:
             client.username_pw_set(self.username, self.password)
         if self.tls:
             client.tls_set()
-        client.max_inflight_messages_set(1000)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_inflight_messages_set(self.max_inflight)
+        client.max_queued_messages_set(0)
+        client.reconnect_delay_set(min_delay=self.reconnect_min_s,  # type: ignore[arg-type]
+                                   max_delay=self.reconnect_max_s)  # type: ignore[arg-type]  # paho accepts floats
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_connect_fail = lambda *_: self._tcp_failed.set()
         client.on_message = self._on_message
         return client
 
-    def start(self) -> None:
-        self._client = self._make_client()
-        try:
-            self._connect(self._client)
-        except (ConnectionRefusedError, OSError):
-            raise
-        self._client.loop_start()
-        if not self.connected.wait(3) and self.protocol == mqtt.MQTTv5:
-            log.info("no MQTT v5 session within 3 s; falling back to MQTT 3.1.1")
-            self._client.disconnect()
-            self._client.loop_stop()
-            self.protocol = mqtt.MQTTv311
-            self._client = self._make_client()
-            self._connect(self._client)
-            self._client.loop_start()
-            self.connected.wait(5)
-
-    def _connect(self, client: mqtt.Client) -> None:
+    def _connect_async(self, client: mqtt.Client) -> None:
         if self.protocol == mqtt.MQTTv5:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.session_expiry_s
             props.ReceiveMaximum = self.receive_maximum
-            client.connect(self.host, self.port, keepalive=30, clean_start=False, properties=props)
+            client.connect_async(self.host, self.port, keepalive=self.keepalive_s,
+                                 clean_start=False, properties=props)
         else:
-            client.connect(self.host, self.port, keepalive=30)
+            client.connect_async(self.host, self.port, keepalive=self.keepalive_s)
+
+    def start(self, wait_s: float | None = None) -> None:
+        """Connect in the background (paho keeps reconnecting with backoff). Waits up to
+        `wait_s` (default: the v5 probe time) for the first connection; never raises for an
+        unreachable broker."""
+        self._stopping.clear()
+        self._paused.clear()
+        self._tcp_failed.clear()
+        self._connack.clear()
+        self._client = self._make_client()
+        self._connect_async(self._client)
+        self._client.loop_start()
+        if self._connack.wait(self.v5_probe_s if wait_s is None else wait_s):
+            self.connected.wait(self.v5_probe_s if wait_s is None else wait_s)
+            return
+        if self.protocol == mqtt.MQTTv5 and not self._tcp_failed.is_set():
+            log.info("MQTT broker %s:%d did not answer a v5 CONNECT; using MQTT 3.1.1",
+                     self.host, self.port)
+            self._client.loop_stop()
+            self._client.disconnect()
+            self.protocol = mqtt.MQTTv311
+            self._client = self._make_client()
+            self._connect_async(self._client)
+            self._client.loop_start()
+            self.connected.wait(self.v5_probe_s if wait_s is None else wait_s)
+
+    def pause(self) -> None:
+        """Stop taking new messages (they stay un-acked at the broker and come back on the next
+        session) while the connection stays up, so the writer can drain and ack what it has."""
+        self._paused.set()
 
     def stop(self) -> None:
+        self._paused.set()
+        self._stopping.set()
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
+        self.connected.clear()
+        metrics.MQTT_CONNECTED.set(0)
 
     # --- paho callbacks (paho's network thread): convert and enqueue only --------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         if reason_code.is_failure:
-            log.warning("MQTT connect refused: %s", reason_code)
+            log.warning("MQTT connect refused by %s:%d: %s", self.host, self.port, reason_code)
             return
+        self._generation += 1
         subs = [(t, 1) for t in self.router.subscriptions(self.shared_group)]
         client.subscribe(subs)
+        self._connack.set()
+        if flags.session_present:  # the subscriptions exist already: ready now
+            self.connected.set()
+            metrics.MQTT_CONNECTED.set(1)
+        # else `connected` is set on SUBACK, so nothing published after it is missed
+        log.info("MQTT connected to %s:%d (%s, session present: %s), subscribed to %s",
+                 self.host, self.port, "v5" if self.protocol == mqtt.MQTTv5 else "3.1.1",
+                 flags.session_present, [t for t, _ in subs])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # type: ignore[no-untyped-def]
+        failed = [rc for rc in reason_codes if rc.is_failure]
+        if failed:
+            log.warning("MQTT subscription refused by %s:%d: %s", self.host, self.port, failed)
         self.connected.set()
-        log.info("MQTT connected to %s:%d, subscribed to %s", self.host, self.port, [t for t, _ in subs])
+        metrics.MQTT_CONNECTED.set(1)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         self.connected.clear()
-        log.info("MQTT disconnected: %s", reason_code)
+        metrics.MQTT_CONNECTED.set(0)
+        if not self._stopping.is_set():
+            log.warning("MQTT disconnected from %s:%d: %s; reconnecting with backoff",
+                        self.host, self.port, reason_code)
+
+    def _decoder(self, topic: str) -> tuple[Callable[[bytes], object], str]:
+        """(decoder, source route) of a topic, cached per topic."""
+        cached = self._decoders.get(topic)
+        if cached is None:
+            decode: Callable[[bytes], object]
+            try:
+                decode = self.router.decoder_for(topic)
+            except InvalidPayload as exc:
+                decode = _undecodable(exc.detail)
+            source_for = getattr(self.router, "source_for", None)
+            cached = (decode, source_for(topic) if source_for else "mqtt")
+            if len(self._decoders) < 100_000:
+                self._decoders[topic] = cached
+        return cached
 
     def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+        if self._paused.is_set():
+            return  # not acked: the broker sends it again on the next session
         self.received += 1
         topic = message.topic
-        try:
-            decode = self.router.decoder_for(topic)
-        except InvalidPayload as exc:
-            error = exc.detail
-
-            def decode(_payload: bytes, error: str = error):  # type: ignore[no-untyped-def]
-                raise InvalidPayload(error)
-
-        mid, qos = message.mid, message.qos
+        decode, source = self._decoder(topic)
+        mid, qos, generation = message.mid, message.qos, self._generation
 
         def ack() -> None:
-            if qos > 0:
+            if qos > 0 and generation == self._generation:
                 client.ack(mid, qos)
 
-        self.inbox.put(  # blocks when full: back-pressure onto the broker
-            Inbound(source="mqtt", topic=topic, payload=bytes(message.payload),
-                    received_at=datetime.now(UTC), decode=decode, ack=ack)
-        )
+        item = Inbound(source=source, topic=topic, payload=message.payload,
+                       received_at=datetime.now(UTC), decode=decode, ack=ack)  # type: ignore[arg-type]
+        while True:  # bounded queue: block (back-pressure onto the broker) but stay stoppable
+            try:
+                self.inbox.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if self._stopping.is_set():
+                    return  # not acked: redelivered after restart

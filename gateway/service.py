@@ -17,7 +17,8 @@ from core.domain import DeviceRef, RefScheme, Uplink
 from core.errors import Conflict, DeviceNotFound, NotFound
 from gateway import mosquitto_auth, repository
 from gateway.routing import TopicRouter
-from ingest.writer import REF_COLUMN, BatchResult, Inbound, store_batch
+from ingest.repository import REF_COLUMN
+from ingest.writer import BatchResult, Inbound, store_batch
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,70 @@
-"""`civicair` commands of the ingest package."""
+"""`civicair` commands of the ingest package: `rollup`, `retention`, and `bench ingest`."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import typer
 
 
+def _parse_since(value: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO-8601 date or time") from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands and command groups to the root CLI."""
+    from core.bench import bench_app
+    from ingest.bench import bench_ingest
+
+    bench_app.command("ingest")(bench_ingest)
+
+    @app.command()
+    def rollup(
+        rebuild: bool = typer.Option(False, "--rebuild", help="Recompute hourly rows from raw readings."),
+        since: str = typer.Option(..., "--since", help="First hour to recompute (ISO-8601, UTC if no offset)."),
+        until: str | None = typer.Option(None, "--until", help="End (exclusive); default: latest reading."),
+    ) -> None:
+        """Recompute the hourly rollup from raw readings (the writer maintains it incrementally)."""
+        from core.cli import console, fail, settings_or_exit
+        from core.db import open_database
+        from core.errors import CivicairError
+        from ingest.rollup import rebuild_hourly
+
+        if not rebuild:
+            fail("nothing to do: pass --rebuild")
+        start = _parse_since(since)
+        end = _parse_since(until) if until else None
+        settings = settings_or_exit()
+        try:
+            db = open_database(settings)
+        except CivicairError as exc:
+            fail(exc)
+        try:
+            n = rebuild_hourly(db.engine, start, end)
+        finally:
+            db.close()
+        console.print(f"hourly rollup rebuilt since {start.isoformat()}: {n} rows")
+
+    @app.command()
+    def retention() -> None:
+        """Delete raw readings older than CIVICAIR_RAW_RETENTION_DAYS now (rollups are kept)."""
+        from core.cli import console, fail, settings_or_exit
+        from core.db import open_database
+        from core.errors import CivicairError
+        from ingest.retention import apply_retention
+
+        settings = settings_or_exit()
+        try:
+            db = open_database(settings)
+        except CivicairError as exc:
+            fail(exc)
+        try:
+            r = apply_retention(db.engine, settings.raw_retention_days)
+        finally:
+            db.close()
+        console.print(f"retention ({r.method}): {r.readings_deleted} readings and "
+                      f"{r.uplinks_deleted} uplinks older than {settings.raw_retention_days} days deleted")

@@ -1,8 +1,18 @@
 """Batch writer: decode → resolve → normalise → one transaction per batch → ack after commit.
 
 The writer owns the transaction of each batch (STYLE: the outermost caller commits). Readings go
-through COPY into a temporary staging table, then `INSERT … ON CONFLICT DO NOTHING`, so a
-re-delivered message is stored once.
+through COPY into a staging table, then `INSERT … ON CONFLICT DO NOTHING … RETURNING`, and only
+the rows that were new are folded into the hourly rollup in the same statement: a re-delivered
+message is stored once and counted once.
+
+Failure handling (SPEC §5):
+- database unreachable while committing → the batch goes to the on-disk spool (fsync'd) and is
+  acknowledged there: it is durable on disk, so the broker need not keep it. New batches join
+  the spool, in order, until a replay (capped exponential backoff) drains it. Without a spool
+  directory the writer retries the same batch and never acks it (the broker keeps it).
+- deadlock / serialization failure → the batch is retried at once.
+- any other database error (bad data) → the batch is stored message by message, and a message
+  that still fails becomes a dead letter with the error: nothing is dropped.
 """
 
 from __future__ import annotations
@@ -14,12 +24,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 
-from core.domain import RefScheme, Uplink
+from core.domain import Uplink
 from core.errors import InvalidPayload
-from ingest.normalise import uplink_to_readings
+from ingest import metrics
+from ingest import repository as repo
+from ingest.normalise import readings_rows
+from ingest.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +51,168 @@ class Inbound:
     ack: Callable[[], None] | None = None
 
 
+class DecodedMessage(NamedTuple):
+    """An `Inbound` after decoding: either an uplink or the decoding error. Picklable (spool).
+    A NamedTuple: one is built per message on the hot path (a frozen dataclass costs more)."""
+
+    source: str
+    topic: str
+    payload: bytes
+    received_at: datetime
+    uplink: Uplink | None
+    error: str | None = None
+
+
+@dataclass
+class BatchResult:
+    readings_written: int = 0
+    dead_letters: int = 0
+    quarantined: int = 0
+    readings_duplicate: int = 0
+    uplinks_duplicate: int = 0
+
+
 @dataclass
 class WriterStats:
     batches: int = 0
     messages: int = 0
     readings_written: int = 0
+    readings_duplicate: int = 0
+    uplinks_duplicate: int = 0
     dead_letters: int = 0
     quarantined: int = 0
+    spooled_batches: int = 0
+    replayed_batches: int = 0
     last_commit: float | None = None
     errors: list[str] = field(default_factory=list)
 
 
-REF_COLUMN = {
-    RefScheme.CIVICAIR: "uid",
-    RefScheme.DEV_EUI: "dev_eui",
-    RefScheme.TTS_ID: "tts_device_id",
-    RefScheme.CHIP_ID: "chip_id",
-}
+def decode_one(msg: Inbound) -> DecodedMessage:
+    try:
+        up = msg.decode(msg.payload)
+        return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, up)
+    except InvalidPayload as exc:
+        error = exc.detail
+    except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the message
+        error = f"decoder error: {type(exc).__name__}: {exc}"
+    return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, None, error)
+
+
+def store_batch(
+    conn: psycopg.Connection,
+    batch: list[Inbound],
+    *,
+    clock_future_s: int = 300,
+    clock_past_s: int = 7 * 24 * 3600,
+    now: datetime | None = None,
+) -> BatchResult:
+    """Decode, resolve, normalise and store `batch` in ONE transaction on `conn` (committed here).
+    Unparseable → dead_letters, unknown device → quarantine. Used by the MQTT writer thread and
+    the HTTP push endpoints alike."""
+    return store_decoded(conn, [decode_one(m) for m in batch], clock_future_s=clock_future_s,
+                         clock_past_s=clock_past_s, now=now)
+
+
+def _float(v: float | None) -> float | None:
+    return None if v is None else float(v)
+
+
+def _uplink_row_wanted(up: Uplink) -> bool:
+    link = up.link
+    return (link.f_cnt is not None or link.dedup_id is not None or link.rssi is not None
+            or up.battery_v is not None)
+
+
+def store_decoded(
+    conn: psycopg.Connection,
+    items: list[DecodedMessage],
+    *,
+    clock_future_s: int = 300,
+    clock_past_s: int = 7 * 24 * 3600,
+    now: datetime | None = None,
+) -> BatchResult:
+    """Store decoded messages in one transaction (see `store_batch`)."""
+    result = BatchResult()
+    now = now or datetime.now(UTC)
+    dead: list[tuple] = []
+    quarantined: list[tuple] = []
+    reading_rows: list[tuple] = []
+    uplink_rows: list[tuple] = []
+    pending: dict[tuple[int, datetime], list[tuple]] = {}  # readings waiting on uplink dedup
+    seen_ids: set[str] = set()
+    seen_fcnt: set[tuple[int, int]] = set()
+    last_seen: dict[int, datetime] = {}
+    with conn.transaction():
+        repo.ensure_staging(conn)
+        ids = repo.resolve_devices(
+            conn, {(it.uplink.device.scheme, it.uplink.device.value) for it in items if it.uplink})
+        for it in items:
+            up = it.uplink
+            if up is None:
+                dead.append((it.received_at, it.source, it.topic, it.payload, (it.error or "")[:2000]))
+                continue
+            dev = ids.get((up.device.scheme, up.device.value))
+            if dev is None:
+                quarantined.append((it.received_at, it.source, it.topic, str(up.device.scheme),
+                                    up.device.value, it.payload))
+                continue
+            device_id, mobile = dev
+            received = up.received_at or it.received_at
+            t = up.time or up.link.ns_time or received
+            try:
+                rows = readings_rows(up, device_id, time=t, now=now, received_at=it.received_at,
+                                     mobile=mobile, future_s=clock_future_s, past_s=clock_past_s)
+            except InvalidPayload as exc:
+                dead.append((it.received_at, it.source, it.topic, it.payload, exc.detail[:2000]))
+                continue
+            if last_seen.get(device_id) is None or last_seen[device_id] < t:
+                last_seen[device_id] = t
+            if not _uplink_row_wanted(up):
+                reading_rows.extend(rows)
+                continue
+            link = up.link
+            key = (device_id, t)
+            dup = key in pending or (link.dedup_id is not None and link.dedup_id in seen_ids) or (
+                link.f_cnt is not None and (device_id, link.f_cnt) in seen_fcnt)
+            if dup:
+                result.uplinks_duplicate += 1
+                continue
+            pending[key] = rows
+            if link.dedup_id is not None:
+                seen_ids.add(link.dedup_id)
+            if link.f_cnt is not None:
+                seen_fcnt.add((device_id, link.f_cnt))
+            gw = min(link.gateway_count, 32767) if link.gateway_count is not None else None
+            uplink_rows.append((device_id, t, str(up.route), received, link.f_cnt, link.f_port,
+                                _float(link.rssi), _float(link.snr), gw, link.ns_time, link.dedup_id,
+                                _float(up.battery_v), bytes(up.raw or it.payload)))
+        if uplink_rows:
+            new = repo.insert_uplinks(conn, uplink_rows)
+            for key, rows in pending.items():
+                if key in new:
+                    reading_rows.extend(rows)
+                else:
+                    result.uplinks_duplicate += 1
+        if reading_rows:
+            result.readings_written = repo.insert_readings(conn, reading_rows)
+            result.readings_duplicate = len(reading_rows) - result.readings_written
+        repo.insert_dead_letters(conn, dead)
+        repo.insert_quarantine(conn, quarantined)
+        repo.touch_devices(conn, last_seen)
+    result.dead_letters = len(dead)
+    result.quarantined = len(quarantined)
+    per_route: dict[str, int] = {}
+    for it in items:
+        route = str(it.uplink.route) if it.uplink is not None else f"{it.source}:undecodable"
+        per_route[route] = per_route.get(route, 0) + 1
+    for route, n in per_route.items():
+        metrics.MESSAGES_RECEIVED.labels(route).inc(n)
+    return result
 
 
 class BatchWriter:
+    """The writer thread: drains `inbox`, commits one batch at a time, acks after commit."""
+
     def __init__(
         self,
         conninfo: str,
@@ -65,6 +222,10 @@ class BatchWriter:
         batch_max_age_ms: int = 250,
         clock_future_s: int = 300,
         clock_past_s: int = 7 * 24 * 3600,
+        spool_dir: Path | None = None,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        on_commit: Callable[[list[DecodedMessage], float], None] | None = None,
     ) -> None:
         self.conninfo = conninfo
         self.inbox = inbox
@@ -72,13 +233,29 @@ class BatchWriter:
         self.batch_max_age = batch_max_age_ms / 1000
         self.clock_future_s = clock_future_s
         self.clock_past_s = clock_past_s
+        self.spool = Spool(spool_dir) if spool_dir is not None else None
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.on_commit = on_commit
         self.stats = WriterStats()
+        self._backoff = backoff_initial_s
+        self._next_retry = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
 
+    @classmethod
+    def from_settings(cls, settings, conninfo: str, inbox: queue.Queue[Inbound], **kwargs) -> BatchWriter:  # type: ignore[no-untyped-def]
+        return cls(conninfo, inbox, batch_max_rows=settings.batch_max_rows,
+                   batch_max_age_ms=settings.batch_max_age_ms, clock_future_s=settings.clock_future_s,
+                   clock_past_s=settings.clock_past_s,
+                   spool_dir=settings.ingest_spool_dir or Path(settings.data_dir) / "spool",
+                   backoff_max_s=settings.ingest_retry_max_s, **kwargs)
+
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
+        if self.spool is not None:
+            metrics.SPOOL_BATCHES.set(len(self.spool))
         self._thread = threading.Thread(target=self.run, name="ingest-writer", daemon=True)
         self._thread.start()
 
@@ -86,44 +263,64 @@ class BatchWriter:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout)
-        if self._conn is not None:
-            self._conn.close()
+        self._reset_connection()
+
+    @property
+    def spooled(self) -> int:
+        return len(self.spool) if self.spool is not None else 0
 
     def run(self) -> None:
         while not self._stop.is_set() or not self.inbox.empty():
-            batch = self._collect()
-            if not batch:
+            items, acks = self._collect()
+            metrics.QUEUE_DEPTH.set(self.inbox.qsize())
+            if self.spool is not None and self.spool.pending():
+                if items:
+                    self._to_spool(items, acks)
+                if time.monotonic() >= self._next_retry:
+                    self._replay()
                 continue
-            while True:
-                try:
-                    self.write_batch(batch)
+            if not items:
+                continue
+            while not self._write(items, acks):
+                if self.spool is not None:
+                    self._to_spool(items, acks)
                     break
-                except psycopg.OperationalError as exc:
-                    log.warning("batch commit failed, retrying: %s", str(exc).splitlines()[0])
-                    self._reset_connection()
-                    if self._stop.wait(1.0):
-                        return  # not acked: the broker redelivers after restart
+                if self._stop.wait(self._pause()):
+                    return  # not acked: the broker redelivers after restart
 
-    def _collect(self) -> list[Inbound]:
-        batch: list[Inbound] = []
+    def _collect(self) -> tuple[list[DecodedMessage], list[Callable[[], None]]]:
+        items: list[DecodedMessage] = []
+        acks: list[Callable[[], None]] = []
         try:
-            batch.append(self.inbox.get(timeout=0.2))
+            first = self.inbox.get(timeout=0.2)
         except queue.Empty:
-            return batch
+            return items, acks
         deadline = time.monotonic() + self.batch_max_age
-        while len(batch) < self.batch_max_rows:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+        rows = 0
+        msg: Inbound | None = first
+        while msg is not None:
+            d = decode_one(msg)
+            items.append(d)
+            if msg.ack is not None:
+                acks.append(msg.ack)
+            rows += len(d.uplink.values) if d.uplink is not None else 1
+            if rows >= self.batch_max_rows:
                 break
             try:
-                batch.append(self.inbox.get(timeout=remaining))
+                msg = self.inbox.get_nowait()
             except queue.Empty:
-                break
-        return batch
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    msg = self.inbox.get(timeout=remaining)
+                except queue.Empty:
+                    break
+        return items, acks
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.conninfo)
+            self._conn = psycopg.connect(self.conninfo, connect_timeout=5)
         return self._conn
 
     def _reset_connection(self) -> None:
@@ -134,122 +331,146 @@ class BatchWriter:
                 pass
         self._conn = None
 
+    def _pause(self) -> float:
+        pause = self._backoff
+        self._backoff = min(self._backoff * 2, self.backoff_max_s)
+        self._next_retry = time.monotonic() + pause
+        return pause
+
     # --- one batch ---------------------------------------------------------------------------
-    def write_batch(self, batch: list[Inbound]) -> None:
-        result = store_batch(self._connection(), batch, clock_future_s=self.clock_future_s,
-                             clock_past_s=self.clock_past_s)
-        self.stats.batches += 1
-        self.stats.messages += len(batch)
-        self.stats.readings_written += result.readings_written
-        self.stats.dead_letters += result.dead_letters
-        self.stats.quarantined += result.quarantined
-        self.stats.last_commit = time.time()
-        for msg in batch:
-            if msg.ack is not None:
-                msg.ack()
+    def _store(self, items: list[DecodedMessage]) -> BatchResult:
+        """Store with retries on deadlock; falls back to one message at a time on bad data."""
+        for attempt in range(3):
+            try:
+                return store_decoded(self._connection(), items, clock_future_s=self.clock_future_s,
+                                     clock_past_s=self.clock_past_s)
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                metrics.WRITE_ERRORS.labels("deadlock").inc()
+                if attempt == 2:
+                    raise
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                raise  # the database is unreachable: spool, do not judge the data
+            except Exception as exc:  # noqa: BLE001 - bad data (DataError, OverflowError, ...)
+                metrics.WRITE_ERRORS.labels("data").inc()
+                log.warning("ingest batch rejected by the database, storing one by one: %s",
+                            str(exc).splitlines()[0])
+                return self._store_one_by_one(items)
+        raise AssertionError("unreachable")
 
+    def _store_one_by_one(self, items: list[DecodedMessage]) -> BatchResult:
+        total = BatchResult()
+        for it in items:
+            try:
+                r = store_decoded(self._connection(), [it], clock_future_s=self.clock_future_s,
+                                  clock_past_s=self.clock_past_s)
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                raise  # the database is unreachable: spool, do not judge the data
+            except Exception as exc:  # noqa: BLE001 - this message's data: keep it as a dead letter
+                bad = DecodedMessage(it.source, it.topic, it.payload, it.received_at, None,
+                                     f"database rejected: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+                r = store_decoded(self._connection(), [bad])
+            for name in ("readings_written", "dead_letters", "quarantined", "readings_duplicate",
+                         "uplinks_duplicate"):
+                setattr(total, name, getattr(total, name) + getattr(r, name))
+        return total
 
-@dataclass
-class BatchResult:
-    readings_written: int = 0
-    dead_letters: int = 0
-    quarantined: int = 0
-
-
-def store_batch(
-    conn: psycopg.Connection,
-    batch: list[Inbound],
-    *,
-    clock_future_s: int = 300,
-    clock_past_s: int = 7 * 24 * 3600,
-) -> BatchResult:
-    """Decode, resolve, normalise and store `batch` in ONE transaction on `conn` (committed here).
-    Unparseable → dead_letters, unknown device → quarantine. Used by the MQTT writer thread and
-    the HTTP push endpoints alike."""
-    result = BatchResult()
-    now = datetime.now(UTC)
-    decoded: list[tuple[Inbound, Uplink]] = []
-    dead: list[tuple[Inbound, str]] = []
-    for msg in batch:
+    def _write(self, items: list[DecodedMessage], acks: list[Callable[[], None]]) -> bool:
+        """Commit one batch and ack it; False when the database is unreachable."""
+        t0 = time.perf_counter()
         try:
-            decoded.append((msg, msg.decode(msg.payload)))
-        except InvalidPayload as exc:
-            dead.append((msg, exc.detail))
-        except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the message
-            dead.append((msg, f"decoder error: {type(exc).__name__}: {exc}"))
-    with conn.transaction():
-        ids = _resolve(conn, [u for _, u in decoded])
-        rows = []
-        quarantined = []
-        seen: dict[int, datetime] = {}
-        for msg, up in decoded:
-            device_id = ids.get((up.device.scheme, up.device.value))
-            if device_id is None:
-                quarantined.append((msg, up))
+            result = self._store(items)
+        except psycopg.Error as exc:
+            self._failed(exc)
+            return False
+        self._committed(items, result, time.perf_counter() - t0)
+        for ack in acks:
+            ack()
+        return True
+
+    def _failed(self, exc: psycopg.Error) -> None:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        metrics.WRITE_ERRORS.labels("unavailable").inc()
+        self.stats.errors.append(first)
+        del self.stats.errors[:-20]
+        log.warning("ingest batch commit failed: %s", first)
+        self._reset_connection()
+
+    def _committed(self, items: list[DecodedMessage], r: BatchResult, seconds: float) -> None:
+        now = time.time()
+        s = self.stats
+        s.batches += 1
+        s.messages += len(items)
+        s.readings_written += r.readings_written
+        s.readings_duplicate += r.readings_duplicate
+        s.uplinks_duplicate += r.uplinks_duplicate
+        s.dead_letters += r.dead_letters
+        s.quarantined += r.quarantined
+        s.last_commit = now
+        self._backoff = self.backoff_initial_s
+        metrics.BATCHES.labels("committed").inc()
+        metrics.BATCH_SIZE.observe(len(items))
+        metrics.COMMIT_SECONDS.observe(seconds)
+        metrics.READINGS_WRITTEN.inc(r.readings_written)
+        metrics.READINGS_DUPLICATE.inc(r.readings_duplicate)
+        metrics.UPLINKS_DUPLICATE.inc(r.uplinks_duplicate)
+        metrics.DEAD_LETTERS.inc(r.dead_letters)
+        metrics.QUARANTINED.inc(r.quarantined)
+        metrics.LAST_COMMIT.set(now)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("ingest batch committed messages=%d readings_new=%d readings_dup=%d "
+                      "uplinks_dup=%d dead=%d quarantined=%d commit_ms=%.1f queue=%d",
+                      len(items), r.readings_written, r.readings_duplicate, r.uplinks_duplicate,
+                      r.dead_letters, r.quarantined, seconds * 1000, self.inbox.qsize())
+        if self.on_commit is not None:
+            self.on_commit(items, now)
+
+    # --- spool -------------------------------------------------------------------------------
+    def _to_spool(self, items: list[DecodedMessage], acks: list[Callable[[], None]]) -> None:
+        assert self.spool is not None
+        while True:
+            try:
+                path = self.spool.append(items)
+                break
+            except OSError as exc:  # disk full: keep the batch, do not ack, try again
+                metrics.WRITE_ERRORS.labels("spool").inc()
+                log.warning("ingest spool write failed: %s", exc)
+                if self._stop.wait(1.0):
+                    return
+        self.stats.spooled_batches += 1
+        metrics.BATCHES.labels("spooled").inc()
+        metrics.SPOOL_BATCHES.set(len(self.spool))
+        log.warning("ingest batch spooled file=%s messages=%d", path.name, len(items))
+        if self._next_retry <= time.monotonic():
+            self._pause()
+        for ack in acks:  # durable on disk: the broker may forget it
+            ack()
+
+    def _replay(self) -> None:
+        """Replay spooled batches in order; stop at the first failure (backoff)."""
+        assert self.spool is not None
+        for path in self.spool.pending():
+            items = self.spool.read(path)
+            if items is None:
                 continue
-            up_time = up.time or msg.received_at
-            for r in uplink_to_readings(
-                up if up.received_at else _with_received(up, msg.received_at), device_id,
-                now=now, future_s=clock_future_s, past_s=clock_past_s,
-            ):
-                rows.append((r.device_id, r.time, r.quantity, r.value, r.flags, r.lat, r.lon, msg.received_at))
-            seen[device_id] = max(seen.get(device_id, up_time), up_time)
-        with conn.cursor() as cur:
-            if rows:
-                cur.execute(
-                    "create temp table if not exists readings_stage "
-                    "(like readings including defaults) on commit delete rows"
-                )
-                with cur.copy(
-                    "copy readings_stage (device_id, time, quantity, value, flags, lat, lon, received_at) from stdin"
-                ) as copy:
-                    for row in rows:
-                        copy.write_row(row)
-                cur.execute(
-                    "insert into readings select * from readings_stage on conflict do nothing"
-                )
-                result.readings_written += max(cur.rowcount, 0)
-            for msg, error in dead:
-                cur.execute(
-                    "insert into dead_letters (received_at, source, topic, payload, error) values (%s,%s,%s,%s,%s)",
-                    (msg.received_at, msg.source, msg.topic, msg.payload, error[:2000]),
-                )
-            for msg, up in quarantined:
-                cur.execute(
-                    "insert into quarantine (received_at, source, topic, ref_scheme, ref_value, payload) "
-                    "values (%s,%s,%s,%s,%s,%s)",
-                    (msg.received_at, msg.source, msg.topic, str(up.device.scheme), up.device.value, msg.payload),
-                )
-            for device_id, last in seen.items():
-                cur.execute(
-                    "update devices set last_seen = greatest(last_seen, %s), "
-                    "first_seen = coalesce(first_seen, %s) where id = %s",
-                    (last, last, device_id),
-                )
-    result.dead_letters = len(dead)
-    result.quarantined = len(quarantined)
-    log.debug("batch committed: %d messages, %d readings, %d dead, %d quarantined",
-              len(batch), len(rows), len(dead), len(quarantined))
-    return result
+            t0 = time.perf_counter()
+            try:
+                result = self._store(items)
+            except psycopg.Error as exc:
+                self._failed(exc)
+                self._pause()
+                return
+            self._committed(items, result, time.perf_counter() - t0)
+            self.spool.remove(path)
+            self.stats.replayed_batches += 1
+            metrics.SPOOL_BATCHES.set(len(self.spool))
+            log.info("ingest spool replayed file=%s messages=%d", path.name, len(items))
+            if self._stop.is_set():
+                return
+        self._backoff = self.backoff_initial_s
+        self._next_retry = 0.0
 
-
-def _resolve(conn: psycopg.Connection, uplinks: list[Uplink]) -> dict[tuple[RefScheme, str], int]:
-    wanted: dict[RefScheme, set[str]] = {}
-    for up in uplinks:
-        wanted.setdefault(up.device.scheme, set()).add(up.device.value)
-    found: dict[tuple[RefScheme, str], int] = {}
-    for scheme, values in wanted.items():
-        column = REF_COLUMN[scheme]
-        cur = conn.execute(
-            f"select {column}, id from devices where {column} = any(%s)",  # column from a fixed map
-            (list(values),),
-        )
-        for value, device_id in cur.fetchall():
-            found[(scheme, value)] = device_id
-    return found
-
-
-def _with_received(up: Uplink, received_at: datetime) -> Uplink:
-    from dataclasses import replace
-
-    return replace(up, received_at=received_at)
+    def replay_spool(self) -> int:
+        """Replay the spool now (used at start-up and by tests); returns batches left."""
+        if self.spool is not None:
+            self._replay()
+        return self.spooled

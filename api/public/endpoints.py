@@ -1,87 +1,202 @@
-"""Public open-data endpoints (no authentication). Only pseudonyms and public cells leave here."""
+"""Public open-data endpoints (no authentication). Only pseudonyms, H3 cells, k-anonymous
+aggregates and official station data leave here; the rules live in api/queries.py and
+api/anonymise.py so the export files publish exactly the same thing."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+import enum
+import re
+from datetime import datetime
+from typing import Annotated, Any
 
-import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
 
+from api import anonymise, queries
 from api.deps import ReadConn, SettingsDep
-from core import tables
-from core.domain import QUANTITY_BY_CODE, QUANTITY_BY_NAME
-from core.errors import DeviceNotFound, InvalidParameter
+from api.public import examples
+from api.public.render import Format, respond
+from api.queries import Interval, Paging, QuantityFilter, TimeRange
+from core.domain import QUANTITY_BY_NAME
+from core.errors import InvalidParameter
 
 router = APIRouter(prefix="/v1", tags=["public"])
 
+QuantityName = enum.StrEnum("QuantityName", {name: name for name in QUANTITY_BY_NAME})  # type: ignore[misc]
+ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+PathId = Path(pattern=ID_PATTERN, description="Identifier as listed by the collection endpoint.")
 
-def envelope(settings: Any, results: list[dict[str, Any]], **meta: Any) -> dict[str, Any]:
-    return {
-        "meta": {
-            "found": len(results),
-            "licence": settings.licence_name,
-            "licence_url": settings.licence_url,
-            "attribution": settings.attribution,
-            "portal_url": settings.portal_base_url,
-            **meta,
-        },
-        "results": results,
-    }
-
-
-@router.get("/devices", summary="Public devices (pseudonymised)")
-def list_devices(conn: ReadConn, settings: SettingsDep) -> dict[str, Any]:
-    d = tables.devices
-    rows = conn.execute(
-        sa.select(d.c.pseudonym, d.c.kind, d.c.sensor_models, d.c.h3_cell, d.c.status, d.c.stars,
-                  d.c.first_seen, d.c.last_seen)
-        .order_by(d.c.pseudonym)
-    ).all()
-    results = [
-        {
-            "pseudonym": r.pseudonym,
-            "kind": r.kind,
-            "sensor_type": r.sensor_models[0] if r.sensor_models else None,
-            "h3_cell": r.h3_cell if r.kind == "fixed" else None,
-            "status": r.status,
-            "stars": r.stars,
-            "first_seen": r.first_seen,
-            "last_seen": r.last_seen,
-        }
-        for r in rows
-    ]
-    return envelope(settings, results)
+QuantityQ = Annotated[QuantityName, Query(description="Canonical quantity name.")]
+FromQ = Annotated[datetime | None, Query(description="ISO-8601 start (inclusive); default: 7 days before the end. "
+                                                     "Times without an offset are UTC.")]
+ToQ = Annotated[datetime | None, Query(description="ISO-8601 end (exclusive); default: now.")]
+IntervalQ = Annotated[Interval, Query(description="Aggregation period.")]
+LimitQ = Annotated[int, Query(ge=1, le=queries.MAX_LIMIT, description="Results per page (≤ 1000).")]
+CursorQ = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
+                                      description="`meta.cursor` of the previous page.")]
+FormatQ = Annotated[Format | None, Query(alias="format", description="json (default), csv, or geojson where "
+                                         "it applies; also chosen by the Accept header.")]
 
 
-@router.get("/devices/{pseudonym}/series", summary="Hourly series of one public fixed device")
-def device_series(
-    pseudonym: str,
-    conn: ReadConn,
-    settings: SettingsDep,
-    quantity: str = Query("pm25", description="Canonical quantity name, e.g. pm25"),
-    datetime_from: datetime | None = Query(None),
-    datetime_to: datetime | None = Query(None),
-) -> dict[str, Any]:
-    q = QUANTITY_BY_NAME.get(quantity)
-    if q is None:
-        raise InvalidParameter("quantity", f"unknown quantity {quantity!r}; one of {sorted(QUANTITY_BY_NAME)}")
-    d = tables.devices
-    dev = conn.execute(
-        sa.select(d.c.id, d.c.kind, d.c.consent_public).where(d.c.pseudonym == pseudonym)
-    ).first()
-    if dev is None or dev.kind != "fixed" or not dev.consent_public:
-        raise DeviceNotFound(f"no public fixed device {pseudonym!r}")
-    end = datetime_to or datetime.now(UTC)
-    start = datetime_from or end - timedelta(days=7)
-    r = tables.readings
-    hour = sa.func.date_trunc("hour", r.c.time).label("hour")
-    rows = conn.execute(
-        sa.select(hour, sa.func.avg(r.c.value).label("mean"), sa.func.count().label("n"))
-        .where(r.c.device_id == dev.id, r.c.quantity == q.code, r.c.flags == 0,
-               r.c.time >= start, r.c.time < end)
-        .group_by(hour).order_by(hour)
-    ).all()
-    unit = QUANTITY_BY_CODE[q.code].unit
-    results = [{"period": {"datetime_from": row.hour}, "value": row.mean, "n": row.n, "unit": unit} for row in rows]
-    return envelope(settings, results, quantity=q.name)
+def _ok(example: dict[str, Any], geo: bool = False) -> dict[int | str, dict[str, Any]]:
+    content: dict[str, Any] = {"application/json": {"example": example},
+                               "text/csv": {"schema": {"type": "string"}}}
+    if geo:
+        content["application/geo+json"] = {"schema": {"type": "object"}}
+    return {200: {"description": "OK", "content": content},
+            404: {"description": "Unknown id (problem+json)"},
+            422: {"description": "Invalid parameter (problem+json naming it)"},
+            429: {"description": "Rate limited (problem+json, Retry-After)"}}
+
+
+def _series_meta(settings: Any, quantity: QuantityFilter, interval: Interval, tr: TimeRange,
+                 paging: Paging, nxt: datetime | None) -> dict[str, Any]:
+    start, end = tr.resolve(settings.max_range_days)
+    return {"quantity": quantity.quantity, "unit": quantity.info.unit, "interval": interval.value,
+            "datetime_from": start, "datetime_to": end, "limit": paging.limit,
+            "cursor": queries.encode_cursor(nxt) if nxt else None}
+
+
+@router.get("/devices", summary="Public devices (pseudonymised, located by H3 cell)",
+            responses=_ok(examples.DEVICES, geo=True))
+def list_devices(request: Request, conn: ReadConn, settings: SettingsDep, limit: LimitQ = 100,
+                 cursor: CursorQ = None, fmt: FormatQ = None) -> Response:
+    paging = Paging(limit=limit, cursor=cursor)
+    after = paging.after_key()
+    if after is not None and not re.fullmatch(ID_PATTERN, after):
+        raise InvalidParameter("cursor", "not a cursor returned by this API")
+    rows = queries.device_list(conn, settings, after=after, limit=limit + 1)
+    nxt = rows[limit - 1]["pseudonym"] if len(rows) > limit else None
+    rows = rows[:limit]
+    return respond(request, settings, rows, fmt=fmt, geometry=_device_geometry, limit=limit,
+                   cursor=queries.encode_cursor(nxt) if nxt else None)
+
+
+def _device_geometry(row: dict[str, Any]) -> dict[str, Any] | None:
+    return anonymise.cell_polygon(row["h3_cell"]) if row.get("h3_cell") else None
+
+
+@router.get("/devices/{pseudonym}", summary="One public device", responses=_ok(examples.DEVICE, geo=True))
+def get_device(request: Request, pseudonym: Annotated[str, PathId], conn: ReadConn,
+               settings: SettingsDep, fmt: FormatQ = None) -> Response:
+    row = queries.device_detail(conn, settings, pseudonym)
+    return respond(request, settings, [row], fmt=fmt, geometry=_device_geometry)
+
+
+@router.get("/devices/{pseudonym}/series", summary="Hourly or daily series of one public fixed device",
+            description="Calibrated mean (`value`, null until the device is calibrated), raw mean, coverage, "
+                        "summary and flag counts. Mobile devices never have a per-device series.",
+            responses=_ok(examples.SERIES))
+def device_series(request: Request, pseudonym: Annotated[str, PathId], conn: ReadConn,
+                  settings: SettingsDep, quantity: QuantityQ = QuantityName("pm25"),
+                  datetime_from: FromQ = None, datetime_to: ToQ = None, interval: IntervalQ = Interval.HOUR,
+                  limit: LimitQ = 1000, cursor: CursorQ = None, fmt: FormatQ = None) -> Response:
+    q, tr, paging = QuantityFilter(quantity=quantity.value), TimeRange(datetime_from=datetime_from,
+                                                                        datetime_to=datetime_to), Paging(limit=limit, cursor=cursor)
+    page = queries.device_series_page(conn, settings, pseudonym, q, tr, interval, paging.after_time(), limit)
+    return respond(request, settings, page.results, fmt=fmt, device=pseudonym,
+                   **_series_meta(settings, q, interval, tr, paging, page.next_after))
+
+
+@router.get("/zones", summary="Administrative zones and H3 cells with public devices",
+            responses=_ok(examples.ZONES, geo=True))
+def list_zones(request: Request, conn: ReadConn, settings: SettingsDep, fmt: FormatQ = None,
+               with_geometry: Annotated[bool, Query(description="Include the zone geometry in JSON.")] = False
+               ) -> Response:
+    rows = queries.zone_list(conn, settings)
+    geoms = {r["id"]: queries.zone_geometry(conn, r["id"]) for r in rows} if (
+        with_geometry or fmt == Format.GEOJSON or "geo+json" in request.headers.get("accept", "")) else {}
+    if with_geometry:
+        for r in rows:
+            r["geometry"] = geoms.get(r["id"])
+    return respond(request, settings, rows, fmt=fmt, geometry=lambda r: geoms.get(r["id"]),
+                   h3_resolution=settings.h3_resolution, k_anonymity=settings.k_anonymity)
+
+
+@router.get("/zones/{zone_id}/series", summary="Hourly or daily series of a zone (k-anonymous)",
+            description="A zone is an administrative zone id (see /v1/zones) or an H3 cell at the configured "
+                        "resolution. Zone-hours with fewer than k distinct devices are suppressed and counted "
+                        "in `meta.suppressed`.",
+            responses=_ok(examples.ZONE_SERIES))
+def zone_series(request: Request, zone_id: Annotated[str, PathId], conn: ReadConn,
+                settings: SettingsDep, quantity: QuantityQ = QuantityName("pm25"),
+                datetime_from: FromQ = None, datetime_to: ToQ = None, interval: IntervalQ = Interval.HOUR,
+                limit: LimitQ = 1000, cursor: CursorQ = None, fmt: FormatQ = None) -> Response:
+    q, tr, paging = QuantityFilter(quantity=quantity.value), TimeRange(datetime_from=datetime_from,
+                                                                        datetime_to=datetime_to), Paging(limit=limit, cursor=cursor)
+    page = queries.zone_series_page(conn, settings, zone_id, q, tr, interval, paging.after_time(), limit)
+    return respond(request, settings, page.results, fmt=fmt, zone=zone_id, k_anonymity=settings.k_anonymity,
+                   suppressed=page.suppressed,
+                   suppression=f"zone-hours with fewer than {settings.k_anonymity} distinct devices are not published",
+                   **_series_meta(settings, q, interval, tr, paging, page.next_after))
+
+
+@router.get("/mobile/cells", summary="Mobile (bike) data as H3 cell-hours (privacy-filtered, k-anonymous)",
+            description="Built only from privacy-filtered points: per trip, points within 200 m of the start "
+                        "and end and inside owners' privacy zones are dropped; a cell-hour is published only "
+                        "with at least k distinct devices. No track is ever published.",
+            responses=_ok(examples.MOBILE, geo=True))
+def mobile_cells(request: Request, conn: ReadConn, settings: SettingsDep,
+                 quantity: QuantityQ = QuantityName("pm25"), datetime_from: FromQ = None,
+                 datetime_to: ToQ = None, limit: LimitQ = 1000, cursor: CursorQ = None,
+                 fmt: FormatQ = None) -> Response:
+    q, tr = QuantityFilter(quantity=quantity.value), TimeRange(datetime_from=datetime_from, datetime_to=datetime_to)
+    start, end = tr.resolve(settings.max_range_days)
+    rows = queries.mobile_cells(conn, settings, q, tr)
+    key = Paging(limit=limit, cursor=cursor).after_key() if cursor else "0"
+    if not (key or "").isdigit() or len(key or "") > 9:
+        raise InvalidParameter("cursor", "not a cursor returned by this API")
+    offset = int(key or 0)
+    page = rows[offset:offset + limit]
+    nxt = str(offset + limit) if offset + limit < len(rows) else None
+    return respond(request, settings, page, fmt=fmt,
+                   geometry=lambda r: anonymise.cell_polygon(r["h3_cell"]),
+                   quantity=q.quantity, unit=q.info.unit, datetime_from=start, datetime_to=end,
+                   h3_resolution=settings.h3_resolution, k_anonymity=settings.k_anonymity, found=len(rows),
+                   limit=limit, cursor=queries.encode_cursor(nxt) if nxt else None)
+
+
+def _station_geometry(row: dict[str, Any]) -> dict[str, Any] | None:
+    c = row.get("coordinates")
+    return {"type": "Point", "coordinates": [c["longitude"], c["latitude"]]} if c else None
+
+
+@router.get("/stations", summary="Official reference stations (their own licence and attribution)",
+            responses=_ok(examples.STATIONS, geo=True))
+def list_stations(request: Request, conn: ReadConn, settings: SettingsDep, fmt: FormatQ = None) -> Response:
+    return respond(request, settings, queries.stations(conn, settings), fmt=fmt, geometry=_station_geometry)
+
+
+@router.get("/stations/{code}/series", summary="Hourly or daily series of a reference station",
+            responses=_ok(examples.STATION_SERIES))
+def station_series(request: Request, code: Annotated[str, PathId], conn: ReadConn,
+                   settings: SettingsDep, quantity: QuantityQ = QuantityName("pm25"),
+                   datetime_from: FromQ = None, datetime_to: ToQ = None, interval: IntervalQ = Interval.HOUR,
+                   limit: LimitQ = 1000, cursor: CursorQ = None, fmt: FormatQ = None) -> Response:
+    st = queries.station(conn, settings, code)
+    q, tr, paging = QuantityFilter(quantity=quantity.value), TimeRange(datetime_from=datetime_from,
+                                                                        datetime_to=datetime_to), Paging(limit=limit, cursor=cursor)
+    rows = queries.station_series(conn, settings, code, q, tr, interval, paging.after_time(), limit)
+    nxt = rows[-1]["period"]["datetime_from"] if len(rows) == limit else None
+    meta = _series_meta(settings, q, interval, tr, paging, nxt)
+    meta.update(licence=st["licence"], attribution=st["attribution"], station=code,
+                note="official reference data, published under its own licence")
+    return respond(request, settings, rows, fmt=fmt, headers={"X-Attribution": st["attribution"] or ""}, **meta)
+
+
+@router.get("/quantities", summary="Quantities and units", responses=_ok(examples.QUANTITIES))
+def list_quantities(request: Request, settings: SettingsDep, fmt: FormatQ = None) -> Response:
+    return respond(request, settings, queries.quantity_list(), fmt=fmt)
+
+
+@router.get("/licences", summary="Licences of the published data", responses=_ok(examples.LICENCES))
+def list_licences(request: Request, conn: ReadConn, settings: SettingsDep, fmt: FormatQ = None) -> Response:
+    rows: list[dict[str, Any]] = [{"id": "civicair", "name": settings.licence_name, "url": settings.licence_url,
+                                   "attribution": settings.attribution, "applies_to": "devices, zones, mobile"}]
+    seen = {settings.licence_name}
+    for st in queries.stations(conn, settings):
+        if st["licence"] not in seen:
+            seen.add(st["licence"])
+            rows.append({"id": f"stations-{len(rows)}", "name": st["licence"], "url": None,
+                         "attribution": st["attribution"], "applies_to": "reference stations"})
+    return respond(request, settings, rows, fmt=fmt)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 
 from gateway.codecs import cayenne, civicair_binary
 
@@ -17,10 +18,10 @@ CAYENNE = (cayenne.encode_value(2, 2, 12.5) + cayenne.encode_value(3, 125, 420)
 
 
 def chirpstack_up(dev_eui: str, data: bytes | None, *, f_port: int | None = 1, f_cnt: int | None = 7,
-                  dedup: str = "0c7e1a3f-8f4b-4a6d-9d6e-3c7b2b0c9a11", obj: dict | None = None,
+                  dedup: str | None = None, obj: dict | None = None,
                   drop: tuple[str, ...] = ()) -> bytes:
     doc = {
-        "deduplicationId": dedup,
+        "deduplicationId": dedup or str(uuid.uuid4()),  # ChirpStack: a fresh UUID per uplink
         "time": "2026-01-15T10:00:00.123456+00:00",
         "deviceInfo": {"tenantId": "52f14cd4-c6f1-4fbd-8f87-4025e1d49242", "tenantName": "Metropole",
                        "applicationId": "17c82e96-be03-4f38-aef3-f83d48582d97", "applicationName": "civicair",

@@ -41,6 +41,7 @@ def test_every_format_reaches_the_database(db, mqtt_url, unique, shared_data) ->
     pb.device_info.dev_eui, pb.f_cnt, pb.f_port = EUI_C, 3, 1
     pb.data = fx.BINARY
     pb.time.FromJsonString("2026-01-15T11:00:00Z")
+    unknown_up = fx.chirpstack_up(UNKNOWN, fx.BINARY)
     messages = [
         (f"{cs}/app1/device/{EUI_A}/event/up", fx.chirpstack_up(EUI_A, fx.BINARY)),
         (f"{cs}/app1/device/{EUI_A}/event/status", fx.chirpstack_status(EUI_A, 80.0)),
@@ -50,7 +51,7 @@ def test_every_format_reaches_the_database(db, mqtt_url, unique, shared_data) ->
         (f"{tts}/civicair@ttn/devices/x/up", fx.tts_up("x", None, dev_eui=EUI_D, f_cnt=4,
                                                        decoded={"pm2_5": 31.5, "temperature_1": 2.5})),
         (f"{direct}/e-{unique}/up", json.dumps({"time": "2026-01-15T10:00:00Z", "readings": {"pm10": 44.4}}).encode()),
-        (f"{cs}/app1/device/{UNKNOWN}/event/up", fx.chirpstack_up(UNKNOWN, fx.BINARY)),
+        (f"{cs}/app1/device/{UNKNOWN}/event/up", unknown_up),
         (f"{cs}/app1/device/70b3d57ba0003bb8/event/up", (shared_data / "chirpstack_v4_up_decentlab_dl-pm.json").read_bytes()),
         (f"{tts}/test-decentlab@ttn/devices/03022/up", (shared_data / "tts_v3_up_decentlab_dl-pm.json").read_bytes()),
     ]
@@ -73,7 +74,7 @@ def test_every_format_reaches_the_database(db, mqtt_url, unique, shared_data) ->
         seen = conn.execute(sa.select(tables.devices.c.last_seen).where(tables.devices.c.id == a)).scalar_one()
     assert set(pos) == {(52.0907, 5.1214)}
     assert [(q.ref_scheme, q.ref_value) for q in quarantine] == [(RefScheme.DEV_EUI.value, UNKNOWN)]
-    assert bytes(quarantine[0].payload) == fx.chirpstack_up(UNKNOWN, fx.BINARY)
+    assert bytes(quarantine[0].payload) == unknown_up
     # the Decentlab frames of the vendor fixtures are not our codec and come without `object`
     assert len(dead) == 2 and all("binary v1" in d.error for d in dead)
     assert seen is not None

@@ -53,6 +53,6 @@ def test_two_gateway_processes_split_a_shared_subscription(db, settings, mqtt_ur
                 p.wait(5)
         for log in logs:
             log.close()
-    per_process = [sum(int(m) for m in re.findall(r"batch committed: (\d+) messages", t)) for t in texts()]
+    per_process = [sum(int(m) for m in re.findall(r"batch committed messages=(\d+)", t)) for t in texts()]
     assert all(c > 0 for c in per_process), per_process
     assert sum(per_process) == n and len(readings(db, dev)) == n

@@ -1,0 +1,246 @@
+"""`civicair bench api`: the open-data API serving one zone's hourly series over one year.
+
+Data: a scratch database (created next to CIVICAIR_DATABASE_URL and dropped afterwards, or an
+embedded PostgreSQL in a temporary folder) holding 200 fixed devices in 50 administrative zones
+(4 per zone) and one year of `hourly` rows per device (1.75 M rows, generated with SQL).
+Server: uvicorn in its own process (`--workers` processes) on loopback. Client: `--concurrency`
+asyncio connections in this process.
+
+Latency (p50/p95) is measured with one client (sequential requests); requests/s with
+`--concurrency` connections; both for:
+- uncached: every request has a distinct URL (zone and `datetime_to` vary), so the response cache
+  never answers; the whole path (SQL, k-anonymity, JSON) is measured;
+- cached: the same URL repeatedly (in-process response cache hit).
+Each request asks for `GET /v1/zones/{id}/series?quantity=pm25&datetime_from=<1 year ago>&
+datetime_to=<end>&limit=1000` (the first page of the year: 1000 hourly rows) with
+`Accept-Encoding: identity`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from core.bench import bench_app
+
+N_DEVICES = 200
+N_ZONES = 50
+YEAR_END = datetime(2026, 1, 1, tzinfo=UTC)
+
+LOAD_HOURLY = """
+insert into hourly (device_id, quantity, hour, n, sum, sum_sq, min, max, mean, n_flagged, flags_any,
+                    calibrated_mean)
+select d.id, 2, h, 30, 30 * v, 30 * v * v + 30, v - 2, v + 2, v, 0, 0, v * 0.9
+from devices d,
+     generate_series(:start, :end - interval '1 hour', interval '1 hour') as h,
+     lateral (select 10 + 5 * sin(extract(epoch from h) / 86400.0 * 6.283 + d.id) + (d.id % 7) as v) as x
+"""
+
+
+def _zone_box(i: int) -> tuple[float, float, float, float]:
+    row, col = divmod(i, 10)
+    lat0, lon0 = 48.45 + row * 0.04, 7.55 + col * 0.04
+    return lat0, lat0 + 0.04, lon0, lon0 + 0.04
+
+
+def load(url: str, days: int = 365) -> None:
+    import sqlalchemy as sa
+
+    from api.zones import refresh_device_zones, upsert_zones
+    from core import tables
+    from core.db import create_engine
+    from core.migrate import upgrade
+    from core.security import pseudonym
+
+    engine = create_engine(url)
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            zones, devices = [], []
+            for z in range(N_ZONES):
+                la0, la1, lo0, lo1 = _zone_box(z)
+                zones.append({"id": f"Z{z:02d}", "name": f"bench zone {z}", "kind": "admin", "properties": {},
+                              "geometry": {"type": "Polygon", "coordinates": [[[lo0, la0], [lo1, la0], [lo1, la1],
+                                                                               [lo0, la1], [lo0, la0]]]}})
+                for k in range(N_DEVICES // N_ZONES):
+                    uid = f"bench-{z}-{k}"
+                    devices.append({"uid": uid, "pseudonym": pseudonym("bench", uid), "name": uid, "kind": "fixed",
+                                    "transport": "mqtt", "consent_public": True, "status": "reliable",
+                                    "lat": la0 + 0.005 + 0.007 * k, "lon": lo0 + 0.005 + 0.007 * k})
+            upsert_zones(conn, zones)
+            conn.execute(sa.insert(tables.devices), devices)
+            conn.execute(sa.text(LOAD_HOURLY), {"start": YEAR_END - timedelta(days=days), "end": YEAR_END})
+            refresh_device_zones(conn)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("vacuum analyze hourly"))
+            conn.execute(sa.text("analyze"))
+    finally:
+        engine.dispose()
+
+
+def _serve(url: str, port: int, workers: int) -> None:
+    os.environ.update({"CIVICAIR_DATABASE_URL": url, "CIVICAIR_RATE_LIMIT_PER_MINUTE": "100000000",
+                       "CIVICAIR_LOG_LEVEL": "warning"})
+    import uvicorn
+
+    uvicorn.run("api.bench:app_factory", factory=True, host="127.0.0.1", port=port, workers=workers,
+                log_level="warning", access_log=False)
+
+
+def app_factory() -> Any:
+    """The API app for the benchmark server process (settings from the environment)."""
+    from api.app import create_app
+    from core.db import open_database
+    from core.settings import load_settings
+
+    settings = load_settings()
+    return create_app(settings, open_database(settings))
+
+
+async def _run(base: str, paths: list[str], concurrency: int) -> tuple[list[float], float]:
+    import httpx
+
+    latencies: list[float] = []
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for p in paths:
+        queue.put_nowait(p)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30,
+                                 headers={"Accept-Encoding": "identity"}) as client:
+        async def worker() -> None:
+            while True:
+                try:
+                    path = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                t = time.perf_counter()
+                r = await client.get(path)
+                await r.aread()
+                latencies.append((time.perf_counter() - t) * 1000)
+                if r.status_code != 200:
+                    raise RuntimeError(f"GET {path} → {r.status_code}: {r.text[:200]}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return latencies, elapsed
+
+
+SPAN = {"days": 365}
+
+
+def _path(zone: int, offset_s: int = 0) -> str:
+    start = (YEAR_END - timedelta(days=SPAN["days"])).isoformat().replace("+00:00", "Z")
+    end = (YEAR_END + timedelta(seconds=offset_s)).isoformat().replace("+00:00", "Z")
+    return f"/v1/zones/Z{zone:02d}/series?quantity=pm25&datetime_from={start}&datetime_to={end}&limit=1000"
+
+
+def _pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+@bench_app.command("api")
+def bench_api(
+    requests: int = typer.Option(2000, help="Requests per phase."),
+    days: int = typer.Option(365, help="Days of hourly data per device, and the span requested."),
+    concurrency: int = typer.Option(16, help="Concurrent client connections."),
+    workers: int = typer.Option(2, help="API server processes (uvicorn workers)."),
+    as_json: bool = typer.Option(False, "--json", help="Last line: one JSON object."),
+) -> None:
+    """GET /v1/zones/{id}/series for one year: p50/p95 latency and requests/s, uncached and cached."""
+    import httpx
+    import sqlalchemy as sa
+
+    from core.broker import free_port
+    from core.cli import console, settings_or_exit
+    from core.db import create_engine, start_embedded_postgres
+
+    settings = settings_or_exit()
+    tmp = tempfile.TemporaryDirectory(prefix="civicair-bench-api-")
+    admin = None
+    name = f"civicair_bench_api_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    if settings.database_url is not None:
+        server_url = settings.database_url.get_secret_value()
+        admin = create_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'create database "{name}"'))
+        url = sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        where = "scratch database next to CIVICAIR_DATABASE_URL"
+    else:
+        url, _server = start_embedded_postgres(Path(tmp.name))
+        where = "embedded PostgreSQL"
+    proc = None
+    try:
+        t = time.perf_counter()
+        SPAN["days"] = days
+        load(url, days)
+        console.print(f"loaded {N_DEVICES} devices × {days} days hourly ({N_DEVICES * 24 * days:,} rows), "
+                      f"{N_ZONES} zones in {time.perf_counter() - t:.1f} s ({where})")
+        port = free_port()
+        proc = mp.get_context("spawn").Process(target=_serve, args=(url, port, workers))
+        proc.start()
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/v1/quantities", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("benchmark API server did not start")
+            time.sleep(0.1)
+        probe = httpx.get(base + _path(0)).json()
+        rows = len(probe["results"])
+        # warm-up (connections, query plans), not measured
+        asyncio.run(_run(base, [_path(i % N_ZONES, -1 - i) for i in range(100)], concurrency))
+        n_lat = max(50, requests // 4)
+        lat_u, _ = asyncio.run(_run(base, [_path(i % N_ZONES, i + 1) for i in range(n_lat)], 1))
+        uncached = [_path(i % N_ZONES, n_lat + i + 1) for i in range(requests)]
+        conc_u, el_u = asyncio.run(_run(base, uncached, concurrency))
+        lat_c, _ = asyncio.run(_run(base, [_path(0)] * n_lat, 1))
+        conc_c, el_c = asyncio.run(_run(base, [_path(0)] * requests, concurrency))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.join(10)
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+            admin.dispose()
+        tmp.cleanup()
+    result = {
+        "rows_per_response": rows,
+        "requests": requests,
+        "concurrency": concurrency,
+        "workers": workers,
+        "p50_ms": round(statistics.median(lat_u), 2),
+        "p95_ms": round(_pct(lat_u, 0.95), 2),
+        "requests_per_s": round(requests / el_u, 1),
+        "concurrent_p95_ms": round(_pct(conc_u, 0.95), 2),
+        "cached_p50_ms": round(statistics.median(lat_c), 2),
+        "cached_p95_ms": round(_pct(lat_c, 0.95), 2),
+        "cached_requests_per_s": round(requests / el_c, 1),
+        "cached_concurrent_p95_ms": round(_pct(conc_c, 0.95), 2),
+        "target_p95_ms": 50,
+        "target_requests_per_s": 500,
+    }
+    console.print(f"uncached: p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms (one client); "
+                  f"{result['requests_per_s']} req/s, p95 {result['concurrent_p95_ms']} ms with {concurrency} "
+                  f"concurrent ({rows} hourly rows, {len(json.dumps(probe)) // 1024} KiB per response)")
+    console.print(f"cached:   p50 {result['cached_p50_ms']} ms, p95 {result['cached_p95_ms']} ms (one client); "
+                  f"{result['cached_requests_per_s']} req/s, p95 {result['cached_concurrent_p95_ms']} ms concurrent")
+    if as_json:
+        print(json.dumps(result))

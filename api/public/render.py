@@ -1,0 +1,107 @@
+"""Response formats of the public API: the OpenAQ-like JSON envelope, CSV and GeoJSON."""
+
+from __future__ import annotations
+
+import csv
+import enum
+import io
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+
+from core.errors import InvalidParameter
+from core.settings import Settings
+
+
+class Format(enum.StrEnum):
+    JSON = "json"
+    CSV = "csv"
+    GEOJSON = "geojson"
+
+
+GEOJSON_MEDIA = "application/geo+json"
+
+
+def choose_format(request: Request, fmt: Format | None, geo: bool) -> Format:
+    if fmt is None:
+        accept = request.headers.get("accept", "")
+        if "text/csv" in accept:
+            fmt = Format.CSV
+        elif GEOJSON_MEDIA in accept and geo:
+            fmt = Format.GEOJSON
+        else:
+            fmt = Format.JSON
+    if fmt == Format.GEOJSON and not geo:
+        raise InvalidParameter("format", "GeoJSON is not available for this endpoint; use json or csv")
+    return fmt
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON; datetimes as ISO-8601 (orjson: ~10x faster than json on series)."""
+    return orjson.dumps(obj)
+
+
+def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, name + "."))
+        elif isinstance(v, list):
+            out[name] = ";".join(str(x) for x in v)
+        elif isinstance(v, datetime):
+            out[name] = v.isoformat()
+        else:
+            out[name] = v
+    return out
+
+
+def to_csv(results: list[dict[str, Any]]) -> bytes:
+    rows = [flatten(r) for r in results]
+    fields: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in fields:
+                fields.append(k)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode()
+
+
+def base_meta(settings: Settings, **meta: Any) -> dict[str, Any]:
+    return {
+        "name": "civicair open data",
+        "licence": settings.licence_name,
+        "licence_url": settings.licence_url,
+        "attribution": settings.attribution,
+        "portal_url": settings.portal_base_url,
+        **meta,
+    }
+
+
+def respond(
+    request: Request,
+    settings: Settings,
+    results: list[dict[str, Any]],
+    *,
+    fmt: Format | None = None,
+    geometry: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+    headers: dict[str, str] | None = None,
+    **meta: Any,
+) -> Response:
+    chosen = choose_format(request, fmt, geometry is not None)
+    meta = base_meta(settings, **meta)
+    meta.setdefault("found", len(results))
+    if chosen == Format.CSV:
+        return Response(to_csv(results), media_type="text/csv; charset=utf-8", headers=headers)
+    if chosen == Format.GEOJSON and geometry is not None:
+        features = [{"type": "Feature", "geometry": geometry(r), "properties": flatten(r)} for r in results]
+        body = {"type": "FeatureCollection", "meta": meta, "features": features}
+        return Response(dumps(body), media_type=GEOJSON_MEDIA, headers=headers)
+    return Response(dumps({"meta": meta, "results": results}), media_type="application/json", headers=headers)

@@ -1,0 +1,585 @@
+"""Reusable query parameters and the open-data queries, shared by api/ and open_export/.
+
+Parameter models (pydantic, validate input and produce SQLAlchemy expressions; no database
+needed to test them):
+
+- ``Paging(limit=100, cursor=None)``: ``limit`` 1..1000; ``cursor`` is opaque (``encode_cursor``).
+- ``TimeRange(datetime_from=None, datetime_to=None)``: ``.resolve(max_days, now=None)`` →
+  ``(start, end)`` (UTC, end exclusive; default the last 7 days; naive times are UTC), raises
+  ``core.errors.BadRange`` when reversed or longer than ``max_days``; ``.where(column)``.
+- ``QuantityFilter(quantity="pm25")``: ``.info`` (``QuantityInfo``), ``.where(column)``;
+  unknown names raise ``InvalidParameter("quantity", ...)``.
+- ``ZoneFilter(zone_id=...)``: ``.kind`` is ``"h3"`` for a valid H3 cell, else ``"admin"``.
+- ``Interval``: ``"hour"`` | ``"day"``.
+
+Query functions (a SQLAlchemy ``Connection`` + ``Settings``; rows are plain dicts with
+``datetime`` values; the privacy rules — consent, fixed only, unreliable excluded, k-anonymity,
+mobile filtering — are applied here, so every caller publishes the same thing):
+
+- ``device_list(conn, settings) -> list[dict]``: public (consenting) devices.
+- ``device_detail(conn, settings, pseudonym) -> dict`` (``DeviceNotFound``).
+- ``device_series(conn, settings, pseudonym, quantity, time_range, interval="hour",
+  after=None, limit=None) -> list[dict]``: one fixed consenting device.
+- ``zone_list(conn, settings) -> list[dict]``: admin zones + H3 cells holding public devices.
+- ``zone_series(conn, settings, zone_id, quantity, time_range, interval="hour", after=None,
+  limit=None) -> list[dict]``; ``zone_series_page(...)`` → ``SeriesPage`` (adds
+  ``suppressed`` = zone-hours withheld for k-anonymity).
+- ``mobile_cells(conn, settings, quantity, time_range) -> list[dict]``: (H3 cell, hour)
+  aggregates of privacy-filtered mobile points with ≥ k devices.
+- ``stations(conn, settings) -> list[dict]``; ``station_series(conn, settings, code,
+  quantity, time_range, interval="hour", after=None, limit=None) -> list[dict]``.
+
+Series paging: ``after`` (a period start, exclusive) and ``limit``; with a ``limit`` one call
+covers at most ``limit`` periods of time (so it may return fewer rows when hours are missing or
+suppressed) and ``*_page`` returns the next ``after`` or ``None`` at the end of the range. With
+``limit=None`` (the export files) the whole range is returned.
+
+Each series row: ``period`` {``datetime_from``, ``datetime_to``, ``interval``}, ``value``
+(the calibrated mean when calibrated, else the raw mean; ``calibrated`` says which),
+``calibrated_mean`` (``None`` when absent), ``raw_mean``, ``unit``, ``n_readings``,
+``coverage`` {``expected_count``, ``observed_count``, ``percent_complete``}, ``summary``
+{``min``, ``median``, ``max``, ``mean``, ``sd``}, ``flags`` {``flagged_readings``, ``out_of_range``,
+``clock``, ``sensor_error``, ``no_position``} (device-hours carrying each flag); zone rows add
+``n_devices``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import h3
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.engine import Connection
+
+from api import anonymise
+from core import tables
+from core.domain import QUANTITY_BY_CODE, QUANTITY_BY_NAME, Flag, QuantityInfo
+from core.errors import BadRange, DeviceNotFound, InvalidParameter, NotFound, StationNotFound
+from core.settings import Settings
+
+MAX_LIMIT = 1000
+DEFAULT_DAYS = 7
+
+
+class Interval(enum.StrEnum):
+    HOUR = "hour"
+    DAY = "day"
+
+
+def encode_cursor(value: datetime | str) -> str:
+    raw = value.isoformat() if isinstance(value, datetime) else value
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidParameter("cursor", "not a cursor returned by this API") from None
+
+
+class Paging(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    limit: int = Field(100, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(None, max_length=200)
+
+    def after_time(self) -> datetime | None:
+        """The period start the cursor points after (series paging)."""
+        if not self.cursor:
+            return None
+        try:
+            return as_utc(datetime.fromisoformat(decode_cursor(self.cursor)))
+        except ValueError:
+            raise InvalidParameter("cursor", "not a cursor returned by this API") from None
+
+    def after_key(self) -> str | None:
+        """The list key the cursor points after (list paging)."""
+        return decode_cursor(self.cursor) if self.cursor else None
+
+
+def as_utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+class TimeRange(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    datetime_from: datetime | None = None
+    datetime_to: datetime | None = None
+
+    def resolve(self, max_days: int, now: datetime | None = None) -> tuple[datetime, datetime]:
+        try:
+            end = as_utc(self.datetime_to) if self.datetime_to else (now or datetime.now(UTC))
+            start = as_utc(self.datetime_from) if self.datetime_from else end - timedelta(days=DEFAULT_DAYS)
+            if self.datetime_from and not self.datetime_to and start > end:
+                end = start + timedelta(days=DEFAULT_DAYS)
+        except OverflowError:
+            raise BadRange("datetime_from / datetime_to are outside the supported calendar range") from None
+        if end <= start:
+            raise BadRange(f"datetime_from ({start.isoformat()}) must be before datetime_to ({end.isoformat()})")
+        if end - start > timedelta(days=max_days):
+            raise BadRange(
+                f"time range of {(end - start).days} days exceeds the maximum of {max_days} days; "
+                "use the export files for bulk history"
+            )
+        return start, end
+
+    def where(self, column: Any, max_days: int, now: datetime | None = None) -> sa.ColumnElement[bool]:
+        start, end = self.resolve(max_days, now)
+        return sa.and_(column >= start, column < end)
+
+
+class QuantityFilter(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    quantity: str = "pm25"
+
+    @field_validator("quantity")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in QUANTITY_BY_NAME:
+            raise InvalidParameter("quantity", f"unknown quantity {v[:40]!r}; one of {sorted(QUANTITY_BY_NAME)}")
+        return v
+
+    @property
+    def info(self) -> QuantityInfo:
+        return QUANTITY_BY_NAME[self.quantity]
+
+    def where(self, column: Any) -> sa.ColumnElement[bool]:
+        return column == self.info.code
+
+
+class ZoneFilter(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    zone_id: str = Field(min_length=1, max_length=64)
+
+    @property
+    def kind(self) -> str:
+        return "h3" if h3.is_valid_cell(self.zone_id) else "admin"
+
+
+def quantity_info(quantity: str | QuantityFilter) -> QuantityInfo:
+    return quantity.info if isinstance(quantity, QuantityFilter) else QuantityFilter(quantity=quantity).info
+
+
+# --- devices ------------------------------------------------------------------------------------
+
+def public_cell(h3_cell: str | None, lat: float | None, lon: float | None, resolution: int) -> str | None:
+    """The public H3 cell of a fixed device at `resolution` (never finer)."""
+    if h3_cell and h3.is_valid_cell(h3_cell):
+        res = h3.get_resolution(h3_cell)
+        if res == resolution:
+            return h3_cell
+        if res > resolution:
+            return h3.cell_to_parent(h3_cell, resolution)
+    if lat is not None and lon is not None:
+        return anonymise.snap_to_cell(lat, lon, resolution)
+    return None
+
+
+def _public_devices_query() -> sa.Select[Any]:
+    d, h = tables.devices, tables.hourly
+    q = tables.quantities
+    quantities = sa.func.array(
+        sa.select(q.c.name)
+        .where(sa.exists(sa.select(1).where(h.c.device_id == d.c.id, h.c.quantity == q.c.code)))
+        .order_by(q.c.code)
+        .scalar_subquery()
+    )
+    return sa.select(
+        d.c.id, d.c.pseudonym, d.c.kind, d.c.sensor_models, d.c.h3_cell, d.c.lat, d.c.lon,
+        d.c.status, d.c.stars, d.c.first_seen, d.c.last_seen, quantities.label("quantities"),
+    ).where(d.c.consent_public.is_(True))
+
+
+def _device_row(r: Any, settings: Settings) -> dict[str, Any]:
+    cell = public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution) if r.kind == "fixed" else None
+    centre = anonymise.cell_centre(cell) if cell else None
+    return {
+        "pseudonym": r.pseudonym,
+        "kind": r.kind,
+        "sensor_type": r.sensor_models[0] if r.sensor_models else None,
+        "sensor_models": list(r.sensor_models or []),
+        "h3_cell": cell,
+        "coordinates": {"latitude": centre[0], "longitude": centre[1]} if centre else None,
+        "status": r.status,
+        "stars": r.stars,
+        "first_seen": r.first_seen,
+        "last_seen": r.last_seen,
+        "quantities": list(r.quantities or []),
+        "has_series": r.kind == "fixed",
+    }
+
+
+def device_list(conn: Connection, settings: Settings, after: str | None = None,
+                limit: int | None = None) -> list[dict[str, Any]]:
+    d = tables.devices
+    stmt = _public_devices_query().order_by(d.c.pseudonym)
+    if after:
+        stmt = stmt.where(d.c.pseudonym > after)
+    if limit:
+        stmt = stmt.limit(limit)
+    return [_device_row(r, settings) for r in conn.execute(stmt)]
+
+
+def device_detail(conn: Connection, settings: Settings, pseudonym: str) -> dict[str, Any]:
+    r = conn.execute(_public_devices_query().where(tables.devices.c.pseudonym == pseudonym)).first()
+    if r is None:
+        raise DeviceNotFound(f"no public device {pseudonym[:40]!r}")
+    return _device_row(r, settings)
+
+
+# --- series aggregation -------------------------------------------------------------------------
+
+_FLAG_NAMES = {str(f.name).lower(): int(f.value) for f in Flag}
+
+
+def _period(column: Any, interval: Interval) -> Any:
+    if interval == Interval.DAY:
+        return sa.func.date_trunc("day", column, "UTC")
+    return column
+
+
+def _aggregates(h: Any) -> list[Any]:
+    """Aggregate columns over hourly device-rows `h` (a table or subquery)."""
+    valid = h.c.n > 0
+    cols = [
+        sa.func.count().filter(valid).label("device_hours"),
+        sa.func.coalesce(sa.func.sum(h.c.n), 0).label("n_readings"),
+        sa.func.sum(h.c.sum).label("s"),
+        sa.func.sum(h.c.sum_sq).label("ss"),
+        sa.func.min(h.c.min).label("min"),
+        sa.func.max(h.c.max).label("max"),
+        sa.func.avg(h.c.calibrated_mean).filter(valid).label("calibrated"),
+        sa.func.percentile_cont(0.5).within_group(h.c.mean).filter(valid).label("median"),
+        sa.func.coalesce(sa.func.sum(h.c.n_flagged), 0).label("n_flagged"),
+    ]
+    for name, bit in _FLAG_NAMES.items():
+        cols.append(sa.func.count().filter(h.c.flags_any.op("&")(bit) != 0).label(f"f_{name}"))
+    return cols
+
+
+_STEP = {Interval.HOUR: timedelta(hours=1), Interval.DAY: timedelta(days=1)}
+_FLAG_COLUMNS = tuple((name, f"f_{name}") for name in _FLAG_NAMES)
+
+
+def _series_row(r: Any, interval: Interval, unit: str, expected: int) -> dict[str, Any]:
+    """One aggregate row → the published shape (hot path: ~1000 rows per request)."""
+    m = r._mapping
+    n = int(m["n_readings"] or 0)  # numeric (Decimal) when summed over counts
+    total = m["s"]
+    mean = total / n if n else None
+    sd = None
+    if n > 1 and m["ss"] is not None:
+        var = (m["ss"] - total * total / n) / (n - 1)
+        sd = math.sqrt(var) if var > 0 else 0.0
+    observed = m["device_hours"] or 0
+    calibrated = m["calibrated"]
+    period = m["period"]
+    flags = {"flagged_readings": int(m["n_flagged"] or 0)}
+    for name, column in _FLAG_COLUMNS:
+        flags[name] = m[column]
+    return {
+        "period": {"datetime_from": period, "datetime_to": period + _STEP[interval], "interval": interval.value},
+        "value": calibrated if calibrated is not None else mean,
+        "calibrated": calibrated is not None,
+        "calibrated_mean": calibrated,
+        "raw_mean": mean,
+        "unit": unit,
+        "n_readings": n,
+        "coverage": {
+            "expected_count": expected,
+            "observed_count": observed,
+            "percent_complete": round(100.0 * observed / expected, 1) if expected else None,
+        },
+        "summary": {"min": m["min"], "median": m["median"], "max": m["max"], "mean": mean, "sd": sd},
+        "flags": flags,
+    }
+
+
+@dataclass(frozen=True)
+class SeriesPage:
+    results: list[dict[str, Any]]
+    suppressed: int  # zone-hours withheld (fewer than k devices) in the span of this page
+    next_after: datetime | None
+
+
+def _window(start: datetime, end: datetime, after: datetime | None, limit: int | None,
+            interval: Interval) -> tuple[datetime, datetime, datetime | None]:
+    """The time span one page can cover, so a page never scans the whole range: periods after
+    `after`, at most `limit` of them. Returns (lo, hi, cursor of the next page or None)."""
+    step = timedelta(days=1) if interval == Interval.DAY else timedelta(hours=1)
+    lo = max(start, after + step) if after is not None else start
+    if limit is None:
+        return lo, end, None
+    floor = lo.replace(minute=0, second=0, microsecond=0)
+    if interval == Interval.DAY:
+        floor = floor.replace(hour=0)
+    try:
+        hi = floor + limit * step
+    except OverflowError:
+        return lo, end, None
+    if hi >= end:
+        return lo, end, None
+    return lo, hi, hi - step
+
+
+def _page(rows: list[dict[str, Any]], limit: int | None) -> tuple[list[dict[str, Any]], datetime | None]:
+    if limit is not None and len(rows) > limit:
+        rows = rows[:limit]
+        return rows, rows[-1]["period"]["datetime_from"]
+    return rows, None
+
+
+def _hourly_from_readings(device_id: int, code: int, start: datetime, end: datetime) -> Any:
+    """Readings of one device aggregated to the shape of the `hourly` table."""
+    r = tables.readings
+    ok = r.c.flags == 0
+    hour = (sa.func.date_trunc("hour", r.c.time, "UTC")).label("hour")
+    return (sa.select(
+        r.c.device_id, r.c.quantity, hour,
+        sa.func.count().filter(ok).label("n"),
+        sa.func.coalesce(sa.func.sum(r.c.value).filter(ok), 0.0).label("sum"),
+        sa.func.coalesce(sa.func.sum(r.c.value * r.c.value).filter(ok), 0.0).label("sum_sq"),
+        sa.func.min(r.c.value).filter(ok).label("min"),
+        sa.func.max(r.c.value).filter(ok).label("max"),
+        sa.func.avg(r.c.value).filter(ok).label("mean"),
+        sa.func.count().filter(sa.not_(ok)).label("n_flagged"),
+        sa.func.coalesce(sa.func.bit_or(r.c.flags), 0).label("flags_any"),
+        sa.cast(sa.null(), sa.Float).label("calibrated_mean"),
+    ).where(r.c.device_id == device_id, r.c.quantity == code, r.c.time >= start, r.c.time < end)
+     .group_by(r.c.device_id, r.c.quantity, hour).subquery("readings_hourly"))
+
+
+def device_series_page(conn: Connection, settings: Settings, pseudonym: str,
+                       quantity: str | QuantityFilter, time_range: TimeRange,
+                       interval: Interval | str = Interval.HOUR, after: datetime | None = None,
+                       limit: int | None = None) -> SeriesPage:
+    interval = Interval(interval)
+    info = quantity_info(quantity)
+    start, end = time_range.resolve(settings.max_range_days)
+    d, h = tables.devices, tables.hourly
+    dev = conn.execute(sa.select(d.c.id, d.c.kind, d.c.consent_public).where(d.c.pseudonym == pseudonym)).first()
+    if dev is None or dev.kind != "fixed" or not dev.consent_public:
+        raise DeviceNotFound(f"no public fixed device {pseudonym[:40]!r} (mobile devices have no per-device series)")
+    expected = 24 if interval == Interval.DAY else 1
+    start, end, nxt = _window(start, end, after, limit, interval)
+    rows: list[dict[str, Any]] = []
+    for source in (h, _hourly_from_readings(dev.id, info.code, start, end)):
+        # The rollup normally holds every hour; readings not rolled up yet (a fresh device, the
+        # rollup job behind) are aggregated on the fly so the series is never silently empty.
+        period = _period(source.c.hour, interval).label("period")
+        stmt = (sa.select(period, *_aggregates(source))
+                .where(source.c.device_id == dev.id, source.c.quantity == info.code,
+                       source.c.hour >= start, source.c.hour < end)
+                .group_by(period).order_by(period))
+        if after is not None:
+            stmt = stmt.having(period > after)
+        rows = [_series_row(r, interval, info.unit, expected) for r in conn.execute(stmt).all()]
+        if rows:
+            break
+    return SeriesPage(rows, 0, nxt)
+
+
+def device_series(conn: Connection, settings: Settings, pseudonym: str, quantity: str | QuantityFilter,
+                  time_range: TimeRange, interval: Interval | str = Interval.HOUR,
+                  after: datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    return device_series_page(conn, settings, pseudonym, quantity, time_range, interval, after, limit).results
+
+
+# --- zones --------------------------------------------------------------------------------------
+
+def _eligible_fixed(conn: Connection) -> list[Any]:
+    d = tables.devices
+    return list(conn.execute(
+        sa.select(d.c.id, d.c.h3_cell, d.c.lat, d.c.lon)
+        .where(d.c.consent_public.is_(True), d.c.kind == "fixed", d.c.status != "unreliable")
+    ).all())
+
+
+def zone_device_ids(conn: Connection, settings: Settings, zone_id: str) -> list[int]:
+    """Public, reliable fixed devices inside a zone; NotFound for an unknown zone."""
+    zone = ZoneFilter(zone_id=zone_id)
+    if zone.kind == "h3":
+        res = h3.get_resolution(zone_id)
+        if res != settings.h3_resolution:
+            raise NotFound(f"H3 zones are cells of resolution {settings.h3_resolution}, not {res}")
+        return [r.id for r in _eligible_fixed(conn)
+                if public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution) == zone_id]
+    z, dz, d = tables.zones, tables.device_zones, tables.devices
+    if conn.execute(sa.select(z.c.id).where(z.c.id == zone_id)).first() is None:
+        raise NotFound(f"no zone {zone_id[:40]!r}")
+    return list(conn.execute(
+        sa.select(dz.c.device_id).join(d, d.c.id == dz.c.device_id)
+        .where(dz.c.zone_id == zone_id, d.c.consent_public.is_(True), d.c.kind == "fixed",
+               d.c.status != "unreliable")
+    ).scalars())
+
+
+def zone_list(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
+    z, dz = tables.zones, tables.device_zones
+    counts: dict[str, int] = dict(conn.execute(sa.select(dz.c.zone_id, sa.func.count()).group_by(dz.c.zone_id)).all())
+    out: list[dict[str, Any]] = [
+        {"id": r.id, "name": r.name, "kind": r.kind, "n_devices": int(counts.get(r.id, 0)),
+         "properties": r.properties or {}}
+        for r in conn.execute(sa.select(z.c.id, z.c.name, z.c.kind, z.c.properties).order_by(z.c.id))
+    ]
+    cells: dict[str, int] = {}
+    for r in _eligible_fixed(conn):
+        cell = public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution)
+        if cell:
+            cells[cell] = cells.get(cell, 0) + 1
+    for cell in sorted(cells):
+        out.append({"id": cell, "name": f"H3 cell {cell}", "kind": "h3", "n_devices": cells[cell],
+                    "properties": {"resolution": settings.h3_resolution}})
+    return out
+
+
+def zone_geometry(conn: Connection, zone_id: str) -> dict[str, Any] | None:
+    if h3.is_valid_cell(zone_id):
+        return anonymise.cell_polygon(zone_id)
+    return conn.execute(sa.select(tables.zones.c.geometry).where(tables.zones.c.id == zone_id)).scalar()
+
+
+def zone_series_page(conn: Connection, settings: Settings, zone_id: str, quantity: str | QuantityFilter,
+                     time_range: TimeRange, interval: Interval | str = Interval.HOUR,
+                     after: datetime | None = None, limit: int | None = None) -> SeriesPage:
+    interval = Interval(interval)
+    info = quantity_info(quantity)
+    start, end = time_range.resolve(settings.max_range_days)
+    ids = zone_device_ids(conn, settings, zone_id)
+    if not ids:
+        return SeriesPage([], 0, None)
+    h = tables.hourly
+    k = settings.k_anonymity
+    start, end, nxt = _window(start, end, after, limit, interval)
+    base_where = [h.c.device_id.in_(ids), h.c.quantity == info.code, h.c.hour >= start, h.c.hour < end]
+    per_hour = sa.func.count().filter(h.c.n > 0).over(partition_by=h.c.hour)
+    base = sa.select(h, per_hour.label("hour_devices")).where(*base_where).subquery("b")
+    kept = base.c.hour_devices >= k
+    period = _period(base.c.hour, interval).label("period")
+    n_devices = sa.func.count(sa.distinct(base.c.device_id)).filter(base.c.n > 0).label("n_devices")
+    stmt = (sa.select(period, n_devices, *_aggregates(base)).where(kept)
+            .group_by(period).order_by(period))
+    if after is not None:
+        stmt = stmt.having(period > after)
+    expected_hours = 24 if interval == Interval.DAY else 1
+    rows = []
+    for r in conn.execute(stmt).all():
+        row = _series_row(r, interval, info.unit, expected_hours * int(r.n_devices))
+        row["n_devices"] = int(r.n_devices)
+        rows.append(row)
+    suppressed_q = (sa.select(sa.func.count()).select_from(
+        sa.select(base.c.hour).where(base.c.hour_devices < k, base.c.hour_devices > 0)
+        .group_by(base.c.hour).subquery()))
+    suppressed = int(conn.execute(suppressed_q).scalar() or 0)
+    return SeriesPage(rows, suppressed, nxt)
+
+
+def zone_series(conn: Connection, settings: Settings, zone_id: str, quantity: str | QuantityFilter,
+                time_range: TimeRange, interval: Interval | str = Interval.HOUR,
+                after: datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    return zone_series_page(conn, settings, zone_id, quantity, time_range, interval, after, limit).results
+
+
+# --- mobile -------------------------------------------------------------------------------------
+
+def mobile_cells(conn: Connection, settings: Settings, quantity: str | QuantityFilter,
+                 time_range: TimeRange) -> list[dict[str, Any]]:
+    """(H3 cell, hour) means of privacy-filtered mobile points, ≥ k distinct devices each."""
+    info = quantity_info(quantity)
+    start, end = time_range.resolve(settings.max_range_days)
+    d, r = tables.devices, tables.readings
+    devices = {row.id: anonymise.parse_privacy_zones(row.privacy_zones) for row in conn.execute(
+        sa.select(d.c.id, d.c.privacy_zones)
+        .where(d.c.kind == "mobile", d.c.consent_public.is_(True), d.c.status != "unreliable"))}
+    if not devices:
+        return []
+    # Trips need every position of the device (any quantity), so buffers are computed on all
+    # located readings in the range, then applied to this quantity's values.
+    rows = conn.execute(
+        sa.select(r.c.device_id, r.c.time, r.c.quantity, r.c.value, r.c.flags, r.c.lat, r.c.lon)
+        .where(r.c.device_id.in_(list(devices)), r.c.time >= start, r.c.time < end,
+               r.c.lat.isnot(None), r.c.lon.isnot(None))
+        .order_by(r.c.device_id, r.c.time)
+    ).all()
+    points: list[anonymise.Point] = []
+    for row in rows:
+        points.append(anonymise.Point(row.device_id, row.time, row.lat, row.lon,
+                                      row.value if (row.quantity == info.code and row.flags == 0) else None))
+    kept = anonymise.filter_mobile_points(points, devices)
+    cells = anonymise.aggregate_cells(kept, settings.h3_resolution)
+    published = anonymise.suppress_small_cells(cells, settings.k_anonymity)
+    return [
+        {"h3_cell": c.cell, "period": {"datetime_from": c.hour, "datetime_to": c.hour + timedelta(hours=1),
+                                       "interval": "hour"},
+         "value": c.mean, "unit": info.unit, "n_devices": c.n_devices, "n_readings": c.n,
+         "summary": {"min": c.min, "max": c.max, "mean": c.mean},
+         "coordinates": dict(zip(("latitude", "longitude"), anonymise.cell_centre(c.cell), strict=True))}
+        for c in published
+    ]
+
+
+# --- reference stations -------------------------------------------------------------------------
+
+def stations(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
+    s = tables.reference_stations
+    return [
+        {"code": r.code, "name": r.name, "network": r.network, "station_type": r.station_type,
+         "coordinates": {"latitude": r.lat, "longitude": r.lon} if r.lat is not None else None,
+         "pollutants": list(r.pollutants or []),
+         "licence": r.licence or settings.licence_name, "attribution": r.attribution or r.network}
+        for r in conn.execute(sa.select(s).order_by(s.c.code))
+    ]
+
+
+def station(conn: Connection, settings: Settings, code: str) -> dict[str, Any]:
+    for row in stations(conn, settings):
+        if row["code"] == code:
+            return row
+    raise StationNotFound(f"no reference station {code[:40]!r}")
+
+
+def station_series(conn: Connection, settings: Settings, code: str, quantity: str | QuantityFilter,
+                   time_range: TimeRange, interval: Interval | str = Interval.HOUR,
+                   after: datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    interval = Interval(interval)
+    info = quantity_info(quantity)
+    start, end = time_range.resolve(settings.max_range_days)
+    s, rr = tables.reference_stations, tables.reference_readings
+    if conn.execute(sa.select(s.c.code).where(s.c.code == code)).first() is None:
+        raise StationNotFound(f"no reference station {code[:40]!r}")
+    valid = sa.or_(rr.c.validity.is_(None), rr.c.validity > 0)
+    period = _period(rr.c.time, interval).label("period")
+    stmt = (sa.select(period, sa.func.count().label("n"), sa.func.avg(rr.c.value).label("mean"),
+                      sa.func.min(rr.c.value).label("min"), sa.func.max(rr.c.value).label("max"),
+                      sa.func.percentile_cont(0.5).within_group(rr.c.value).label("median"),
+                      sa.func.stddev_samp(rr.c.value).label("sd"))
+            .where(rr.c.station_code == code, rr.c.quantity == info.code, rr.c.time >= start,
+                   rr.c.time < end, valid)
+            .group_by(period).order_by(period))
+    if after is not None:
+        stmt = stmt.having(period > after)
+    if limit is not None:
+        stmt = stmt.limit(limit + 1)
+    step = timedelta(days=1) if interval == Interval.DAY else timedelta(hours=1)
+    expected = 24 if interval == Interval.DAY else 1
+    out = [
+        {"period": {"datetime_from": r.period, "datetime_to": r.period + step, "interval": interval.value},
+         "value": r.mean, "unit": info.unit, "n_readings": int(r.n),
+         "coverage": {"expected_count": expected, "observed_count": int(r.n),
+                      "percent_complete": round(100.0 * int(r.n) / expected, 1)},
+         "summary": {"min": r.min, "median": r.median, "max": r.max, "mean": r.mean, "sd": r.sd}}
+        for r in conn.execute(stmt)
+    ]
+    return _page(out, limit)[0] if limit is not None else out
+
+
+def quantity_list() -> list[dict[str, Any]]:
+    return [{"name": q.name, "unit": q.unit, "label": q.label, "plausible_range": [q.low, q.high]}
+            for q in sorted(QUANTITY_BY_CODE.values(), key=lambda q: q.code)]

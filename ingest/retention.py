@@ -1,0 +1,50 @@
+"""Retention of raw readings (SPEC §5): TimescaleDB retention policy when `readings` is a
+hypertable, batched deletes otherwise. Rollups (`hourly`) are kept."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from ingest import repository as repo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetentionResult:
+    method: str  # timescaledb | delete
+    readings_deleted: int = 0
+    uplinks_deleted: int = 0
+
+
+def apply_retention(engine: sa.Engine, days: int, *, batch: int = 10_000,
+                    now: datetime | None = None) -> RetentionResult:
+    """Delete raw readings (and uplink metadata) older than `days`, `batch` rows per
+    transaction, so the writer is never blocked for long."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    with engine.begin() as conn:
+        timescale = repo.timescaledb_installed(conn) and repo.readings_is_hypertable(conn)
+        if timescale:
+            repo.add_timescale_retention(conn, days)
+    readings = 0
+    if not timescale:
+        while True:
+            with engine.begin() as conn:
+                n = repo.delete_readings_before(conn, cutoff, batch)
+            readings += n
+            if n < batch:
+                break
+    uplinks = 0
+    while True:
+        with engine.begin() as conn:
+            n = repo.delete_uplinks_before(conn, cutoff, batch)
+        uplinks += n
+        if n < batch:
+            break
+    log.info("retention applied method=%s cutoff=%s readings_deleted=%d uplinks_deleted=%d",
+             "timescaledb" if timescale else "delete", cutoff.isoformat(), readings, uplinks)
+    return RetentionResult("timescaledb" if timescale else "delete", readings, uplinks)

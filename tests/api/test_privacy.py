@@ -1,0 +1,99 @@
+"""Privacy crawl: every public endpoint in every format, over real HTTP, must not reveal a
+DevEUI, device name, uid, owner name or e-mail, nor an exact coordinate (to 4 decimals); every
+zone-hour and mobile cell-hour served must hold at least k distinct devices."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import h3
+import httpx
+import pytest
+
+from tests.api.conftest import T0
+
+pytestmark = pytest.mark.db
+
+RANGE = {"datetime_from": T0.isoformat(), "datetime_to": (T0 + timedelta(days=1)).isoformat()}
+FORMATS = ({}, {"format": "csv"}, {"format": "geojson"})
+CELL_RE = re.compile(r"\b8[0-9a-f]{14}\b")
+
+
+def crawl(base: str) -> list[tuple[str, httpx.Response]]:
+    out: list[tuple[str, httpx.Response]] = []
+    with httpx.Client(base_url=base, headers={"Accept-Encoding": "gzip"}) as client:
+
+        def fetch(path: str, **params: str) -> httpx.Response:
+            r = client.get(path, params=params)
+            out.append((f"{path}?{params}", r))
+            assert r.status_code < 500, (path, params, r.text)
+            return r
+
+        for path in ("/openapi.json", "/docs", "/v1/quantities", "/v1/licences"):
+            fetch(path)
+        devices = fetch("/v1/devices", limit="1000").json()["results"]
+        for fmt in FORMATS:
+            fetch("/v1/devices", **fmt)
+            fetch("/v1/zones", **fmt)
+            fetch("/v1/stations", **fmt)
+            fetch("/v1/mobile/cells", **RANGE, **fmt)
+        fetch("/v1/zones", with_geometry="true")
+        for d in devices:
+            for fmt in FORMATS:
+                fetch(f"/v1/devices/{d['pseudonym']}", **fmt)
+            for interval in ("hour", "day"):
+                for fmt in FORMATS[:2]:
+                    fetch(f"/v1/devices/{d['pseudonym']}/series", interval=interval, **RANGE, **fmt)
+        for z in fetch("/v1/zones").json()["results"]:
+            for interval in ("hour", "day"):
+                for fmt in FORMATS[:2]:
+                    r = fetch(f"/v1/zones/{z['id']}/series", interval=interval, **RANGE, **fmt)
+                    if r.status_code == 200 and not fmt:
+                        assert r.json()["meta"]["k_anonymity"] == 3
+        for s in fetch("/v1/stations").json()["results"]:
+            fetch(f"/v1/stations/{s['code']}/series", **RANGE)
+    return out
+
+
+def public_numbers(text: str) -> set[str]:
+    """Coordinate strings legitimately derived from the published H3 cells."""
+    nums: set[str] = set()
+    for cell in set(CELL_RE.findall(text)):
+        if not h3.is_valid_cell(cell):
+            continue
+        points = [h3.cell_to_latlng(cell), *h3.cell_to_boundary(cell)]
+        for lat, lon in points:
+            nums |= {repr(round(lat, 6)), repr(round(lon, 6))}
+    return nums
+
+
+def test_no_private_value_or_exact_coordinate_leaves_the_public_api(city, live_api) -> None:
+    responses = crawl(live_api)
+    assert len(responses) > 60
+    for label, r in responses:
+        text = r.text + "\n" + "\n".join(f"{k}: {v}" for k, v in r.headers.items())
+        for secret in city.private:
+            assert secret.lower() not in text.lower(), f"{secret!r} leaked in {label}"
+        scrubbed = text
+        for num in sorted(public_numbers(text), key=len, reverse=True):
+            scrubbed = scrubbed.replace(num, "")
+        for lat, lon in city.coordinates:
+            for value in (f"{lat:.4f}", f"{lon:.4f}"):
+                assert value not in scrubbed, f"exact coordinate {value} leaked in {label}"
+
+
+def test_every_served_zone_hour_and_mobile_cell_hour_has_k_devices(city, live_api) -> None:
+    served_zone_rows = served_cells = 0
+    for label, r in crawl(live_api):
+        if r.status_code != 200 or not r.headers["content-type"].startswith("application/json"):
+            continue
+        if "/series" in label and "/zones/" in label:
+            for row in r.json()["results"]:
+                assert row["n_devices"] >= 3, label
+                served_zone_rows += 1
+        if label.startswith("/v1/mobile/cells"):
+            for row in r.json()["results"]:
+                assert row["n_devices"] >= 3, label
+                served_cells += 1
+    assert served_zone_rows > 0 and served_cells > 0
