@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         description="Spatial coverage (west, south, east, north, WGS84) announced in the catalogue.",
     )
 
+    # --- firmware_tools -----------------------------------------------------------------------
+    lorawan_join_eui: str = Field(default="0000000000000000", description="JoinEUI (AppEUI) given to new OTAA devices.")
+    device_mqtt_url: str | None = Field(
+        default=None, description="Broker URL as devices reach it (bundles). Empty: CIVICAIR_MQTT_URL.")
+    device_interval_s: int = Field(default=150, ge=10, description="Measurement interval written into bundles.")
+    erase_confirm_ttl_s: int = Field(default=900, ge=30, description="Validity of an erase confirmation token.")
+
     @field_validator("database_url", "read_database_url", mode="before")
     @classmethod
     def _check_db_url(cls, v: object) -> object:
