@@ -36,7 +36,7 @@ def write_conn(request: Request) -> Iterator[Connection]:
 
 
 ReadConn = Annotated[Connection, Depends(read_conn)]
-WriteConn = Annotated[Connection, Depends(write_conn)]
+WriteConn = Annotated[Connection, Depends(write_conn, scope="function")]  # commit before the response is sent
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="Partner API key")

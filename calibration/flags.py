@@ -131,15 +131,25 @@ def spike_scores(values: np.ndarray, window: int = 25, min_mad: float = 1.0) -> 
 
 
 def gap_mask(values: np.ndarray, min_completeness: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
-    """Whole 24-h blocks whose share of valid hours is below min_completeness; and the shares."""
+    """Whole 24-h blocks whose share of valid hours is below min_completeness; and the shares.
+
+    Completeness counts from each device's first data in the window on: hours before it are a
+    sensor not yet installed, not missing data (a block entirely before it has share NaN and is
+    never a gap). A device with no data at all in the window is a gap everywhere."""
     d, h = values.shape
     days = -(-h // 24)
+    finite = np.isfinite(values)
     ok = np.zeros((d, days * 24), bool)
-    ok[:, :h] = np.isfinite(values)
-    expected = np.full(days, 24.0)
-    expected[-1] = h - 24 * (days - 1)
-    share = ok.reshape(d, days, 24).sum(axis=2) / expected
-    return np.repeat(share < min_completeness, 24, axis=1)[:, :h], share
+    ok[:, :h] = finite
+    first = np.where(finite.any(axis=1), finite.argmax(axis=1), 0)
+    idx = np.arange(days * 24)
+    active = (idx[None, :] >= first[:, None]) & (idx[None, :] < h)
+    expected = active.reshape(d, days, 24).sum(axis=2)
+    got = (ok & active).reshape(d, days, 24).sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(expected > 0, got / np.maximum(expected, 1), np.nan)
+        gap = share < min_completeness
+    return np.repeat(gap, 24, axis=1)[:, :h], share
 
 
 def humidity_mask(rh: np.ndarray, limit: float = 85.0) -> np.ndarray:

@@ -30,6 +30,11 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self.last_run: dict[str, float] = {}
         self.last_error: dict[str, str] = {}
+        self._run_soon = threading.Event()
+
+    def run_soon(self) -> None:
+        """Run every job at the next tick instead of waiting for its interval."""
+        self._run_soon.set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
@@ -45,6 +50,9 @@ class Scheduler:
         due = {j.name: start + j.first_delay_s for j in self.jobs}
         while not self._stop.is_set():
             now = time.monotonic()
+            if self._run_soon.is_set():
+                self._run_soon.clear()
+                due = dict.fromkeys(due, now)
             for job in self.jobs:
                 if now >= due[job.name]:
                     try:

@@ -11,6 +11,8 @@ import importlib
 import logging
 import queue
 import socket
+import threading
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -97,6 +99,21 @@ def start_pipeline(
     return {"writer": writer, "listener": listener, "inbox": inbox}
 
 
+def _after_backfill(sim: Any, pipeline: dict[str, Any], scheduler: Scheduler) -> None:
+    if not sim.backfilled.wait(600):
+        return
+    quiet_since = time.monotonic()
+    deadline = quiet_since + 120
+    while time.monotonic() < deadline:  # the writer has drained the backfill for 2 s
+        if pipeline["inbox"].qsize() > 0:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 2:
+            break
+        time.sleep(0.2)
+    log.info("demo history written; running the scheduled jobs now")
+    scheduler.run_soon()
+
+
 def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None:
     import uvicorn
 
@@ -125,6 +142,7 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
         if "gateway" in components and mqtt_url:
             pipeline = start_pipeline(settings, db, mqtt_url, stack,
                                       embedded_broker=settings.mqtt_url is None)
+        scheduler: Scheduler | None = None
         if "scheduler" in components:
             scheduler = Scheduler(collect_jobs(settings, db))
             scheduler.start()
@@ -136,6 +154,11 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
             sim.start()
             stack.callback(sim.stop)
             console.print(f"demo: {sim.summary()}", highlight=False)
+            if scheduler is not None and pipeline:
+                # Calibrate (and export) as soon as the backfilled history is in the database,
+                # not an hour later: the newcomer sees calibration within a minute.
+                threading.Thread(target=_after_backfill, args=(sim, pipeline, scheduler),
+                                 name="demo-trigger", daemon=True).start()
 
         def broker_status() -> dict[str, Any]:
             listener = pipeline.get("listener")
@@ -166,7 +189,6 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
                 pass
         else:
             import signal
-            import threading
 
             stopped = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stopped.set())

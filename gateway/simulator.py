@@ -152,6 +152,7 @@ class Simulator:
         self.rng = random.Random(7)
         self.start_time = datetime.now(UTC) - timedelta(hours=backfill_hours)
         self._stop = threading.Event()
+        self.backfilled = threading.Event()  # set once the history has been published
         self._thread: threading.Thread | None = None
         self._client: mqtt.Client | None = None
         self._http: httpx.Client | None = None
@@ -313,6 +314,7 @@ class Simulator:
     def _run(self) -> None:
         try:
             self.backfill()
+            self.backfilled.set()
             last_ref = datetime.now(UTC)
             while not self._stop.wait(self.interval_s):
                 now = datetime.now(UTC).replace(microsecond=0)
