@@ -19,15 +19,9 @@ partner_key_app = typer.Typer(help="Partner API keys.", no_args_is_help=True)
 
 
 def _open():
-    from core.cli import fail, settings_or_exit
-    from core.db import open_database
+    from core.cli import database_or_exit
 
-    settings = settings_or_exit()
-    try:
-        return settings, open_database(settings)
-    except CivicairError as exc:
-        fail(exc)
-        raise
+    return database_or_exit()
 
 
 @reference_app.command("import")

@@ -8,6 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
+from core.db import Database
 from core.errors import CivicairError, SettingsError
 from core.settings import Settings, load_settings
 
@@ -24,6 +25,19 @@ def settings_or_exit(**overrides: object) -> Settings:
     try:
         return load_settings(**overrides)
     except SettingsError as exc:
+        fail(exc)
+        raise  # unreachable
+
+
+def database_or_exit() -> tuple[Settings, Database]:
+    """Settings and an open database for a command, or one clear line and a non-zero exit.
+    The caller closes the database."""
+    from core.db import open_database
+
+    settings = settings_or_exit()
+    try:
+        return settings, open_database(settings)
+    except CivicairError as exc:
         fail(exc)
         raise  # unreachable
 
@@ -48,14 +62,9 @@ def setup_logging(level: str) -> None:
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (idempotent)."""
-    from core.db import open_database
     from core.migrate import current_revision, upgrade
 
-    settings = settings_or_exit()
-    try:
-        db = open_database(settings)
-    except CivicairError as exc:
-        fail(exc)
+    _, db = database_or_exit()
     try:
         before = current_revision(db.engine)
         upgrade(db.engine)

@@ -13,16 +13,9 @@ mosquitto_app = typer.Typer(help="Mosquitto password/ACL files from the devices 
 
 
 def _db():  # type: ignore[no-untyped-def]
-    from core.cli import fail, settings_or_exit
-    from core.db import open_database
-    from core.errors import CivicairError
+    from core.cli import database_or_exit
 
-    settings = settings_or_exit()
-    try:
-        return settings, open_database(settings)
-    except CivicairError as exc:
-        fail(exc)
-        raise
+    return database_or_exit()
 
 
 @quarantine_app.command("list")
