@@ -39,8 +39,7 @@ def register_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Register a sensor and print its credentials (shown only once)."""
-    from core.cli import fail, settings_or_exit
-    from core.db import open_database
+    from core.cli import database_or_exit, fail
     from firmware_tools.schemas import RegistrationRequest
     from firmware_tools.service import register_device
 
@@ -50,11 +49,7 @@ def register_cmd(
             "email": email, "consent_public": consent_public, "dev_eui": dev_eui, "chip_id": chip_id})
     except ValidationError as exc:
         fail(validation_message(exc))
-    settings = settings_or_exit()
-    try:
-        db = open_database(settings)
-    except CivicairError as exc:
-        fail(exc)
+    settings, db = database_or_exit()
     try:
         with db.engine.begin() as conn:
             result = register_device(conn, settings, req)
@@ -86,15 +81,10 @@ def bundle_cmd(
     out_dir: Path = typer.Option(..., "--out", help="Directory to write the bundle into."),
 ) -> None:
     """Write the flash bundle (config.json, airrohr settings, NVS CSV, label, README) of a device."""
-    from core.cli import fail, settings_or_exit
-    from core.db import open_database
+    from core.cli import database_or_exit, fail
     from firmware_tools.service import bundle_files, device_by_uid
 
-    settings = settings_or_exit()
-    try:
-        db = open_database(settings)
-    except CivicairError as exc:
-        fail(exc)
+    settings, db = database_or_exit()
     try:
         with db.engine.connect() as conn:
             row = device_by_uid(conn, uid)
@@ -118,15 +108,10 @@ def check_cmd(
 ) -> None:
     """Wait for a device's first uplink; when nothing arrives, say the most likely reason.
     Exit 0 when data arrived, 1 otherwise."""
-    from core.cli import console, fail, settings_or_exit
-    from core.db import open_database
+    from core.cli import console, database_or_exit, fail
     from firmware_tools.check import run_check
 
-    settings = settings_or_exit()
-    try:
-        db = open_database(settings)
-    except CivicairError as exc:
-        fail(exc)
+    settings, db = database_or_exit()
     try:
         report = run_check(db.engine, settings, uid, wait_s=wait, since_minutes=since_minutes, console=console)
     except CivicairError as exc:

@@ -29,20 +29,14 @@ def register(app: typer.Typer) -> None:
         until: str | None = typer.Option(None, "--until", help="End (exclusive); default: latest reading."),
     ) -> None:
         """Recompute the hourly rollup from raw readings (the writer maintains it incrementally)."""
-        from core.cli import console, fail, settings_or_exit
-        from core.db import open_database
-        from core.errors import CivicairError
+        from core.cli import console, database_or_exit, fail
         from ingest.rollup import rebuild_hourly
 
         if not rebuild:
             fail("nothing to do: pass --rebuild")
         start = _parse_since(since)
         end = _parse_since(until) if until else None
-        settings = settings_or_exit()
-        try:
-            db = open_database(settings)
-        except CivicairError as exc:
-            fail(exc)
+        settings, db = database_or_exit()
         try:
             n = rebuild_hourly(db.engine, start, end)
         finally:
@@ -52,16 +46,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def retention() -> None:
         """Delete raw readings older than CIVICAIR_RAW_RETENTION_DAYS now (rollups are kept)."""
-        from core.cli import console, fail, settings_or_exit
-        from core.db import open_database
-        from core.errors import CivicairError
+        from core.cli import console, database_or_exit
         from ingest.retention import apply_retention
 
-        settings = settings_or_exit()
-        try:
-            db = open_database(settings)
-        except CivicairError as exc:
-            fail(exc)
+        settings, db = database_or_exit()
         try:
             r = apply_retention(db.engine, settings.raw_retention_days)
         finally:
