@@ -125,6 +125,20 @@ def _reader(text: str) -> tuple[list[str], Iterator[list[str]]]:
 BROKEN = "\x00broken"
 
 
+def _data_rows(reader: Iterator[list[str]], res: ParseResult, width: int | None = None
+               ) -> Iterator[tuple[int, list[str]]]:
+    """(line number, row) of the non-blank data rows, counting every line in `res.lines`; a row
+    with fewer than `width` fields is reported in `res.bad_rows` and skipped."""
+    for lineno, row in enumerate(reader, start=2):
+        res.lines += 1
+        if not row or not any(c.strip() for c in row):
+            continue
+        if width is not None and len(row) < width:
+            res.bad_rows.append((lineno, f"expected {width} fields, got {len(row)}"))
+            continue
+        yield lineno, row
+
+
 def _float(s: str) -> float | None:
     s = s.strip()
     if not s:
@@ -142,13 +156,7 @@ def parse_e2(data: bytes) -> ParseResult:
     missing = [n for n in need if n not in idx]
     if missing:
         raise InvalidInput(f"not an E2 file: missing column(s) {', '.join(missing)}")
-    for lineno, row in enumerate(reader, start=2):
-        res.lines += 1
-        if not row or not any(c.strip() for c in row):
-            continue
-        if len(row) < len(header):
-            res.bad_rows.append((lineno, f"expected {len(header)} fields, got {len(row)}"))
-            continue
+    for lineno, row in _data_rows(reader, res, width=len(header)):
 
         def col(name: str) -> str:
             return row[idx[name]].strip()  # noqa: B023 - used within this iteration
@@ -213,13 +221,7 @@ def parse_eea(data: bytes) -> ParseResult:
     missing = sorted(EEA_COLUMNS - set(idx))
     if missing:
         raise InvalidInput(f"not an EEA e-reporting file: missing column(s) {', '.join(missing)}")
-    for lineno, row in enumerate(reader, start=2):
-        res.lines += 1
-        if not row or not any(c.strip() for c in row):
-            continue
-        if len(row) < len(header):
-            res.bad_rows.append((lineno, f"expected {len(header)} fields, got {len(row)}"))
-            continue
+    for lineno, row in _data_rows(reader, res, width=len(header)):
         code = row[idx["AirQualityStationEoICode"]].strip()
         if not code:
             res.bad_rows.append((lineno, "empty AirQualityStationEoICode"))
@@ -276,10 +278,7 @@ def parse_stations(data: bytes) -> ParseResult:
     lon_k = "lon" if "lon" in idx else ("lng" if "lng" in idx else "longitude")
     if "code" not in idx or lat_k not in idx or lon_k not in idx:
         raise InvalidInput("station list needs columns code, name, lat, lon (type optional)")
-    for lineno, row in enumerate(reader, start=2):
-        res.lines += 1
-        if not row or not any(c.strip() for c in row):
-            continue
+    for lineno, row in _data_rows(reader, res):
         try:
             code = row[idx["code"]].strip()
             lat, lon = _float(row[idx[lat_k]]), _float(row[idx[lon_k]])

@@ -7,11 +7,11 @@ so a missing `fCnt`/`fPort` reads as 0; an explicit `null` reads as unknown (Non
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 from core.domain import DeviceRef, LinkMeta, RefScheme, Route, Uplink
 from core.errors import InvalidPayload
+from gateway.formats.jsonbody import json_object
 from gateway.formats.lorawan import (
     application_content,
     b64,
@@ -29,13 +29,7 @@ Marshaler = Literal["json", "protobuf", "auto"]
 
 def _load(payload: bytes, marshaler: Marshaler, kind: Literal["up", "status"]) -> dict:
     if marshaler == "json" or (marshaler == "auto" and payload.lstrip()[:1] == b"{"):
-        try:
-            doc = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise InvalidPayload(f"ChirpStack: not JSON: {exc}") from None
-        if not isinstance(doc, dict):
-            raise InvalidPayload("ChirpStack: event must be a JSON object")
-        return doc
+        return json_object(payload, "ChirpStack event")
     from chirpstack_api import integration
     from google.protobuf.json_format import MessageToDict
 

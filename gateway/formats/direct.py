@@ -3,12 +3,12 @@ payload {"time": ISO-8601, "readings": {"pm25": 12.1, ...}, "location": {"lat":.
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import UTC, datetime
 
 from core.domain import DeviceRef, Position, RawValue, RefScheme, Route, Uplink
 from core.errors import InvalidPayload
+from gateway.formats.jsonbody import json_object
 
 
 def parse_time(value: object) -> datetime:
@@ -34,12 +34,7 @@ def finite_number(name: str, value: object) -> float:
 
 
 def decode_direct_json(device_uid: str, payload: bytes, *, topic: str = "") -> Uplink:
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise InvalidPayload(f"not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise InvalidPayload("payload must be a JSON object")
+    doc = json_object(payload, "payload")
     readings = doc.get("readings")
     if not isinstance(readings, dict) or not readings:
         raise InvalidPayload("'readings' must be a non-empty object of name → number")

@@ -14,7 +14,6 @@ Values are strings. Pressure arrives in Pa and is converted to hPa here. The nod
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from collections.abc import Mapping
 from core.domain import DeviceRef, Position, RawValue, RefScheme, Route, Uplink
 from core.errors import InvalidPayload
 from gateway.formats.direct import parse_time
+from gateway.formats.jsonbody import json_object
 
 PM_NAMES = {"p0": "pm1", "p1": "pm10", "p2": "pm25"}
 HOUSEKEEPING = {"samples", "min_micro", "max_micro", "interval", "signal"}
@@ -80,12 +80,7 @@ def decode_sensor_community(
 ) -> Uplink:
     """`headers` with lower-case names. No chip id in headers/body → `fallback` (the device the
     token authenticated)."""
-    try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise InvalidPayload(f"sensor.community: not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidPayload("sensor.community: body must be a JSON object")
+    body = json_object(payload, "sensor.community body")
     items = body.get("sensordatavalues")
     if not isinstance(items, list) or not items:
         raise InvalidPayload("sensor.community: 'sensordatavalues' must be a non-empty list")

@@ -4,10 +4,9 @@ named by its DevEUI when `end_device_ids.dev_eui` is present, else by its TTS de
 
 from __future__ import annotations
 
-import json
-
 from core.domain import DeviceRef, LinkMeta, RefScheme, Route, Uplink
 from core.errors import InvalidPayload
+from gateway.formats.jsonbody import json_object
 from gateway.formats.lorawan import (
     application_content,
     b64,
@@ -22,12 +21,7 @@ from gateway.formats.lorawan import (
 
 
 def decode_tts_uplink(payload: bytes, *, topic: str = "", topic_device_id: str | None = None) -> Uplink:
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise InvalidPayload(f"TTS: not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise InvalidPayload("TTS: uplink must be a JSON object")
+    doc = json_object(payload, "TTS uplink")
     ids = opt_dict(doc, "end_device_ids")
     if ids.get("dev_eui"):
         device = DeviceRef(RefScheme.DEV_EUI, dev_eui(ids.get("dev_eui"), "TTS end_device_ids.dev_eui"))
