@@ -44,6 +44,18 @@ def broker_reachable(mqtt_url: str | None, timeout: float = 1.0) -> bool:
         return False
 
 
+def freeze_heap() -> None:
+    """Call once the process is set up, before serving: moves every object allocated so far
+    (modules, the app, pools) out of the cyclic garbage collector's reach. A zone-series request
+    keeps ~1000 row tuples alive at once, which promotes them and triggers full collections
+    that each scanned the whole ~160k-object heap (113 ms every few dozen requests, about
+    2-3 ms per request on average); after freezing, a full collection scans only new objects."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     settings: Settings,
     db: Database,

@@ -33,6 +33,22 @@ def import_zones(file: Path = typer.Argument(..., help="GeoJSON FeatureCollectio
     console.print(f"imported {n} zones from {file}; {mapped} device-zone memberships")
 
 
+@zones_app.command("refresh")
+def refresh_zones(rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild every zone from scratch.")) -> None:
+    """Bring the materialised zone series up to date (the api worker does it on a schedule)."""
+    from api.zone_rollup import refresh
+    from core.cli import console, database_or_exit
+
+    settings, db = database_or_exit()
+    try:
+        with db.engine.begin() as conn:
+            r = refresh(conn, settings, rebuild=rebuild)
+    finally:
+        db.close()
+    console.print(f"zone series up to {r.watermark.isoformat()}: {r.rebuilt} zones built, {r.updated} updated, "
+                  f"{r.dropped} dropped, {r.rows:,} rows, {r.invalidations:,} logged writes, {r.seconds:.1f} s")
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands and command groups to the root CLI."""
     import api.bench  # noqa: F401 - registers `civicair bench api`

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -26,6 +27,14 @@ def get_settings(request: Request) -> Settings:
 def read_conn(request: Request) -> Iterator[Connection]:
     """A read-only connection (the replica in production)."""
     with request.app.state.db.read_engine.connect() as conn:
+        yield conn
+
+
+@contextmanager
+def read_autocommit(request: Request) -> Iterator[Connection]:
+    """A read connection without a transaction (each statement is its own): for a handful of
+    reads that need no common snapshot, two round trips fewer than `read_conn`."""
+    with request.app.state.db.read_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         yield conn
 
 

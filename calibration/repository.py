@@ -119,7 +119,9 @@ _UPSERT_CALIBRATED = (
     "select device_id, quantity, hour, n, sum, sum_sq, min, max, mean, calibrated_mean from calibrated_stage "
     "order by device_id, quantity, hour "
     "on conflict (device_id, quantity, hour) do update set calibrated_mean = excluded.calibrated_mean, "
-    "updated_at = now()"
+    "updated_at = now() "
+    # unchanged rows are not rewritten (nor logged as invalidating the materialised zone series)
+    "where hourly.calibrated_mean is distinct from excluded.calibrated_mean"
 )
 
 

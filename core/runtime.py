@@ -117,7 +117,7 @@ def _after_backfill(sim: Any, pipeline: dict[str, Any], scheduler: Scheduler) ->
 def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None:
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_app, freeze_heap
 
     if "api" in components:
         check_api_port(settings)
@@ -183,6 +183,7 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
                 app, host=settings.api_host, port=settings.api_port,
                 log_level="warning" if settings.log_level != "debug" else "debug",
             ))
+            freeze_heap()
             try:
                 server.run()  # handles SIGINT/SIGTERM, then re-raises the signal
             except KeyboardInterrupt:

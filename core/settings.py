@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     max_range_days: int = 400
     rate_limit_per_minute: int = 600
     api_cache_ttl_s: float = Field(default=10.0, ge=0, description="Public response cache / Cache-Control max-age (s).")
+    api_cache_mb: int = Field(default=64, ge=0, description="Response cache size per API process (MiB of bodies).")
+    zone_rollup_interval_s: float = Field(
+        default=300.0, ge=10, description="How often the materialised zone series are brought up to date.")
+    zone_rollup_lag_hours: int = Field(
+        default=2, ge=0, le=48, description="Hours behind now that zone series stay live (not materialised).")
 
     # --- ChirpStack provisioning ---------------------------------------------------------------
     chirpstack_url: str | None = None

@@ -240,3 +240,34 @@ sa.Index("device_zones_zone", device_zones.c.zone_id)
 sa.Index("hourly_series", hourly.c.device_id, hourly.c.quantity, hourly.c.hour,
          postgresql_include=["n", "sum", "sum_sq", "min", "max", "mean", "n_flagged", "flags_any",
                              "calibrated_mean"])
+
+# Materialised zone series (migration 0008; maintained by api/zone_rollup.py). `doc` is the
+# published JSON of the row, ASCII bytes (NULL when every hour of the period was suppressed).
+zone_rollup = sa.Table(
+    "zone_rollup",
+    metadata,
+    sa.Column("zone_id", sa.Text, primary_key=True),
+    sa.Column("device_ids", ARRAY(sa.Integer), nullable=False),
+    sa.Column("k", sa.Integer, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("watermark", TZ, nullable=False),
+    sa.Column("refreshed_at", TZ, nullable=False, server_default=sa.func.now()),
+)
+zone_series = sa.Table(
+    "zone_series",
+    metadata,
+    sa.Column("zone_id", sa.Text, primary_key=True),
+    sa.Column("quantity", sa.SmallInteger, primary_key=True),
+    sa.Column("interval", sa.Text, primary_key=True),
+    sa.Column("period", TZ, primary_key=True),
+    sa.Column("suppressed_hours", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("doc", BYTEA),
+)
+# (quantity, hour) pairs written to `hourly` since the last refresh (statement triggers).
+zone_invalidations = sa.Table(
+    "zone_invalidations",
+    metadata,
+    sa.Column("quantity", sa.SmallInteger, nullable=False),
+    sa.Column("hour", TZ, nullable=False),
+)
+sa.Index("zone_invalidations_hour", zone_invalidations.c.quantity, zone_invalidations.c.hour)

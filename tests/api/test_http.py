@@ -86,3 +86,29 @@ def test_openapi_has_an_example_for_every_public_endpoint(live_api) -> None:
         example = item["get"]["responses"]["200"]["content"]["application/json"].get("example")
         assert example and "meta" in example and "results" in example, path
     assert httpx.get(f"{live_api}/docs").status_code == 200
+
+
+async def test_response_cache_holds_at_most_its_byte_budget() -> None:
+    from api.middleware import OpenDataHeaders
+    from core.settings import Settings
+
+    async def big(scope, receive, send) -> None:  # a public endpoint answering 100 KB per URL
+        body = scope["query_string"] * (100_000 // max(1, len(scope["query_string"])))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    mw = OpenDataHeaders(big, Settings(), cache_ttl_s=60, cache_bytes=1_000_000)
+    sent: list[dict] = []
+
+    async def send(message) -> None:
+        sent.append(message)
+
+    for i in range(40):
+        scope = {"type": "http", "method": "GET", "path": "/v1/zones/x/series", "headers": [],
+                 "query_string": f"q={i:04d}".encode()}
+        await mw(scope, None, send)
+        assert mw.cached_bytes == sum(len(e[3]) for e in mw.cache.values()) <= 1_000_000
+    assert 5 <= len(mw.cache) <= 10  # the newest URLs, ~100 KB each
+    assert ("/v1/zones/x/series", "q=0039", "") in mw.cache and ("/v1/zones/x/series", "q=0000", "") not in mw.cache
+    bodies = [m["body"] for m in sent if m["type"] == "http.response.body"]
+    assert len(bodies) == 40 and bodies[-1].startswith(b"q=0039")

@@ -1,0 +1,177 @@
+"""Materialised zone series: what a TimescaleDB continuous aggregate with real-time aggregation
+does, on plain PostgreSQL, for the k-anonymous zone series of the open-data API.
+
+- `zone_series` holds, per zone, quantity and interval, every whole period below the zone's
+  watermark as the published JSON row (`doc`, bytes; NULL when every hour of it was suppressed) and the
+  number of suppressed zone-hours. Rows are rendered by the same code as the live path
+  (`api.queries.zone_aggregates` + `zone_doc`), so a stored row and a live one are the same bytes.
+- `zone_rollup` says what each zone's rows were built from: its eligible devices, k, the renderer
+  version and the watermark. The API uses the stored rows only while all four still hold
+  (`api.queries._stored_span`); otherwise it aggregates live, so a consent withdrawal or a device
+  turning unreliable takes effect at once.
+- `zone_invalidations` receives the (quantity, hour) of every write to `hourly` (statement
+  triggers, migration 0008): late readings, calibration refits, erasures. The API does not use
+  stored rows of a span with a pending invalidation; `refresh` recomputes the days they touch.
+
+`refresh` runs as the api worker's `api.zone_rollup` job (every `zone_rollup_interval_s`) and as
+`civicair zones refresh`. It takes a transaction-level advisory lock, so several processes can
+schedule it and only one works at a time; it is idempotent (delete + insert per span). Only zones
+with at least k eligible devices are materialised: the others are suppressed almost everywhere and
+cheap to aggregate live.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+
+from api import queries
+from api.queries import Interval
+from core import tables
+from core.domain import QUANTITY_BY_CODE
+from core.settings import Settings
+
+RENDER_VERSION = 2  # bump when the published row shape changes: every zone is then rebuilt
+LOCK_KEY = 0x63697661  # pg_advisory_xact_lock key of the refresh ("civa")
+CHUNK = timedelta(days=30)  # a rebuild renders this much time at once (bounded memory)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    watermark: datetime
+    rebuilt: int  # zones (re)built from scratch
+    updated: int  # zones brought forward incrementally
+    dropped: int  # zones no longer materialised
+    rows: int  # zone_series rows written
+    invalidations: int  # logged (quantity, hour) pairs consumed
+    seconds: float
+
+
+def memberships(conn: Connection, settings: Settings) -> dict[str, list[int]]:
+    """Zone id → sorted ids of its eligible devices (public, fixed, not unreliable), for the
+    administrative zones and H3 cells with at least k of them."""
+    out: dict[str, list[int]] = defaultdict(list)
+    d, dz = tables.devices, tables.device_zones
+    for zone_id, device_id in conn.execute(
+        sa.select(dz.c.zone_id, dz.c.device_id).join(d, d.c.id == dz.c.device_id).where(queries.published_fixed())
+    ):
+        out[zone_id].append(device_id)
+    for r in queries.eligible_fixed(conn):
+        cell = queries.public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution)
+        if cell:
+            out[cell].append(r.id)
+    return {z: sorted(ids) for z, ids in out.items() if len(ids) >= settings.k_anonymity}
+
+
+def _floor_day(t: datetime) -> datetime:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _merge(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    out: list[tuple[datetime, datetime]] = []
+    for lo, hi in sorted(s for s in spans if s[0] < s[1]):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _chunks(lo: datetime, hi: datetime) -> Iterator[tuple[datetime, datetime]]:
+    while lo < hi:
+        yield lo, min(hi, lo + CHUNK)
+        lo += CHUNK
+
+
+def _materialise(conn: Connection, zones: dict[str, list[int]], lo: datetime, hi: datetime, k: int) -> int:
+    """Recompute the stored rows of `zones` for hours in [lo, hi) and the whole days in it (lo
+    is day-aligned); returns the rows written."""
+    pairs = [(z, i) for z, ids in zones.items() for i in ids]
+    codes = sorted(QUANTITY_BY_CODE)
+    zs = tables.zone_series
+    written = 0
+    for x, y in _chunks(lo, hi):
+        for interval, end in ((Interval.HOUR, y), (Interval.DAY, _floor_day(y))):
+            if x >= end:
+                continue
+            rows = [(r.zone_id, r.quantity, interval.value, r.period, int(r.suppressed_hours),
+                     queries.zone_doc(r, interval) if r.n_devices else None)
+                    for r in conn.execute(queries.zone_aggregates(pairs, codes, x, end, interval, k))]
+            conn.execute(sa.delete(zs).where(zs.c.zone_id.in_(list(zones)), zs.c.interval == interval.value,
+                                             zs.c.period >= x, zs.c.period < end))
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
+                    "copy zone_series (zone_id, quantity, interval, period, suppressed_hours, doc) "
+                    "from stdin (format binary)") as copy:
+                copy.set_types(["text", "int2", "text", "timestamptz", "int4", "bytea"])
+                for row in rows:
+                    copy.write_row(row)
+            written += len(rows)
+    return written
+
+
+def refresh(conn: Connection, settings: Settings, *, now: datetime | None = None,
+            rebuild: bool = False) -> RefreshResult:
+    """Bring every zone's stored rows up to the new watermark (now − lag, whole hours); runs in
+    the caller's transaction."""
+    started = time.perf_counter()
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
+    now = now or datetime.now(UTC)
+    watermark = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=settings.zone_rollup_lag_hours)
+    zr, zs, inv = tables.zone_rollup, tables.zone_series, tables.zone_invalidations
+    # Consume the log first: a write committed after this statement stays logged for next time.
+    invalid = conn.execute(sa.delete(inv).returning(inv.c.hour)).scalars().all()
+    state = {r.zone_id: r for r in conn.execute(sa.select(zr))}
+    members = memberships(conn, settings)
+    k = settings.k_anonymity
+
+    gone = [z for z in state if z not in members]
+    if gone:
+        conn.execute(sa.delete(zs).where(zs.c.zone_id.in_(gone)))
+        conn.execute(sa.delete(zr).where(zr.c.zone_id.in_(gone)))
+
+    def unchanged(z: str) -> bool:
+        s = state.get(z)
+        return (not rebuild and s is not None and list(s.device_ids) == members[z] and s.k == k
+                and s.version == RENDER_VERSION and s.watermark <= watermark)
+
+    fresh = {z: ids for z, ids in members.items() if not unchanged(z)}
+    rows = 0
+    if fresh:
+        conn.execute(sa.delete(zs).where(zs.c.zone_id.in_(list(fresh))))
+        first = conn.execute(sa.select(sa.func.min(tables.hourly.c.hour)).where(
+            tables.hourly.c.device_id.in_(sorted({i for ids in fresh.values() for i in ids})))).scalar()
+        if first is not None:
+            rows += _materialise(conn, fresh, _floor_day(first), watermark, k)
+
+    # Zones built before: the days of logged writes below their watermark, and from the start of
+    # the day of their watermark (its day row becomes whole at some point) up to the new one.
+    by_watermark: dict[datetime, dict[str, list[int]]] = defaultdict(dict)
+    for z, ids in members.items():
+        if z not in fresh:
+            by_watermark[state[z].watermark][z] = ids
+    invalid_days = {_floor_day(h) for h in invalid}
+    for old, zones in by_watermark.items():
+        spans = [(d, min(d + DAY, old)) for d in invalid_days if d < old]
+        if old < watermark:
+            spans.append((_floor_day(old), watermark))
+        for lo, hi in _merge(spans):
+            rows += _materialise(conn, zones, lo, hi, k)
+
+    if members:
+        stmt = insert(zr).values([
+            {"zone_id": z, "device_ids": ids, "k": k, "version": RENDER_VERSION, "watermark": watermark}
+            for z, ids in members.items()])
+        conn.execute(stmt.on_conflict_do_update(index_elements=[zr.c.zone_id], set_={
+            "device_ids": stmt.excluded.device_ids, "k": stmt.excluded.k, "version": stmt.excluded.version,
+            "watermark": stmt.excluded.watermark, "refreshed_at": sa.func.now()}))
+    return RefreshResult(watermark, len(fresh), len(members) - len(fresh), len(gone), rows, len(invalid),
+                         time.perf_counter() - started)
