@@ -99,24 +99,30 @@ def load(url: str, days: int = 365) -> float:
     return result.seconds
 
 
-def _serve(url: str, port: int, workers: int) -> None:
+def _serve(url: str, port: int) -> None:
+    """One API server process. `--workers` of them listen on the same port with SO_REUSEPORT
+    (as `CIVICAIR_API_REUSE_PORT=true` does for `civicair api`), so the kernel spreads the
+    client's connections over them: uvicorn's own `--workers` share one socket, and whichever
+    process woke first accepted all 16 keep-alive connections, leaving the other core idle."""
     os.environ.update({"CIVICAIR_DATABASE_URL": url, "CIVICAIR_RATE_LIMIT_PER_MINUTE": "100000000",
                        "CIVICAIR_LOG_LEVEL": "warning"})
     import uvicorn
 
-    uvicorn.run("api.bench:app_factory", factory=True, host="127.0.0.1", port=port, workers=workers,
-                log_level="warning", access_log=False)
+    from core.runtime import reuse_port_socket
+
+    config = uvicorn.Config("api.bench:app_factory", factory=True, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[reuse_port_socket("127.0.0.1", port)])
 
 
 def app_factory() -> Any:
     """The API app for the benchmark server process (settings from the environment)."""
-    from api.app import create_app, freeze_heap
+    from api.app import create_app, prepare_to_serve
     from core.db import open_database
     from core.settings import load_settings
 
     settings = load_settings()
     app = create_app(settings, open_database(settings))
-    freeze_heap()
+    prepare_to_serve()
     return app
 
 
@@ -231,7 +237,7 @@ def bench_api(
     else:
         url, _server = start_embedded_postgres(Path(tmp.name))
         where = "embedded PostgreSQL"
-    proc = None
+    procs: list[Any] = []
     try:
         t = time.perf_counter()
         SPAN["days"] = days
@@ -240,8 +246,9 @@ def bench_api(
                       f"{N_ZONES} zones in {time.perf_counter() - t:.1f} s ({where}); zone series "
                       f"materialised in {materialise_s:.1f} s")
         port = free_port()
-        proc = mp.get_context("spawn").Process(target=_serve, args=(url, port, workers))
-        proc.start()
+        for _ in range(workers):
+            procs.append(mp.get_context("spawn").Process(target=_serve, args=(url, port)))
+            procs[-1].start()
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
@@ -264,8 +271,9 @@ def bench_api(
         lat_c, _ = asyncio.run(_run(base, [_path(0)] * n_lat, 1))
         conc_c, el_c = asyncio.run(_run(base, [_path(0)] * requests, concurrency))
     finally:
-        if proc is not None:
+        for proc in procs:
             proc.terminate()
+        for proc in procs:
             proc.join(10)
         if admin is not None:
             with admin.connect() as conn:

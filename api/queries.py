@@ -454,6 +454,18 @@ def _admin_zone_devices() -> sa.TextClause:
 
 _ADMIN_ZONE_DEVICES = _admin_zone_devices()
 
+# The hot path for an administrative zone, in one round trip on the raw driver connection: does
+# the zone exist, its published devices, and (see _STORED_SPAN) the span its stored rows answer.
+_ADMIN_ZONE_STATE = """
+with m as ({members})
+select m.known, m.ids, s.b, s.pending from m left join lateral (
+    select w.b, exists (select 1 from zone_invalidations i
+                        where i.quantity = %(q)s and i.hour >= %(a)s and i.hour < w.b) as pending
+    from (select least(%(hi)s, date_trunc(%(unit)s, watermark, 'UTC')) as b from zone_rollup
+          where zone_id = %(z)s and device_ids = m.ids and k = %(k)s and version = %(v)s) as w
+) as s on true
+""".format(members=str(_ADMIN_ZONE_DEVICES).replace(":z", "%(z)s"))
+
 
 def zone_device_ids(conn: Connection, settings: Settings, zone_id: str) -> list[int]:
     """Public, reliable fixed devices inside a zone; NotFound for an unknown zone."""
@@ -497,10 +509,11 @@ def zone_geometry(conn: Connection, zone_id: str) -> dict[str, Any] | None:
 
 @dataclass(frozen=True)
 class SeriesJson:
-    """A page of zone series rows already rendered: `docs` holds each row's JSON object (the
-    response joins them once, without intermediate copies of the ~0.5 MB)."""
+    """A page of zone series rows already rendered: `docs` holds fragments of comma-joined row
+    JSON objects (the response joins them once, without intermediate copies of the ~0.5 MB)."""
 
     docs: list[bytes]
+    count: int
     suppressed: int  # zone-hours withheld (fewer than k devices) in the span of this page
     next_after: datetime | None
 
@@ -610,18 +623,55 @@ select span.b, exists (select 1 from zone_invalidations i
                        where i.quantity = :q and i.hour >= :a and i.hour < span.b) as pending
 from span
 """).bindparams(sa.bindparam("ids", type_=ARRAY(sa.Integer)))
-# Then its rows, fetched in binary (bytea → bytes, no text decoding) and joined in Python:
-# cheaper for PostgreSQL than string_agg (measured 1.0 ms instead of 2.5 for 1000 rows).
-_STORED_ROWS = ("select suppressed_hours, doc from zone_series where zone_id = %s and quantity = %s "
-                "and interval = %s and period >= %s and period < %s order by period")
+# Stored rows come in chunks: a day of hourly rows, an ISO week (Monday first) of daily rows,
+# joined in one `docs` value (~12 KB). Reading a year page is then ~42 rows instead of 1000:
+# measured 1.3 ms instead of 2.2 ms per page, PostgreSQL and Python together.
+CHUNK_PERIODS = {Interval.HOUR: 24, Interval.DAY: 7}
+
+
+def chunk_start(t: datetime, interval: Interval) -> datetime:
+    """The start of the stored chunk holding period t (a UTC day, or the ISO week's Monday)."""
+    day = t.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if interval == Interval.HOUR else day - timedelta(days=day.weekday())
+
+
+# The offsets are needed (and sent) only for the chunks at the edges of the span.
+_STORED_CHUNKS = """
+select chunk, n, n_suppressed, docs, case when edge then idx end, case when edge then ends end,
+       case when edge then suppressed end
+from (select *, chunk < %(a)s or chunk + %(size)s > %(b)s as edge from zone_series
+      where zone_id = %(z)s and quantity = %(q)s and interval = %(i)s and chunk >= %(first)s and chunk < %(b)s) as c
+order by chunk
+"""
 
 
 def _stored_rows(conn: Connection, zone_id: str, code: int, interval: Interval, a: datetime,
-                 b: datetime) -> tuple[list[bytes], int]:
+                 b: datetime) -> tuple[list[bytes], int, int]:
+    """The stored rows of whole periods [a, b): (fragments of comma-joined rows, rows, suppressed
+    zone-hours). Chunks inside the span are taken whole, the edge ones sliced by their offsets."""
+    step, size = _STEP[interval], CHUNK_PERIODS[interval]
     raw = conn.connection.driver_connection
     with raw.cursor(binary=True) as cur:  # type: ignore[union-attr]
-        rows = cur.execute(_STORED_ROWS, (zone_id, code, interval.value, a, b)).fetchall()
-    return [doc for _, doc in rows if doc is not None], sum(n for n, _ in rows)
+        chunks = cur.execute(_STORED_CHUNKS, {"z": zone_id, "q": code, "i": interval.value, "a": a, "b": b,
+                                              "size": size * step, "first": chunk_start(a, interval)}).fetchall()
+    fragments: list[bytes] = []
+    count = suppressed = 0
+    for chunk, n, n_suppressed, docs, idx, ends, hours in chunks:
+        if idx is None:  # inside the span
+            if n:
+                fragments.append(docs)
+            count += n
+            suppressed += n_suppressed
+            continue
+        first = max(0, (a - chunk) // step)
+        last = min(size, (b - chunk) // step)
+        suppressed += sum(hours[first:last])
+        keep = [i for i, position in enumerate(idx) if first <= position < last]
+        if keep:
+            start = ends[keep[0] - 1] + 1 if keep[0] else 0
+            fragments.append(docs[start:ends[keep[-1]]])
+            count += len(keep)
+    return fragments, count, suppressed
 
 
 def zone_series_json(conn: Connection, settings: Settings, zone_id: str, quantity: str | QuantityFilter,
@@ -631,34 +681,42 @@ def zone_series_json(conn: Connection, settings: Settings, zone_id: str, quantit
     come from `zone_series` (api/zone_rollup.py) when nothing they depend on changed since; the
     rest (recent hours, a partial first or last day, pending writes, changed membership) is
     aggregated live from `hourly`. Both give the same bytes."""
+    from api.zone_rollup import RENDER_VERSION
+
     interval = Interval(interval)
     info = quantity_info(quantity)
     start, end = time_range.resolve(settings.max_range_days)
-    ids = zone_device_ids(conn, settings, zone_id)
-    if not ids:
-        return SeriesJson([], 0, None)
-    from api.zone_rollup import RENDER_VERSION
-
     k = settings.k_anonymity
     lo, hi, nxt = _window(start, end, after, limit, interval)
     a = _ceil(lo, interval)
+    params = {"z": zone_id, "k": k, "v": RENDER_VERSION, "q": info.code, "unit": interval.value, "a": a,
+              "hi": _floor(hi, interval)}
+    if is_h3_cell(zone_id):
+        ids = zone_device_ids(conn, settings, zone_id)
+        r = conn.execute(_STORED_SPAN, {**params, "ids": ids}).first() if ids else None
+        b, pending = (r.b, r.pending) if r is not None else (None, True)
+    else:
+        with conn.connection.driver_connection.cursor(binary=True) as cur:  # type: ignore[union-attr]
+            known, ids, b, pending = cur.execute(_ADMIN_ZONE_STATE, params).fetchone()
+        if not known:
+            raise NotFound(f"no zone {zone_id[:40]!r}")
+    if not ids:
+        return SeriesJson([], 0, 0, None)
     segments: list[tuple[datetime, datetime]] = [(lo, hi)]
     stored: list[bytes] = []
-    suppressed = 0
-    if a < hi:
-        r = conn.execute(_STORED_SPAN, {"z": zone_id, "ids": ids, "k": k, "v": RENDER_VERSION, "q": info.code,
-                                        "unit": interval.value, "a": a, "hi": _floor(hi, interval)}).first()
-        if r is not None and r.b > a and not r.pending:
-            segments = [(lo, a), (r.b, hi)]  # live before and after the stored span
-            stored, suppressed = _stored_rows(conn, zone_id, info.code, interval, a, r.b)
+    count = suppressed = 0
+    if a < hi and b is not None and b > a and not pending:
+        segments = [(lo, a), (b, hi)]  # live before and after the stored span
+        stored, count, suppressed = _stored_rows(conn, zone_id, info.code, interval, a, b)
     live: list[list[bytes]] = []
     for x, y in segments:
         docs: list[bytes] = []
         if x < y:
             docs, n_suppressed = _live_zone_docs(conn, zone_id, ids, info.code, interval, k, x, y)
             suppressed += n_suppressed
+            count += len(docs)
         live.append(docs)
-    return SeriesJson(live[0] + stored + live[1] if len(live) == 2 else live[0], suppressed, nxt)
+    return SeriesJson(live[0] + stored + live[1] if len(live) == 2 else live[0], count, suppressed, nxt)
 
 
 def _parse_rows(docs: list[bytes]) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -40,8 +41,8 @@ from core.settings import Settings
 
 RENDER_VERSION = 2  # bump when the published row shape changes: every zone is then rebuilt
 LOCK_KEY = 0x63697661  # pg_advisory_xact_lock key of the refresh ("civa")
-CHUNK = timedelta(days=30)  # a rebuild renders this much time at once (bounded memory)
-DAY = timedelta(days=1)
+CHUNK = timedelta(days=28)  # a rebuild renders this much time at once (bounded memory; whole weeks)
+WEEK = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -91,28 +92,57 @@ def _chunks(lo: datetime, hi: datetime) -> Iterator[tuple[datetime, datetime]]:
         lo += CHUNK
 
 
+def _chunk_rows(rows: list[tuple[Any, bytes | None]], interval: Interval) -> list[tuple[Any, ...]]:
+    """Aggregate rows (ordered by zone, quantity, period) with their JSON → zone_series rows."""
+    step, size = queries._STEP[interval], queries.CHUNK_PERIODS[interval]
+    out: list[tuple[Any, ...]] = []
+    key = None
+    idx: list[int] = []
+    ends: list[int] = []
+    hours: list[int] = []
+    docs: list[bytes] = []
+    for r, doc in rows:
+        start = queries.chunk_start(r.period, interval)
+        if (r.zone_id, r.quantity, start) != key:
+            if key is not None:
+                out.append((*key, len(idx), sum(hours), idx, ends, hours, b",".join(docs)))
+            key, idx, ends, hours, docs, offset = (r.zone_id, r.quantity, start), [], [], [0] * size, [], 0
+        position = (r.period - start) // step
+        hours[position] = int(r.suppressed_hours)
+        if doc is not None:
+            offset += len(doc)
+            idx.append(position)
+            ends.append(offset)
+            docs.append(doc)
+            offset += 1  # the comma
+    if key is not None:
+        out.append((*key, len(idx), sum(hours), idx, ends, hours, b",".join(docs)))
+    return [(zone_id, code, interval.value, *rest) for zone_id, code, *rest in out]
+
+
 def _materialise(conn: Connection, zones: dict[str, list[int]], lo: datetime, hi: datetime, k: int) -> int:
-    """Recompute the stored rows of `zones` for hours in [lo, hi) and the whole days in it (lo
-    is day-aligned); returns the rows written."""
+    """Recompute the stored rows of `zones`: hourly rows of [lo, hi) (lo is day-aligned) and the
+    daily rows of the whole days from lo's week on; returns the periods written."""
     pairs = [(z, i) for z, ids in zones.items() for i in ids]
     codes = sorted(QUANTITY_BY_CODE)
     zs = tables.zone_series
     written = 0
-    for x, y in _chunks(lo, hi):
-        for interval, end in ((Interval.HOUR, y), (Interval.DAY, _floor_day(y))):
-            if x >= end:
+    for x, y in _chunks(queries.chunk_start(lo, Interval.DAY), hi):  # whole weeks, so no chunk is split
+        for interval, start, end in ((Interval.HOUR, max(x, lo), y), (Interval.DAY, x, _floor_day(y))):
+            if start >= end:
                 continue
-            rows = [(r.zone_id, r.quantity, interval.value, r.period, int(r.suppressed_hours),
-                     queries.zone_doc(r, interval) if r.n_devices else None)
-                    for r in conn.execute(queries.zone_aggregates(pairs, codes, x, end, interval, k))]
+            stmt = queries.zone_aggregates(pairs, codes, start, end, interval, k).order_by(
+                sa.text("zone_id, quantity, period"))
+            rows = [(r, queries.zone_doc(r, interval) if r.n_devices else None) for r in conn.execute(stmt)]
             conn.execute(sa.delete(zs).where(zs.c.zone_id.in_(list(zones)), zs.c.interval == interval.value,
-                                             zs.c.period >= x, zs.c.period < end))
+                                             zs.c.chunk >= start, zs.c.chunk < end))
             raw = conn.connection.driver_connection
             with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
-                    "copy zone_series (zone_id, quantity, interval, period, suppressed_hours, doc) "
-                    "from stdin (format binary)") as copy:
-                copy.set_types(["text", "int2", "text", "timestamptz", "int4", "bytea"])
-                for row in rows:
+                    "copy zone_series (zone_id, quantity, interval, chunk, n, n_suppressed, idx, ends, suppressed, "
+                    "docs) from stdin (format binary)") as copy:
+                copy.set_types(["text", "int2", "text", "timestamptz", "int2", "int4", "int2[]", "int4[]", "int2[]",
+                                "bytea"])
+                for row in _chunk_rows(rows, interval):
                     copy.write_row(row)
             written += len(rows)
     return written
@@ -152,15 +182,17 @@ def refresh(conn: Connection, settings: Settings, *, now: datetime | None = None
         if first is not None:
             rows += _materialise(conn, fresh, _floor_day(first), watermark, k)
 
-    # Zones built before: the days of logged writes below their watermark, and from the start of
+    # Zones built before: the weeks of logged writes below their watermark, and from the start of
     # the day of their watermark (its day row becomes whole at some point) up to the new one.
     by_watermark: dict[datetime, dict[str, list[int]]] = defaultdict(dict)
     for z, ids in members.items():
         if z not in fresh:
             by_watermark[state[z].watermark][z] = ids
-    invalid_days = {_floor_day(h) for h in invalid}
+    # Whole weeks: a stored week of daily rows is rewritten as a whole (a day's rows alone would
+    # drop the rest of its week).
+    invalid_weeks = {queries.chunk_start(h, Interval.DAY) for h in invalid}
     for old, zones in by_watermark.items():
-        spans = [(d, min(d + DAY, old)) for d in invalid_days if d < old]
+        spans = [(w, min(w + WEEK, old)) for w in invalid_weeks if w < old]
         if old < watermark:
             spans.append((_floor_day(old), watermark))
         for lo, hi in _merge(spans):

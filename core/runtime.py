@@ -114,10 +114,22 @@ def _after_backfill(sim: Any, pipeline: dict[str, Any], scheduler: Scheduler) ->
     scheduler.run_soon()
 
 
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket with SO_REUSEPORT (Linux): several API processes bind the same port
+    and the kernel spreads new connections over them."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None:
     import uvicorn
 
-    from api.app import create_app, freeze_heap
+    from api.app import create_app, prepare_to_serve
 
     if "api" in components:
         check_api_port(settings)
@@ -183,9 +195,10 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
                 app, host=settings.api_host, port=settings.api_port,
                 log_level="warning" if settings.log_level != "debug" else "debug",
             ))
-            freeze_heap()
+            prepare_to_serve()
+            sockets = [reuse_port_socket(settings.api_host, settings.api_port)] if settings.api_reuse_port else None
             try:
-                server.run()  # handles SIGINT/SIGTERM, then re-raises the signal
+                server.run(sockets=sockets)  # handles SIGINT/SIGTERM, then re-raises the signal
             except KeyboardInterrupt:
                 pass
         else:

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./.civicair"), description="Embedded database, spool, exports.")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
+    api_reuse_port: bool = Field(default=False, description=(
+        "Bind the API with SO_REUSEPORT so several `civicair api` processes share the port (one per core)."))
     pseudonym_secret: SecretStr = Field(
         default=SecretStr("change-me-civicair-pseudonym-secret"),
         description="HMAC key for public device pseudonyms. Set it in production.",

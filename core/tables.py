@@ -241,8 +241,10 @@ sa.Index("hourly_series", hourly.c.device_id, hourly.c.quantity, hourly.c.hour,
          postgresql_include=["n", "sum", "sum_sq", "min", "max", "mean", "n_flagged", "flags_any",
                              "calibrated_mean"])
 
-# Materialised zone series (migration 0008; maintained by api/zone_rollup.py). `doc` is the
-# published JSON of the row, ASCII bytes (NULL when every hour of the period was suppressed).
+# Materialised zone series (migration 0008; maintained by api/zone_rollup.py). One row per chunk
+# (a UTC day of hourly rows, an ISO week of daily rows): `docs` the published rows' JSON joined by
+# commas, `idx` each row's position in the chunk, `ends` each row's end offset in `docs`,
+# `suppressed` the suppressed zone-hours per position.
 zone_rollup = sa.Table(
     "zone_rollup",
     metadata,
@@ -259,9 +261,13 @@ zone_series = sa.Table(
     sa.Column("zone_id", sa.Text, primary_key=True),
     sa.Column("quantity", sa.SmallInteger, primary_key=True),
     sa.Column("interval", sa.Text, primary_key=True),
-    sa.Column("period", TZ, primary_key=True),
-    sa.Column("suppressed_hours", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("doc", BYTEA),
+    sa.Column("chunk", TZ, primary_key=True),
+    sa.Column("n", sa.SmallInteger, nullable=False),  # rows in docs
+    sa.Column("n_suppressed", sa.Integer, nullable=False),  # sum of suppressed
+    sa.Column("idx", ARRAY(sa.SmallInteger), nullable=False),
+    sa.Column("ends", ARRAY(sa.Integer), nullable=False),
+    sa.Column("suppressed", ARRAY(sa.SmallInteger), nullable=False),
+    sa.Column("docs", BYTEA, nullable=False),
 )
 # (quantity, hour) pairs written to `hourly` since the last refresh (statement triggers).
 zone_invalidations = sa.Table(

@@ -138,7 +138,7 @@ async def zone_series(request: Request, zone_id: Annotated[str, PathId],
 
     page = await run_in_threadpool(read)
     return respond_docs(
-        request, settings, page.docs, fmt=fmt, zone=zone_id, k_anonymity=settings.k_anonymity,
+        request, settings, page.docs, page.count, fmt=fmt, zone=zone_id, k_anonymity=settings.k_anonymity,
         suppressed=page.suppressed,
         suppression=f"zone-hours with fewer than {settings.k_anonymity} distinct devices are not published",
         **_series_meta(settings, q, interval, tr, paging, page.next_after))

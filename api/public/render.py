@@ -107,16 +107,17 @@ def respond(
     return Response(dumps({"meta": meta, "results": results}), media_type="application/json", headers=headers)
 
 
-def respond_docs(request: Request, settings: Settings, docs: list[bytes], *, fmt: Format | None = None,
-                 headers: dict[str, str] | None = None, **meta: Any) -> Response:
-    """`respond` for rows already rendered as JSON objects, which the JSON format embeds as they
-    are, in one join (the zone series hot path)."""
+def respond_docs(request: Request, settings: Settings, docs: list[bytes], count: int, *,
+                 fmt: Format | None = None, headers: dict[str, str] | None = None, **meta: Any) -> Response:
+    """`respond` for `count` rows already rendered as JSON objects (`docs`: fragments of one or
+    more comma-joined objects), which the JSON format embeds as they are, in one join (the zone
+    series hot path)."""
     chosen = choose_format(request, fmt, False)
     if chosen != Format.JSON:
         rows = orjson.loads(b"[" + b",".join(docs) + b"]")
         return respond(request, settings, rows, fmt=chosen, headers=headers, **meta)
     meta = base_meta(settings, **meta)
-    meta.setdefault("found", len(docs))
+    meta.setdefault("found", count)
     parts = [b'{"meta":', dumps(meta), b',"results":[']
     for doc in docs:
         parts += (doc, b",")

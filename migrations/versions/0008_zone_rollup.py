@@ -1,6 +1,6 @@
 """Materialised zone series (like a TimescaleDB continuous aggregate with real-time data, on
 plain PostgreSQL): `zone_series` holds each zone's published hourly and daily rows up to a
-watermark, already rendered (JSON bytes); `zone_rollup` the state each zone was built from (its devices, k,
+watermark, already rendered (JSON bytes), a day of hours or a week of days per row; `zone_rollup` the state each zone was built from (its devices, k,
 renderer version, watermark); `zone_invalidations` the (quantity, hour) pairs of `hourly` written
 since, logged by statement triggers so no write path can forget them.
 
@@ -51,10 +51,14 @@ def upgrade() -> None:
         sa.Column("zone_id", sa.Text(), nullable=False),
         sa.Column("quantity", sa.SmallInteger(), nullable=False),
         sa.Column("interval", sa.Text(), nullable=False),
-        sa.Column("period", TZ, nullable=False),
-        sa.Column("suppressed_hours", sa.Integer(), nullable=False, server_default="0"),
-        sa.Column("doc", postgresql.BYTEA()),
-        sa.PrimaryKeyConstraint("zone_id", "quantity", "interval", "period"),
+        sa.Column("chunk", TZ, nullable=False),
+        sa.Column("n", sa.SmallInteger(), nullable=False),
+        sa.Column("n_suppressed", sa.Integer(), nullable=False),
+        sa.Column("idx", postgresql.ARRAY(sa.SmallInteger()), nullable=False),
+        sa.Column("ends", postgresql.ARRAY(sa.Integer()), nullable=False),
+        sa.Column("suppressed", postgresql.ARRAY(sa.SmallInteger()), nullable=False),
+        sa.Column("docs", postgresql.BYTEA(), nullable=False),
+        sa.PrimaryKeyConstraint("zone_id", "quantity", "interval", "chunk"),
     )
     op.create_table(
         "zone_invalidations",

@@ -112,3 +112,16 @@ async def test_response_cache_holds_at_most_its_byte_budget() -> None:
     assert ("/v1/zones/x/series", "q=0039", "") in mw.cache and ("/v1/zones/x/series", "q=0000", "") not in mw.cache
     bodies = [m["body"] for m in sent if m["type"] == "http.response.body"]
     assert len(bodies) == 40 and bodies[-1].startswith(b"q=0039")
+
+
+def test_reuse_port_lets_several_api_processes_share_one_port() -> None:
+    from core.broker import free_port
+    from core.runtime import reuse_port_socket
+
+    port = free_port()
+    first, second = reuse_port_socket("127.0.0.1", port), reuse_port_socket("127.0.0.1", port)
+    try:
+        assert first.getsockname()[1] == second.getsockname()[1] == port
+    finally:
+        first.close()
+        second.close()
