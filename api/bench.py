@@ -260,7 +260,8 @@ def bench_api(
             if time.monotonic() > deadline:
                 raise RuntimeError("benchmark API server did not start")
             time.sleep(0.1)
-        probe = httpx.get(base + _path(0)).json()
+        probe_response = httpx.get(base + _path(0))
+        probe, body_kib = probe_response.json(), len(probe_response.content) // 1024
         rows = len(probe["results"])
         # warm-up (connections, query plans), not measured
         asyncio.run(_run(base, [_path(i % N_ZONES, -1 - i) for i in range(100)], concurrency))
@@ -299,7 +300,7 @@ def bench_api(
     }
     console.print(f"uncached: p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms (one client); "
                   f"{result['requests_per_s']} req/s, p95 {result['concurrent_p95_ms']} ms with {concurrency} "
-                  f"concurrent ({rows} hourly rows, {len(json.dumps(probe)) // 1024} KiB per response)")
+                  f"concurrent ({rows} hourly rows, {body_kib} KiB per response)")
     console.print(f"cached:   p50 {result['cached_p50_ms']} ms, p95 {result['cached_p95_ms']} ms (one client); "
                   f"{result['cached_requests_per_s']} req/s, p95 {result['cached_concurrent_p95_ms']} ms concurrent")
     if as_json:
