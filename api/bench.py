@@ -193,6 +193,16 @@ async def _run(base: str, paths: list[str], concurrency: int) -> tuple[list[floa
     return latencies, time.perf_counter() - start
 
 
+def _drive(coro: Any) -> Any:
+    """Run the client on uvloop (installed with uvicorn[standard], as the server uses it)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coro)
+
+
 SPAN = {"days": 365}
 
 
@@ -264,13 +274,13 @@ def bench_api(
         probe, body_kib = probe_response.json(), len(probe_response.content) // 1024
         rows = len(probe["results"])
         # warm-up (connections, query plans), not measured
-        asyncio.run(_run(base, [_path(i % N_ZONES, -1 - i) for i in range(100)], concurrency))
+        _drive(_run(base, [_path(i % N_ZONES, -1 - i) for i in range(100)], concurrency))
         n_lat = max(50, requests // 4)
-        lat_u, _ = asyncio.run(_run(base, [_path(i % N_ZONES, i + 1) for i in range(n_lat)], 1))
+        lat_u, _ = _drive(_run(base, [_path(i % N_ZONES, i + 1) for i in range(n_lat)], 1))
         uncached = [_path(i % N_ZONES, n_lat + i + 1) for i in range(requests)]
-        conc_u, el_u = asyncio.run(_run(base, uncached, concurrency))
-        lat_c, _ = asyncio.run(_run(base, [_path(0)] * n_lat, 1))
-        conc_c, el_c = asyncio.run(_run(base, [_path(0)] * requests, concurrency))
+        conc_u, el_u = _drive(_run(base, uncached, concurrency))
+        lat_c, _ = _drive(_run(base, [_path(0)] * n_lat, 1))
+        conc_c, el_c = _drive(_run(base, [_path(0)] * requests, concurrency))
     finally:
         for proc in procs:
             proc.terminate()

@@ -581,6 +581,9 @@ def ascii_json(obj: Any) -> bytes:
     return b if b.isascii() else _NON_ASCII.sub(lambda m: _escaped(m.group()), b)
 
 
+RENDER_VERSION = 2  # bump when zone_doc's output changes: the stored zone rows are then rebuilt
+
+
 def zone_doc(r: Any, interval: Interval) -> bytes:
     """One aggregate row of `zone_aggregates` → its published JSON."""
     n_devices = int(r.n_devices)
@@ -681,8 +684,6 @@ def zone_series_json(conn: Connection, settings: Settings, zone_id: str, quantit
     come from `zone_series` (api/zone_rollup.py) when nothing they depend on changed since; the
     rest (recent hours, a partial first or last day, pending writes, changed membership) is
     aggregated live from `hourly`. Both give the same bytes."""
-    from api.zone_rollup import RENDER_VERSION
-
     interval = Interval(interval)
     info = quantity_info(quantity)
     start, end = time_range.resolve(settings.max_range_days)

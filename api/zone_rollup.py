@@ -34,12 +34,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from api import queries
-from api.queries import Interval
+from api.queries import RENDER_VERSION, Interval
 from core import tables
 from core.domain import QUANTITY_BY_CODE
 from core.settings import Settings
 
-RENDER_VERSION = 2  # bump when the published row shape changes: every zone is then rebuilt
 LOCK_KEY = 0x63697661  # pg_advisory_xact_lock key of the refresh ("civa")
 CHUNK = timedelta(days=28)  # a rebuild renders this much time at once (bounded memory; whole weeks)
 WEEK = timedelta(days=7)
