@@ -468,14 +468,15 @@ select m.known, m.ids, s.b, s.pending from m left join lateral (
 
 
 def zone_device_ids(conn: Connection, settings: Settings, zone_id: str) -> list[int]:
-    """Public, reliable fixed devices inside a zone; NotFound for an unknown zone."""
+    """Public, reliable fixed devices inside a zone, ascending (as `zone_rollup.device_ids`
+    stores them); NotFound for an unknown zone."""
     zone = ZoneFilter(zone_id=zone_id)
     if zone.kind == "h3":
         res = h3.get_resolution(zone_id)
         if res != settings.h3_resolution:
             raise NotFound(f"H3 zones are cells of resolution {settings.h3_resolution}, not {res}")
-        return [r.id for r in eligible_fixed(conn)
-                if public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution) == zone_id]
+        return sorted(r.id for r in eligible_fixed(conn)
+                      if public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution) == zone_id)
     known, ids = conn.execute(_ADMIN_ZONE_DEVICES, {"z": zone_id}).one()
     if not known:
         raise NotFound(f"no zone {zone_id[:40]!r}")

@@ -88,6 +88,12 @@ def test_api_reads_stored_rows_while_valid_and_live_rows_after_a_write(city, db,
     assert n == 1
     tampered = _first_hour(db, settings, city.zone_id)  # a whole chunk is served as stored
     assert tampered["n_devices"] == 40 and tampered["summary"] == before["summary"]
+    with db.engine.begin() as conn:  # the same for an H3 zone (its devices are found in Python)
+        conn.execute(sa.text(
+            "update zone_series set docs = convert_to(replace(convert_from(docs, 'UTF8'), :old, :new), 'UTF8') "
+            "where zone_id = :z and interval = 'hour' and chunk = :t"),
+            {"z": city.cell, "t": T0, "old": '"n_devices":3', "new": '"n_devices":30'})
+    assert _first_hour(db, settings, city.cell)["n_devices"] == 30
     # A late correction of that hour is logged by the trigger: the API aggregates it live at once.
     with db.engine.begin() as conn:
         conn.execute(sa.text("update hourly set max = 999 where device_id = :d and hour = :t"),
