@@ -11,7 +11,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel, Field, ValidationError
 
 from api import anonymise, queries
 from api.deps import ReadConn, SettingsDep, read_autocommit
@@ -38,6 +40,52 @@ CursorQ = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$
                                       description="`meta.cursor` of the previous page.")]
 FormatQ = Annotated[Format | None, Query(alias="format", description="json (default), csv, or geojson where "
                                          "it applies; also chosen by the Accept header.")]
+
+
+class SeriesQuery(BaseModel):
+    """The query of the zone series endpoint, validated in one call. FastAPI's per-parameter
+    path re-inspected every annotation on every request: 0.2–0.4 ms of a ~2.4 ms request."""
+
+    quantity: QuantityName = Field(QuantityName("pm25"), description="Canonical quantity name.")
+    datetime_from: datetime | None = Field(None, description="ISO-8601 start (inclusive); default: 7 days before "
+                                                             "the end. Times without an offset are UTC.")
+    datetime_to: datetime | None = Field(None, description="ISO-8601 end (exclusive); default: now.")
+    interval: Interval = Field(Interval.HOUR, description="Aggregation period.")
+    limit: int = Field(1000, ge=1, le=queries.MAX_LIMIT, description="Results per page (≤ 1000).")
+    cursor: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
+                               description="`meta.cursor` of the previous page.")
+    format: Format | None = Field(None, description="json (default) or csv; also chosen by the Accept header.")
+
+    @classmethod
+    def from_request(cls, request: Request) -> SeriesQuery:
+        """Validated query; errors as FastAPI's (422 problem+json naming each parameter)."""
+        try:
+            return cls.model_validate(request.query_params)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**err, "loc": ("query", *err["loc"])} for err in exc.errors(include_url=False)]) from None
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """OpenAPI `parameters` (in: query) of a query model, enum definitions inlined."""
+    schema = model.model_json_schema()
+    defs = schema.get("$defs", {})
+
+    def inline(node: dict[str, Any]) -> dict[str, Any]:
+        if "$ref" in node:
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            return {**inline(defs[node["$ref"].rsplit("/", 1)[1]]), **rest}
+        if "anyOf" in node:
+            return {**node, "anyOf": [inline(n) for n in node["anyOf"]]}
+        return node
+
+    params = []
+    for name, prop in schema["properties"].items():
+        prop = inline(dict(prop))
+        description = prop.pop("description", None)
+        params.append({"name": name, "in": "query", "required": name in schema.get("required", ()),
+                       "description": description, "schema": prop})
+    return params
 
 
 def _ok(example: dict[str, Any], geo: bool = False) -> dict[int | str, dict[str, Any]]:
@@ -119,17 +167,17 @@ def list_zones(request: Request, conn: ReadConn, settings: SettingsDep, fmt: For
             description="A zone is an administrative zone id (see /v1/zones) or an H3 cell at the configured "
                         "resolution. Zone-hours with fewer than k distinct devices are suppressed and counted "
                         "in `meta.suppressed`.",
-            responses=_ok(examples.ZONE_SERIES))
-async def zone_series(request: Request, zone_id: Annotated[str, PathId],
-                      quantity: QuantityQ = QuantityName("pm25"), datetime_from: FromQ = None,
-                      datetime_to: ToQ = None, interval: IntervalQ = Interval.HOUR, limit: LimitQ = 1000,
-                      cursor: CursorQ = None, fmt: FormatQ = None) -> Response:
-    # The busiest endpoint (SPEC §9 target) is async and does its database work in one worker
-    # thread hop, on an autocommit connection (no BEGIN/ROLLBACK round trips), instead of the
-    # several hops that sync dependencies and a sync endpoint cost.
+            responses=_ok(examples.ZONE_SERIES), openapi_extra={"parameters": query_parameters(SeriesQuery)})
+async def zone_series(request: Request, zone_id: Annotated[str, PathId]) -> Response:
+    # The busiest endpoint (SPEC §9 target) is async, validates its query in one call
+    # (SeriesQuery) and does its database work in one worker thread hop, on an autocommit
+    # connection (no BEGIN/ROLLBACK round trips).
     settings: Settings = request.app.state.settings
-    q, tr, paging = QuantityFilter(quantity=quantity.value), TimeRange(datetime_from=datetime_from,
-                                                                        datetime_to=datetime_to), Paging(limit=limit, cursor=cursor)
+    p = SeriesQuery.from_request(request)
+    interval, limit, fmt = p.interval, p.limit, p.format
+    q, tr = QuantityFilter(quantity=p.quantity.value), TimeRange(datetime_from=p.datetime_from,
+                                                                 datetime_to=p.datetime_to)
+    paging = Paging(limit=limit, cursor=p.cursor)
     after = paging.after_time()
 
     def read() -> queries.SeriesJson:
