@@ -47,9 +47,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import enum
-import functools
 import math
 import re
 from dataclasses import dataclass
@@ -549,40 +547,7 @@ def zone_aggregates(pairs: list[tuple[str, int]], codes: list[int], start: datet
             .where(base.c.hour_devices > 0).group_by(*keys))
 
 
-def _json_escape(err: UnicodeError) -> tuple[str, int]:
-    """Codec error handler: non-ASCII characters as JSON \\u escapes (surrogate pairs above the BMP)."""
-    assert isinstance(err, UnicodeEncodeError)
-    out = []
-    for c in err.object[err.start:err.end]:
-        o = ord(c)
-        if o > 0xFFFF:
-            o -= 0x10000
-            out.append(f"\\u{0xD800 + (o >> 10):04x}\\u{0xDC00 + (o & 0x3FF):04x}")
-        else:
-            out.append(f"\\u{o:04x}")
-    return "".join(out), err.end
-
-
-codecs.register_error("civicair.json_escape", _json_escape)
-
-
-_NON_ASCII = re.compile(rb"[\x80-\xff]+")
-
-
-@functools.lru_cache(maxsize=1024)
-def _escaped(run: bytes) -> bytes:
-    return run.decode().encode("ascii", "civicair.json_escape")
-
-
-def ascii_json(obj: Any) -> bytes:
-    """Compact JSON in pure ASCII (non-ASCII only occurs inside strings, as \\u escapes), so a
-    stored row is the same bytes however it is read back (units like µg/m³ are the only
-    non-ASCII text in series rows: their escapes are cached)."""
-    b = orjson.dumps(obj)
-    return b if b.isascii() else _NON_ASCII.sub(lambda m: _escaped(m.group()), b)
-
-
-RENDER_VERSION = 2  # bump when zone_doc's output changes: the stored zone rows are then rebuilt
+RENDER_VERSION = 3  # bump when zone_doc's output changes: the stored zone rows are then rebuilt
 
 
 def zone_doc(r: Any, interval: Interval) -> bytes:
@@ -590,7 +555,7 @@ def zone_doc(r: Any, interval: Interval) -> bytes:
     n_devices = int(r.n_devices)
     row = _series_row(r, interval, QUANTITY_BY_CODE[r.quantity].unit, _EXPECTED_HOURS[interval] * n_devices)
     row["n_devices"] = n_devices
-    return ascii_json(row)
+    return orjson.dumps(row)
 
 
 def _ceil(t: datetime, interval: Interval) -> datetime:
