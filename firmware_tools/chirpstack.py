@@ -7,6 +7,8 @@ the 1.0.x AppKey became NwkKey). gRPC errors become `ProvisioningError` with one
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -91,30 +93,26 @@ def provision_device(
     keys = device_pb2.DeviceKeys(dev_eui=dev_eui, nwk_key=app_key)  # app_key: 1.1.x only
     with _channel(target.url) as channel:
         stub = device_pb2_grpc.DeviceServiceStub(channel)
-        created = True
-        try:
-            stub.Create(device_pb2.CreateDeviceRequest(device=device), metadata=metadata,
-                        timeout=target.timeout_s)
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-                raise _explain(exc, target, "create devices") from None
-            created = False
+
+        def create_or_update(create: Callable[..., object], update: Callable[..., object], action: str) -> bool:
+            """True when created; an existing one (ALREADY_EXISTS) is updated instead."""
             try:
-                stub.Update(device_pb2.UpdateDeviceRequest(device=device), metadata=metadata,
-                            timeout=target.timeout_s)
-            except grpc.RpcError as exc2:
-                raise _explain(exc2, target, "create devices") from None
-        keys_created = True
-        try:
-            stub.CreateKeys(device_pb2.CreateDeviceKeysRequest(device_keys=keys), metadata=metadata,
-                            timeout=target.timeout_s)
-        except grpc.RpcError as exc:
-            if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
-                raise _explain(exc, target, "set device keys") from None
-            keys_created = False
+                create(metadata=metadata, timeout=target.timeout_s)
+                return True
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.ALREADY_EXISTS:
+                    raise _explain(exc, target, action) from None
             try:
-                stub.UpdateKeys(device_pb2.UpdateDeviceKeysRequest(device_keys=keys), metadata=metadata,
-                                timeout=target.timeout_s)
-            except grpc.RpcError as exc2:
-                raise _explain(exc2, target, "set device keys") from None
+                update(metadata=metadata, timeout=target.timeout_s)
+            except grpc.RpcError as exc:
+                raise _explain(exc, target, action) from None
+            return False
+
+        created = create_or_update(
+            functools.partial(stub.Create, device_pb2.CreateDeviceRequest(device=device)),
+            functools.partial(stub.Update, device_pb2.UpdateDeviceRequest(device=device)), "create devices")
+        keys_created = create_or_update(
+            functools.partial(stub.CreateKeys, device_pb2.CreateDeviceKeysRequest(device_keys=keys)),
+            functools.partial(stub.UpdateKeys, device_pb2.UpdateDeviceKeysRequest(device_keys=keys)),
+            "set device keys")
     return ProvisionedDevice(dev_eui=dev_eui, created=created, keys_created=keys_created)

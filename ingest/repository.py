@@ -150,22 +150,22 @@ def insert_readings(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -
         return int(inserted[0]) if inserted else 0
 
 
-def insert_dead_letters(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """rows: (received_at, source, topic, payload, error)."""
+def _insert_rows(conn: psycopg.Connection, table: str, columns: Sequence[str],
+                 rows: Sequence[tuple[Any, ...]]) -> None:
     if rows:
         with conn.cursor() as cur:
-            cur.executemany(
-                "insert into dead_letters (received_at, source, topic, payload, error) "
-                "values (%s, %s, %s, %s, %s)", rows)
+            cur.executemany(f"insert into {table} ({', '.join(columns)}) "
+                            f"values ({', '.join(['%s'] * len(columns))})", rows)
+
+
+def insert_dead_letters(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """rows: (received_at, source, topic, payload, error)."""
+    _insert_rows(conn, "dead_letters", ("received_at", "source", "topic", "payload", "error"), rows)
 
 
 def insert_quarantine(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (received_at, source, topic, ref_scheme, ref_value, payload)."""
-    if rows:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "insert into quarantine (received_at, source, topic, ref_scheme, ref_value, payload) "
-                "values (%s, %s, %s, %s, %s, %s)", rows)
+    _insert_rows(conn, "quarantine", ("received_at", "source", "topic", "ref_scheme", "ref_value", "payload"), rows)
 
 
 def touch_devices(conn: psycopg.Connection, last_seen: dict[int, datetime]) -> None:

@@ -4,6 +4,7 @@ hypertable, batched deletes otherwise. Rollups (`hourly`) are kept."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,18 @@ class RetentionResult:
     uplinks_deleted: int = 0
 
 
+def _delete_in_batches(engine: sa.Engine, delete: Callable[[sa.Connection, datetime, int], int],
+                       cutoff: datetime, batch: int) -> int:
+    """Run `delete(conn, cutoff, batch)` one transaction at a time until a batch comes back short."""
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            n = delete(conn, cutoff, batch)
+        total += n
+        if n < batch:
+            return total
+
+
 def apply_retention(engine: sa.Engine, days: int, *, batch: int = 10_000,
                     now: datetime | None = None) -> RetentionResult:
     """Delete raw readings (and uplink metadata) older than `days`, `batch` rows per
@@ -30,21 +43,8 @@ def apply_retention(engine: sa.Engine, days: int, *, batch: int = 10_000,
         timescale = repo.timescaledb_installed(conn) and repo.readings_is_hypertable(conn)
         if timescale:
             repo.add_timescale_retention(conn, days)
-    readings = 0
-    if not timescale:
-        while True:
-            with engine.begin() as conn:
-                n = repo.delete_readings_before(conn, cutoff, batch)
-            readings += n
-            if n < batch:
-                break
-    uplinks = 0
-    while True:
-        with engine.begin() as conn:
-            n = repo.delete_uplinks_before(conn, cutoff, batch)
-        uplinks += n
-        if n < batch:
-            break
+    readings = 0 if timescale else _delete_in_batches(engine, repo.delete_readings_before, cutoff, batch)
+    uplinks = _delete_in_batches(engine, repo.delete_uplinks_before, cutoff, batch)
     log.info("retention applied method=%s cutoff=%s readings_deleted=%d uplinks_deleted=%d",
              "timescaledb" if timescale else "delete", cutoff.isoformat(), readings, uplinks)
     return RetentionResult("timescaledb" if timescale else "delete", readings, uplinks)

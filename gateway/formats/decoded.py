@@ -39,7 +39,8 @@ class DecodedObject:
     battery_v: float | None = None
 
 
-def _number(v: object) -> float | None:
+def finite_number(v: object) -> float | None:
+    """A JSON number as a finite float; None for anything else (bools, strings, inf, overflow)."""
     if isinstance(v, bool) or not isinstance(v, int | float):
         return None
     try:
@@ -50,11 +51,11 @@ def _number(v: object) -> float | None:
 
 
 def _position(obj: dict) -> Position | None:
-    lat = next((_number(obj[k]) for k in _LAT if k in obj), None)
-    lon = next((_number(obj[k]) for k in _LON if k in obj), None)
+    lat = next((finite_number(obj[k]) for k in _LAT if k in obj), None)
+    lon = next((finite_number(obj[k]) for k in _LON if k in obj), None)
     if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
         return None
-    alt = next((_number(obj[k]) for k in _ALT if k in obj), None)
+    alt = next((finite_number(obj[k]) for k in _ALT if k in obj), None)
     return Position(lat, lon, alt)
 
 
@@ -77,7 +78,7 @@ def read_decoded_object(obj: object) -> DecodedObject:
                 channels = all(str(k).isdigit() for k in v)
                 walk(v, key if channels else None, depth + 1)
                 continue
-            num = _number(v)
+            num = finite_number(v)
             if num is None:
                 continue
             name = name_hint if (name_hint is not None and key.isdigit()) else key

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from core.domain import Position, RawValue
 from core.errors import InvalidPayload
 from gateway.codecs import decode_port_payload
-from gateway.formats.decoded import read_decoded_object
+from gateway.formats.decoded import finite_number, read_decoded_object
 
 _HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 
@@ -39,14 +39,7 @@ def opt_int(doc: dict, key: str, missing: int | None = None) -> int | None:
 
 
 def opt_float(doc: dict, key: str) -> float | None:
-    v = doc.get(key)
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return None
-    try:
-        f = float(v)
-    except OverflowError:
-        return None
-    return f if math.isfinite(f) else None
+    return finite_number(doc.get(key))
 
 
 def opt_time(value: object) -> datetime | None:
