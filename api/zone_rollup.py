@@ -71,10 +71,6 @@ def memberships(conn: Connection, settings: Settings) -> dict[str, list[int]]:
     return {z: sorted(ids) for z, ids in out.items() if len(ids) >= settings.k_anonymity}
 
 
-def _floor_day(t: datetime) -> datetime:
-    return t.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
 def _merge(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
     out: list[tuple[datetime, datetime]] = []
     for lo, hi in sorted(s for s in spans if s[0] < s[1]):
@@ -127,7 +123,8 @@ def _materialise(conn: Connection, zones: dict[str, list[int]], lo: datetime, hi
     zs = tables.zone_series
     written = 0
     for x, y in _chunks(queries.chunk_start(lo, Interval.DAY), hi):  # whole weeks, so no chunk is split
-        for interval, start, end in ((Interval.HOUR, max(x, lo), y), (Interval.DAY, x, _floor_day(y))):
+        last_day = queries.floor_period(y, Interval.DAY)
+        for interval, start, end in ((Interval.HOUR, max(x, lo), y), (Interval.DAY, x, last_day)):
             if start >= end:
                 continue
             stmt = queries.zone_aggregates(pairs, codes, start, end, interval, k).order_by(
@@ -179,7 +176,7 @@ def refresh(conn: Connection, settings: Settings, *, now: datetime | None = None
         first = conn.execute(sa.select(sa.func.min(tables.hourly.c.hour)).where(
             tables.hourly.c.device_id.in_(sorted({i for ids in fresh.values() for i in ids})))).scalar()
         if first is not None:
-            rows += _materialise(conn, fresh, _floor_day(first), watermark, k)
+            rows += _materialise(conn, fresh, queries.floor_period(first, Interval.DAY), watermark, k)
 
     # Zones built before: the weeks of logged writes below their watermark, and from the start of
     # the day of their watermark (its day row becomes whole at some point) up to the new one.
@@ -193,7 +190,7 @@ def refresh(conn: Connection, settings: Settings, *, now: datetime | None = None
     for old, zones in by_watermark.items():
         spans = [(w, min(w + WEEK, old)) for w in invalid_weeks if w < old]
         if old < watermark:
-            spans.append((_floor_day(old), watermark))
+            spans.append((queries.floor_period(old, Interval.DAY), watermark))
         for lo, hi in _merge(spans):
             rows += _materialise(conn, zones, lo, hi, k)
 
