@@ -38,7 +38,7 @@ def erase_confirmation(secret: str, uid: str, expires_at: int) -> str:
 def check_erase_confirmation(secret: str, uid: str, token: str, now: int) -> str | None:
     """None when valid, else the reason it is not."""
     expires, _, _ = token.partition(".")
-    if not expires.isdigit():
+    if not (expires.isascii() and expires.isdigit()):  # "²".isdigit() is True, int() fails
         return "malformed confirmation token"
     if not hmac.compare_digest(erase_confirmation(secret, uid, int(expires)), token):
         return "confirmation token does not match this device"

@@ -28,7 +28,7 @@ def hash_mosquitto_password(password: str, *, salt: bytes | None = None, iterati
 
 def verify_mosquitto_password(password: str, hashed: str) -> bool:
     parts = hashed.split("$")
-    if len(parts) != 5 or parts[1] != "7" or not parts[2].isdigit():
+    if len(parts) != 5 or parts[1] != "7" or not (parts[2].isascii() and parts[2].isdigit()):
         return False
     try:
         salt, digest = base64.b64decode(parts[3]), base64.b64decode(parts[4])

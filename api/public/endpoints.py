@@ -205,7 +205,7 @@ def mobile_cells(request: Request, conn: ReadConn, settings: SettingsDep,
     start, end = tr.resolve(settings.max_range_days)
     rows = queries.mobile_cells(conn, settings, q, tr)
     key = Paging(limit=limit, cursor=cursor).after_key() if cursor else "0"
-    if not (key or "").isdigit() or len(key or "") > 9:
+    if not ((key or "").isascii() and (key or "").isdigit()) or len(key or "") > 9:
         raise InvalidParameter("cursor", "not a cursor returned by this API")
     offset = int(key or 0)
     page = rows[offset:offset + limit]

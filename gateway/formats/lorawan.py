@@ -33,7 +33,7 @@ def opt_int(doc: dict, key: str, missing: int | None = None) -> int | None:
         return None
     if isinstance(v, int):
         return v if -(2**63) <= v < 2**63 else None
-    if isinstance(v, str) and v.strip().isdigit() and len(v) < 20:
+    if isinstance(v, str) and v.strip().isdigit() and v.isascii() and len(v) < 20:
         return int(v)  # protobuf JSON renders 64-bit ints as strings
     return None
 

@@ -87,7 +87,8 @@ def decode_sensor_community(
     pin_header = headers.get("x-pin") or headers.get("pin")
     pin = None
     if pin_header is not None:
-        if not pin_header.strip().isdigit() or int(pin_header) not in PINS:
+        # ASCII digits only: "²".isdigit() is True but int("²") raises (found by the fuzz test)
+        if not (pin_header.isascii() and pin_header.strip().isdigit()) or int(pin_header) not in PINS:
             raise InvalidPayload(f"X-Pin {pin_header[:10]!r} is not one of {sorted(PINS)}")
         pin = int(pin_header)
     chip = chip_id_from(headers, body)

@@ -234,6 +234,14 @@ def test_fuzz_sensor_community(payload: bytes, headers: dict) -> None:
     _only_invalid_payload(lambda p: decode_sensor_community(p, headers), payload)
 
 
+@pytest.mark.parametrize("pin", ["²", "١", "7x", ""])
+def test_non_ascii_digit_pins_are_invalid_payloads(pin: str) -> None:
+    # "²".isdigit() is True but int("²") raises: found by the fuzz test above
+    body = json.dumps({"esp8266id": "123", "sensordatavalues": [{"value_type": "SDS_P1", "value": "1.5"}]}).encode()
+    with pytest.raises(InvalidPayload, match="X-Pin"):
+        decode_sensor_community(body, {"x-pin": pin} if pin else {"x-pin": " "})
+
+
 @pytest.mark.parametrize("payload", [b"[" * 100_000, b"{" + b" " * 1_000_000 + b"}", b"\xff" * 1_000_000,
                                      json.dumps({"readings": {"pm25": 1e308 * 10}}).encode(),
                                      b'{"readings": {"pm25": NaN}}', b'{"readings": {"pm25": 1' + b"0" * 400 + b"}}"])
