@@ -452,22 +452,106 @@ def _admin_zone_devices() -> sa.TextClause:
 
 _ADMIN_ZONE_DEVICES = _admin_zone_devices()
 
-# The zone-series hot path, in one round trip on the driver connection: does the zone exist, its
-# published devices (`m`: found in SQL for an administrative zone, passed in for an H3 cell), and
-# the materialised part of the page: nothing when the zone's stored rows were built from other
-# devices, another k or renderer; else the end b of the span they answer (the page end or the
-# watermark, whole periods) and whether a write to `hourly` in it still waits for the refresh.
-_ZONE_STATE = """
-with m as ({members})
-select m.known, m.ids, s.b, s.pending from m left join lateral (
-    select w.b, exists (select 1 from zone_invalidations i
-                        where i.quantity = %(q)s and i.hour >= %(a)s and i.hour < w.b) as pending
-    from (select least(%(hi)s, date_trunc(%(unit)s, watermark, 'UTC')) as b from zone_rollup
-          where zone_id = %(z)s and device_ids = m.ids and k = %(k)s and version = %(v)s) as w
-) as s on true
+# A device's H3 cell as a bigint, when `devices.h3_cell` is a cell id (15 hex digits, mode 1).
+# (CASE first: PostgreSQL does not promise to test the pattern before casting.)
+_H3_BITS = ("(case when devices.h3_cell ~* '^8[0-9a-f]{14}$' "
+            "then ('x' || lpad(devices.h3_cell, 16, '0'))::bit(64)::bigint end)")
+_H3_USABLE = f"({_H3_BITS} >> 52) & 15 >= :res"
+
+
+def _h3_zone_devices() -> sa.TextClause:
+    """The published devices of an H3 zone, found in SQL: a stored cell at the zone's resolution
+    or finer is a member when its parent is the zone (H3 bit layout: the resolution in bits
+    52–55, a digit of 3 bits per finer resolution, 7 when unused). `unplaced`: published devices
+    with coordinates in the zone's bounding box but no such cell (say the resolution setting
+    became finer), as (id, lat, lon) arrays; `public_cell` snaps them in Python."""
+    published = str(published_fixed().compile())
+    unplaced = (f"from devices where {published} and not coalesce({_H3_USABLE}, false) "
+                "and devices.lat between :lat_lo and :lat_hi and devices.lon between :lon_lo and :lon_hi")
+    return sa.text(
+        f"select true as known, array(select devices.id from devices where {published} and {_H3_USABLE} "
+        f"and ({_H3_BITS} & :keep) | :set = :cell order by devices.id) as ids, "
+        f"(select array[array_agg(devices.id::float8), array_agg(devices.lat), array_agg(devices.lon)] "
+        f"{unplaced}) as unplaced")
+
+
+def h3_zone_params(cell: str) -> dict[str, int | float]:
+    """The parameters of `_h3_zone_devices` for a valid cell: its resolution, its index, the
+    masks that turn a finer cell's index into its parent at that resolution, and a bounding box
+    holding the cell (with a margin; whole longitudes across the antimeridian)."""
+    value, res = int(cell, 16), h3.get_resolution(cell)
+    unused = (1 << 3 * (15 - res)) - 1
+    keep = ~((15 << 52) | unused) & ((1 << 64) - 1)
+    lats, lons = zip(*h3.cell_to_boundary(cell), strict=True)
+    margin = 0.1 * max(max(lats) - min(lats), 1e-6)
+    lat_lo, lat_hi = min(lats) - margin, max(lats) + margin
+    # Edges are great-circle arcs: beyond the margin only near the poles, where the box then
+    # reaches the pole (and takes every longitude).
+    if lat_hi > 60.0:
+        lat_hi = 90.0
+    if lat_lo < -60.0:
+        lat_lo = -90.0
+    lon_lo, lon_hi = min(lons), max(lons)
+    if lon_hi - lon_lo > 180 or lat_hi == 90.0 or lat_lo == -90.0:
+        lon_lo, lon_hi = -180.0, 180.0
+    else:
+        lon_margin = 0.1 * max(lon_hi - lon_lo, 1e-6)
+        lon_lo, lon_hi = lon_lo - lon_margin, lon_hi + lon_margin
+    return {"res": res, "cell": value, "keep": keep - (1 << 64) if keep >= 1 << 63 else keep,
+            "set": (res << 52) | unused, "lat_lo": lat_lo, "lat_hi": lat_hi, "lon_lo": lon_lo, "lon_hi": lon_hi}
+
+
+def _placed(cell: str, unplaced: list[list[float]] | None) -> list[int]:
+    """The devices of `unplaced` (ids, lats, lons) whose coordinates fall in `cell`."""
+    if not unplaced:
+        return []
+    res = h3.get_resolution(cell)
+    return [int(i) for i, lat, lon in zip(*unplaced, strict=True) if anonymise.snap_to_cell(lat, lon, res) == cell]
+
+
+# The zone-series hot path is one statement on the driver connection, so a refresh committing
+# meanwhile cannot pair one version's validity with another's rows: does the zone exist, its
+# published devices (`m`: found in SQL for an administrative zone, passed in for an H3 cell), the
+# materialised part of the page (`s`: nothing when the zone's stored rows were built from other
+# devices, another k or renderer; else the end b of the span they answer, the page end or the
+# watermark in whole periods, and whether a write to `hourly` in it still waits for the refresh),
+# then the stored chunks of [a, b) when they hold, one per row (state repeated; NULLs if none).
+# Offsets are needed (and sent) only for the chunks at the edges of the span.
+_ZONE_PAGE = """
+with m as ({members}),
+s as (
+    select m.known, m.ids, m.unplaced, w.b, exists (select 1 from zone_invalidations i
+                                        where i.quantity = %(q)s and i.hour >= %(a)s and i.hour < w.b) as pending
+    from m left join lateral (
+        select least(%(hi)s, date_trunc(%(unit)s, watermark, 'UTC')) as b from zone_rollup
+        where zone_id = %(z)s and device_ids = m.ids and k = %(k)s and version = %(v)s) as w on true
+)
+select s.known, s.ids, s.unplaced, s.b, s.pending, c.chunk, c.n, c.n_suppressed, c.docs,
+       case when c.edge then c.idx end, case when c.edge then c.ends end, case when c.edge then c.suppressed end
+from s left join lateral (
+    select *, chunk < %(a)s or chunk + %(size)s > s.b as edge from zone_series
+    where s.b > %(a)s and not s.pending and zone_id = %(z)s and quantity = %(q)s and interval = %(unit)s
+          and chunk >= %(first)s and chunk < s.b
+) as c on true
+order by c.chunk
 """
-_ADMIN_ZONE_STATE = _ZONE_STATE.format(members=str(_ADMIN_ZONE_DEVICES).replace(":z", "%(z)s"))
-_H3_ZONE_STATE = _ZONE_STATE.format(members="select true as known, %(ids)s::int4[] as ids")
+
+
+def _pyformat(clause: sa.TextClause) -> str:
+    return re.sub(r"(?<!:):([a-z_]+)\b", r"%(\1)s", str(clause))
+
+
+_ADMIN_ZONE_PAGE = _ZONE_PAGE.format(members=_pyformat(_ADMIN_ZONE_DEVICES)[:-len(" as ids")]
+                                     + " as ids, null::float8[] as unplaced")
+_H3_ZONE_DEVICES = _h3_zone_devices()
+_H3_ZONE_PAGE = _ZONE_PAGE.format(members=_pyformat(_H3_ZONE_DEVICES))
+_LISTED_ZONE_PAGE = _ZONE_PAGE.format(members="select true as known, %(ids)s::int4[] as ids, null::float8[] as unplaced")
+
+
+def _check_h3_resolution(cell: str, settings: Settings) -> None:
+    res = h3.get_resolution(cell)
+    if res != settings.h3_resolution:
+        raise NotFound(f"H3 zones are cells of resolution {settings.h3_resolution}, not {res}")
 
 
 def zone_device_ids(conn: Connection, settings: Settings, zone_id: str) -> list[int]:
@@ -475,11 +559,9 @@ def zone_device_ids(conn: Connection, settings: Settings, zone_id: str) -> list[
     stores them); NotFound for an unknown zone."""
     zone = ZoneFilter(zone_id=zone_id)
     if zone.kind == "h3":
-        res = h3.get_resolution(zone_id)
-        if res != settings.h3_resolution:
-            raise NotFound(f"H3 zones are cells of resolution {settings.h3_resolution}, not {res}")
-        return sorted(r.id for r in eligible_fixed(conn)
-                      if public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution) == zone_id)
+        _check_h3_resolution(zone_id, settings)
+        ids, unplaced = conn.execute(_H3_ZONE_DEVICES, h3_zone_params(zone_id)).one()[1:]
+        return sorted([*ids, *_placed(zone_id, unplaced)])
     known, ids = conn.execute(_ADMIN_ZONE_DEVICES, {"z": zone_id}).one()
     if not known:
         raise NotFound(f"no zone {zone_id[:40]!r}")
@@ -598,25 +680,13 @@ def chunk_start(t: datetime, interval: Interval) -> datetime:
     return day if interval == Interval.HOUR else day - timedelta(days=day.weekday())
 
 
-# The offsets are needed (and sent) only for the chunks at the edges of the span.
-_STORED_CHUNKS = """
-select chunk, n, n_suppressed, docs, case when edge then idx end, case when edge then ends end,
-       case when edge then suppressed end
-from (select *, chunk < %(a)s or chunk + %(size)s > %(b)s as edge from zone_series
-      where zone_id = %(z)s and quantity = %(q)s and interval = %(i)s and chunk >= %(first)s and chunk < %(b)s) as c
-order by chunk
-"""
-
-
-def _stored_rows(conn: Connection, zone_id: str, code: int, interval: Interval, a: datetime,
+def _stored_rows(chunks: list[tuple[Any, ...]], interval: Interval, a: datetime,
                  b: datetime) -> tuple[list[bytes], int, int]:
-    """The stored rows of whole periods [a, b): (fragments of comma-joined rows, rows, suppressed
-    zone-hours). Chunks inside the span are taken whole, the edge ones sliced by their offsets."""
+    """The stored rows of whole periods [a, b) from their chunks (chunk, n, n_suppressed, docs,
+    and for the edge chunks idx, ends, suppressed): (fragments of comma-joined rows, rows,
+    suppressed zone-hours). Chunks inside the span are taken whole, the edge ones sliced by their
+    offsets."""
     step, size = _STEP[interval], CHUNK_PERIODS[interval]
-    raw = conn.connection.driver_connection
-    with raw.cursor(binary=True) as cur:  # type: ignore[union-attr]
-        chunks = cur.execute(_STORED_CHUNKS, {"z": zone_id, "q": code, "i": interval.value, "a": a, "b": b,
-                                              "size": size * step, "first": chunk_start(a, interval)}).fetchall()
     fragments: list[bytes] = []
     count = suppressed = 0
     for chunk, n, n_suppressed, docs, idx, ends, hours in chunks:
@@ -651,13 +721,19 @@ def zone_series_json(conn: Connection, settings: Settings, zone_id: str, quantit
     lo, hi, nxt = _window(start, end, after, limit, interval)
     a = _ceil(lo, interval)
     params = {"z": zone_id, "k": k, "v": RENDER_VERSION, "q": info.code, "unit": interval.value, "a": a,
-              "hi": floor_period(hi, interval)}
+              "hi": floor_period(hi, interval), "first": chunk_start(a, interval),
+              "size": CHUNK_PERIODS[interval] * _STEP[interval]}
+    statement = _ADMIN_ZONE_PAGE
     if is_h3_cell(zone_id):
-        state, params["ids"] = _H3_ZONE_STATE, zone_device_ids(conn, settings, zone_id)
-    else:
-        state = _ADMIN_ZONE_STATE
+        _check_h3_resolution(zone_id, settings)
+        statement = _H3_ZONE_PAGE
+        params.update(h3_zone_params(zone_id))
     with conn.connection.driver_connection.cursor(binary=True) as cur:  # type: ignore[union-attr]
-        known, ids, b, pending = cur.execute(state, params).fetchone()
+        rows = cur.execute(statement, params).fetchall()
+        if rows[0][2] and _placed(zone_id, rows[0][2]):  # members only Python can place: list, read again
+            params["ids"] = zone_device_ids(conn, settings, zone_id)
+            rows = cur.execute(_LISTED_ZONE_PAGE, params).fetchall()
+    known, ids, _, b, pending = rows[0][:5]
     if not known:
         raise NotFound(f"no zone {zone_id[:40]!r}")
     if not ids:
@@ -665,9 +741,9 @@ def zone_series_json(conn: Connection, settings: Settings, zone_id: str, quantit
     segments: list[tuple[datetime, datetime]] = [(lo, hi)]
     stored: list[bytes] = []
     count = suppressed = 0
-    if a < hi and b is not None and b > a and not pending:
+    if b is not None and b > a and not pending:
         segments = [(lo, a), (b, hi)]  # live before and after the stored span
-        stored, count, suppressed = _stored_rows(conn, zone_id, info.code, interval, a, b)
+        stored, count, suppressed = _stored_rows([r[5:] for r in rows if r[5] is not None], interval, a, b)
     live: list[list[bytes]] = []
     for x, y in segments:
         docs: list[bytes] = []
