@@ -14,6 +14,10 @@ both for:
   never answers; the whole path (zone membership, stored-row validity, rows from PostgreSQL,
   JSON envelope, ETag) is measured;
 - cached: the same URL repeatedly (in-process response cache hit).
+Two baselines are measured in the same run, so the figures read across machines of different
+speeds: the uncached requests with nothing materialised (live aggregation, the code before
+`api/zone_rollup.py`), and HTTP alone (a bare ASGI app in the same uvicorn setup serving a body
+of the same size): ratios to both are printed.
 Each request asks for `GET /v1/zones/{id}/series?quantity=pm25&datetime_from=<1 year ago>&
 datetime_to=<end>&limit=1000` (the first page of the year: 1000 hourly rows) with
 `Accept-Encoding: identity`.
@@ -115,6 +119,26 @@ def _serve(url: str, port: int) -> None:
     uvicorn.Server(config).run(sockets=[reuse_port_socket("127.0.0.1", port)])
 
 
+def _serve_static(body: bytes, port: int) -> None:
+    """The transport baseline: the same uvicorn setup answering every request with `body` from a
+    bare ASGI app (no framework, no database). Its requests/s is the ceiling of HTTP on this
+    machine for a response of that size; the API's figure is reported as a ratio to it."""
+    import uvicorn
+
+    from core.runtime import reuse_port_socket
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    uvicorn.Server(config).run(sockets=[reuse_port_socket("127.0.0.1", port)])
+
+
 def app_factory() -> Any:
     """The API app for the benchmark server process (settings from the environment)."""
     from api.app import create_app, prepare_to_serve
@@ -207,6 +231,26 @@ def _drive(coro: Any) -> Any:
 SPAN = {"days": 365}
 
 
+def _wait_up(url: str, httpx: Any) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("benchmark server did not start")
+        time.sleep(0.1)
+
+
+def _stop(procs: list[Any]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(10)
+
+
 def _path(zone: int, offset_s: int = 0) -> str:
     start = (YEAR_END - timedelta(days=SPAN["days"])).isoformat().replace("+00:00", "Z")
     end = (YEAR_END + timedelta(seconds=offset_s)).isoformat().replace("+00:00", "Z")
@@ -262,16 +306,7 @@ def bench_api(
             procs.append(mp.get_context("spawn").Process(target=_serve, args=(url, port)))
             procs[-1].start()
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/v1/quantities", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("benchmark API server did not start")
-            time.sleep(0.1)
+        _wait_up(base + "/v1/quantities", httpx)
         probe_response = httpx.get(base + _path(0))
         probe, body_kib = probe_response.json(), len(probe_response.content) // 1024
         rows = len(probe["results"])
@@ -293,11 +328,31 @@ def bench_api(
             lat, elapsed = _drive(_run(base, [_path(0)] * requests, concurrency))
             conc_c += lat
             rounds_c.append(requests / elapsed)
+        # baseline 1, the same requests with nothing materialised (every row aggregated live, as
+        # before api/zone_rollup.py): fewer requests, it is slow
+        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.begin() as conn:
+            conn.execute(sa.text("delete from zone_rollup"))
+        engine.dispose()
+        offset = n_lat + 1 + rounds * requests
+        n_live = max(50, requests // 10)
+        _, elapsed = _drive(_run(base, [_path(i % N_ZONES, offset + i) for i in range(n_live)], concurrency))
+        live_rps = n_live / elapsed
+        _stop(procs)
+        # baseline 2, HTTP alone: a bare ASGI app serving a body of the same size
+        port = free_port()
+        procs = [mp.get_context("spawn").Process(target=_serve_static, args=(probe_response.content, port))
+                 for _ in range(workers)]
+        for proc in procs:
+            proc.start()
+        base = f"http://127.0.0.1:{port}"
+        _wait_up(base + "/", httpx)
+        rounds_t: list[float] = []
+        for _ in range(rounds):
+            _, elapsed = _drive(_run(base, ["/"] * requests, concurrency))
+            rounds_t.append(requests / elapsed)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.join(10)
+        _stop(procs)
         if admin is not None:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
@@ -320,6 +375,12 @@ def bench_api(
         "cached_requests_per_s_rounds": [round(x, 1) for x in rounds_c],
         "cached_concurrent_p95_ms": round(_pct(conc_c, 0.95), 2),
         "materialise_s": round(materialise_s, 1),
+        "live_requests_per_s": round(live_rps, 1),
+        "speedup_vs_live": round(statistics.median(rounds_u) / live_rps, 1),
+        "transport_requests_per_s": round(statistics.median(rounds_t), 1),
+        "transport_requests_per_s_rounds": [round(x, 1) for x in rounds_t],
+        "ratio_to_transport": round(statistics.median(rounds_u) / statistics.median(rounds_t), 3),
+        "cached_ratio_to_transport": round(statistics.median(rounds_c) / statistics.median(rounds_t), 3),
         "target_p95_ms": 50,
         "target_requests_per_s": 500,
     }
@@ -328,5 +389,9 @@ def bench_api(
                   f"concurrent ({rows} hourly rows, {body_kib} KiB per response)")
     console.print(f"cached:   p50 {result['cached_p50_ms']} ms, p95 {result['cached_p95_ms']} ms (one client); "
                   f"{result['cached_requests_per_s']} req/s, p95 {result['cached_concurrent_p95_ms']} ms concurrent")
+    console.print(f"baselines in this run: nothing materialised (all live) {result['live_requests_per_s']} req/s "
+                  f"(uncached is {result['speedup_vs_live']}x that); bare ASGI app serving the same "
+                  f"{body_kib} KiB {result['transport_requests_per_s']} req/s (uncached is "
+                  f"{result['ratio_to_transport']:.0%} of it, cached {result['cached_ratio_to_transport']:.0%})")
     if as_json:
         print(json.dumps(result))
