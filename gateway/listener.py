@@ -223,8 +223,8 @@ class MqttListener:
             if qos > 0 and generation == self._generation:
                 client.ack(mid, qos)
 
-        item = Inbound(source=source, topic=topic, payload=message.payload,
-                       received_at=datetime.now(UTC), decode=decode, ack=ack)  # type: ignore[arg-type]
+        item = Inbound(source=source, topic=topic, payload=message.payload, received_at=datetime.now(UTC),
+                       decode=decode, ack=ack, redelivered=bool(message.dup))  # type: ignore[arg-type]
         while True:  # bounded queue: block (back-pressure onto the broker) but stay stoppable
             try:
                 self.inbox.put(item, timeout=0.5)

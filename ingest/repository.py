@@ -8,7 +8,7 @@ The hot path uses psycopg directly (COPY into session-local staging tables, then
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -31,12 +31,15 @@ UPLINK_COLUMNS = ("device_id", "time", "route", "received_at", "f_cnt", "f_port"
                   "gateway_count", "ns_time", "dedup_id", "battery_v", "payload")
 UPLINK_TYPES = ("int4", "timestamptz", "text", "timestamptz", "int8", "int2", "float8", "float8",
                 "int2", "timestamptz", "text", "float8", "bytea")
+# staged only: the row is a broker re-delivery of a message without a time of its own
+UPLINK_STAGE_COLUMNS = (*UPLINK_COLUMNS, "recheck")
+UPLINK_STAGE_TYPES = (*UPLINK_TYPES, "bool")
 
 _STAGE_DDL = (
     "create temp table if not exists readings_stage "
     "(like readings including defaults) on commit delete rows",
     "create temp table if not exists uplinks_stage "
-    "(like uplinks including defaults) on commit delete rows",
+    "(like uplinks including defaults, recheck boolean not null default false) on commit delete rows",
 )
 
 # New readings only (RETURNING skips the conflicting ones) feed the rollup in the same
@@ -93,6 +96,10 @@ where not exists (
       and u.received_at < s.received_at + interval '10 minutes')
   and not exists (
     select 1 from uplinks u where s.dedup_id is not null and u.dedup_id = s.dedup_id)
+  and not exists (
+    select 1 from uplinks u
+    where s.recheck and u.device_id = s.device_id and u.payload = s.payload
+      and u.time >= s.time - %(window)s and u.time < s.time)
 on conflict do nothing
 returning device_id, time
 """
@@ -124,15 +131,18 @@ def resolve_devices(
     return found
 
 
-def insert_uplinks(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> set[tuple[int, datetime]]:
-    """Stage and insert uplink rows; returns the (device_id, time) of those that were new (not
-    a LoRaWAN duplicate by deduplication id, by device + fCnt within 10 minutes, or by key)."""
+def insert_uplinks(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]],
+                   redelivery_window_s: int = 3600) -> set[tuple[int, datetime]]:
+    """Stage and insert uplink rows (`UPLINK_STAGE_COLUMNS`); returns the (device_id, time) of
+    those that were new: not a LoRaWAN duplicate by deduplication id, by device + fCnt within
+    10 minutes, or by key; nor, for a row to recheck, a re-delivery of a payload the device's
+    uplinks of the `redelivery_window_s` before it hold."""
     with conn.cursor() as cur:
-        with cur.copy(f"copy uplinks_stage ({', '.join(UPLINK_COLUMNS)}) from stdin (format binary)") as copy:
-            copy.set_types(UPLINK_TYPES)
+        with cur.copy(f"copy uplinks_stage ({', '.join(UPLINK_STAGE_COLUMNS)}) from stdin (format binary)") as copy:
+            copy.set_types(UPLINK_STAGE_TYPES)
             for row in rows:
                 copy.write_row(row)
-        cur.execute(_INSERT_UPLINKS)
+        cur.execute(_INSERT_UPLINKS, {"window": timedelta(seconds=redelivery_window_s)})
         return {(r[0], r[1]) for r in cur.fetchall()}
 
 

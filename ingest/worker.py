@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         args.latency_file.write_text(json.dumps(recorder.latencies))
     s = writer.stats
     print(json.dumps({"event": "stopped", "messages": s.messages, "readings_written": s.readings_written,
-                      "readings_duplicate": s.readings_duplicate, "batches": s.batches,
+                      "readings_duplicate": s.readings_duplicate, "uplinks_duplicate": s.uplinks_duplicate,
+                      "batches": s.batches,
                       "spooled": s.spooled_batches, "at": datetime.now().isoformat()}), flush=True)
     return 0
 

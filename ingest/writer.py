@@ -49,6 +49,7 @@ class Inbound:
     received_at: datetime
     decode: Callable[[bytes], Uplink]
     ack: Callable[[], None] | None = None
+    redelivered: bool = False  # MQTT DUP flag: the broker sent it before, unacknowledged
 
 
 class DecodedMessage(NamedTuple):
@@ -61,6 +62,7 @@ class DecodedMessage(NamedTuple):
     received_at: datetime
     uplink: Uplink | None
     error: str | None = None
+    redelivered: bool = False
 
 
 @dataclass
@@ -90,12 +92,12 @@ class WriterStats:
 def decode_one(msg: Inbound) -> DecodedMessage:
     try:
         up = msg.decode(msg.payload)
-        return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, up)
+        return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, up, None, msg.redelivered)
     except InvalidPayload as exc:
         error = exc.detail
     except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the message
         error = f"decoder error: {type(exc).__name__}: {exc}"
-    return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, None, error)
+    return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, None, error, msg.redelivered)
 
 
 def store_batch(
@@ -105,12 +107,13 @@ def store_batch(
     clock_future_s: int = 300,
     clock_past_s: int = 7 * 24 * 3600,
     now: datetime | None = None,
+    redelivery_window_s: int = 3600,
 ) -> BatchResult:
     """Decode, resolve, normalise and store `batch` in ONE transaction on `conn` (committed here).
     Unparseable → dead_letters, unknown device → quarantine. Used by the MQTT writer thread and
     the HTTP push endpoints alike."""
     return store_decoded(conn, [decode_one(m) for m in batch], clock_future_s=clock_future_s,
-                         clock_past_s=clock_past_s, now=now)
+                         clock_past_s=clock_past_s, now=now, redelivery_window_s=redelivery_window_s)
 
 
 def _float(v: float | None) -> float | None:
@@ -118,9 +121,12 @@ def _float(v: float | None) -> float | None:
 
 
 def _uplink_row_wanted(up: Uplink) -> bool:
+    """Whether an `uplinks` row is kept: for radio metadata, battery, or keys that recognise a
+    duplicate, and for a message without a time of its own (it takes its arrival time, so a
+    re-delivery could not be told from a new reading but by comparing with this row)."""
     link = up.link
     return (link.f_cnt is not None or link.dedup_id is not None or link.rssi is not None
-            or up.battery_v is not None)
+            or up.battery_v is not None or (up.time is None and link.ns_time is None))
 
 
 def store_decoded(
@@ -130,8 +136,14 @@ def store_decoded(
     clock_future_s: int = 300,
     clock_past_s: int = 7 * 24 * 3600,
     now: datetime | None = None,
+    redelivery_window_s: int = 3600,
 ) -> BatchResult:
-    """Store decoded messages in one transaction (see `store_batch`)."""
+    """Store decoded messages in one transaction (see `store_batch`).
+
+    A message re-delivered by the broker (DUP flag) that has no time of its own is a duplicate
+    when the device's stored uplinks of the `redelivery_window_s` before it hold the same
+    payload: its first delivery was stored but not acknowledged (a crash between the commit and
+    the ack). One with a time of its own needs no such test: its readings' keys repeat."""
     result = BatchResult()
     now = now or datetime.now(UTC)
     dead: list[tuple] = []
@@ -183,11 +195,12 @@ def store_decoded(
             if link.f_cnt is not None:
                 seen_fcnt.add((device_id, link.f_cnt))
             gw = min(link.gateway_count, 32767) if link.gateway_count is not None else None
+            recheck = it.redelivered and up.time is None and link.ns_time is None
             uplink_rows.append((device_id, t, str(up.route), received, link.f_cnt, link.f_port,
                                 _float(link.rssi), _float(link.snr), gw, link.ns_time, link.dedup_id,
-                                _float(up.battery_v), bytes(up.raw or it.payload)))
+                                _float(up.battery_v), bytes(up.raw or it.payload), recheck))
         if uplink_rows:
-            new = repo.insert_uplinks(conn, uplink_rows)
+            new = repo.insert_uplinks(conn, uplink_rows, redelivery_window_s)
             for key, rows in pending.items():
                 if key in new:
                     reading_rows.extend(rows)
@@ -222,6 +235,7 @@ class BatchWriter:
         batch_max_age_ms: int = 250,
         clock_future_s: int = 300,
         clock_past_s: int = 7 * 24 * 3600,
+        redelivery_window_s: int = 3600,
         spool_dir: Path | None = None,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
@@ -233,6 +247,7 @@ class BatchWriter:
         self.batch_max_age = batch_max_age_ms / 1000
         self.clock_future_s = clock_future_s
         self.clock_past_s = clock_past_s
+        self.redelivery_window_s = redelivery_window_s
         self.spool = Spool(spool_dir) if spool_dir is not None else None
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
@@ -249,6 +264,7 @@ class BatchWriter:
         return cls(conninfo, inbox, batch_max_rows=settings.batch_max_rows,
                    batch_max_age_ms=settings.batch_max_age_ms, clock_future_s=settings.clock_future_s,
                    clock_past_s=settings.clock_past_s,
+                   redelivery_window_s=settings.mqtt_session_expiry_s + 600,
                    spool_dir=settings.ingest_spool_dir or Path(settings.data_dir) / "spool",
                    backoff_max_s=settings.ingest_retry_max_s, **kwargs)
 
@@ -343,7 +359,7 @@ class BatchWriter:
         for attempt in range(3):
             try:
                 return store_decoded(self._connection(), items, clock_future_s=self.clock_future_s,
-                                     clock_past_s=self.clock_past_s)
+                                     clock_past_s=self.clock_past_s, redelivery_window_s=self.redelivery_window_s)
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
                 metrics.WRITE_ERRORS.labels("deadlock").inc()
                 if attempt == 2:
@@ -362,7 +378,7 @@ class BatchWriter:
         for it in items:
             try:
                 r = store_decoded(self._connection(), [it], clock_future_s=self.clock_future_s,
-                                  clock_past_s=self.clock_past_s)
+                                  clock_past_s=self.clock_past_s, redelivery_window_s=self.redelivery_window_s)
             except (psycopg.OperationalError, psycopg.InterfaceError):
                 raise  # the database is unreachable: spool, do not judge the data
             except Exception as exc:  # noqa: BLE001 - this message's data: keep it as a dead letter

@@ -1,5 +1,6 @@
-"""A TCP proxy in front of PostgreSQL that a test can cut (every connection dropped, new ones
-refused) and restore: a real network fault for the outage tests."""
+"""A TCP proxy in front of PostgreSQL or a broker that a test can cut (every connection dropped,
+new ones refused) and restore, or make deaf (what clients send is dropped, what servers send
+still arrives): real network faults for the outage and delivery tests."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class TcpProxy:
         self.port = self._server.getsockname()[1]
         self._up = threading.Event()
         self._up.set()
+        self._deaf = threading.Event()
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._socks: set[socket.socket] = set()
@@ -36,6 +38,11 @@ class TcpProxy:
 
     def restore(self) -> None:
         self._up.set()
+        self._deaf.clear()
+
+    def deafen(self) -> None:
+        """From now on, bytes from clients are dropped (an MQTT PUBACK never reaches the broker)."""
+        self._deaf.set()
 
     def close(self) -> None:
         self._closed.set()
@@ -70,6 +77,8 @@ class TcpProxy:
                     data = s.recv(65536)
                     if not data:
                         raise OSError("closed")
+                    if s is a and self._deaf.is_set():
+                        continue
                     (b if s is a else a).sendall(data)
         except (OSError, ValueError):
             pass

@@ -1,6 +1,8 @@
 """Delivery guarantees with real processes, a real broker (our own Mosquitto) and real faults:
 
 - a gateway SIGKILLed between receive and commit: after restart the reading is stored once;
+- a gateway SIGKILLed between commit and ack: the broker re-delivers (DUP), and a message
+  without a time of its own is still stored once;
 - the database cut by a TCP proxy: batches spool to disk, the gateway is killed and restarted
   while the database is still down, and everything replays in order exactly once;
 - two gateway processes on one shared subscription split the load.
@@ -135,6 +137,36 @@ def test_sigkill_between_receive_and_commit_stores_the_reading_once(db, settings
             gw.kill()
     assert rows(db, tables.readings, "value") == [(1.0,), (2.0,), (3.0,)]
     assert hourly(db)[(dev, 2, BASE)]["n"] == 3
+
+
+def test_sigkill_between_commit_and_ack_stores_a_timeless_message_once(db, settings, broker, unique, tmp_path) -> None:
+    dev = add_device(db, "k2")
+    prefix = f"test/{unique}/civicair/v1/devices"
+    parts = urlsplit(broker)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 1883)
+    env = gateway_env(settings, db.url, f"mqtt://127.0.0.1:{proxy.port}", prefix, f"gw-{unique}", tmp_path / "gw")
+    gw = Gateway(env)
+    pub = Publisher(broker)
+    timeless = json.dumps({"readings": {"pm25": 7.5}}).encode()  # no time: stored at its arrival
+    try:
+        proxy.deafen()  # the gateway's PUBACK will not reach the broker
+        pub.client.publish(f"{prefix}/k2/up", timeless, qos=1).wait_for_publish(5)
+        wait_until(lambda: readings_count(db) == 1, 20, message="timeless reading stored")
+        gw.kill()  # committed, never acknowledged
+        proxy.restore()
+        gw = Gateway(env)  # same client id: the broker re-delivers it with the DUP flag
+        pub.client.publish(f"{prefix}/k2/up", json.dumps({"readings": {"pm25": 9.0}}).encode(),
+                           qos=1).wait_for_publish(5)
+        wait_until(lambda: readings_count(db) >= 2, 20, message="next reading stored")
+        stats = gw.stop()
+    finally:
+        pub.close()
+        if gw.proc.poll() is None:
+            gw.kill()
+        proxy.close()
+    assert sorted(v for (v,) in rows(db, tables.readings, "value")) == [7.5, 9.0]
+    assert stats["uplinks_duplicate"] == 1  # the re-delivery was received, and recognised
+    assert sum(h["n"] for k, h in hourly(db).items() if k[0] == dev) == 2
 
 
 def test_database_outage_spools_survives_restart_and_replays_in_order(db, settings, broker, unique, tmp_path) -> None:

@@ -3,6 +3,7 @@ LoRaWAN duplicates, uplink metadata, dead letters and quarantine."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -38,6 +39,29 @@ def test_redelivered_messages_are_stored_and_counted_once(db, conn) -> None:
     h = hourly(db)[(dev, 2, HOUR)]
     assert (h["n"], h["sum"], h["min"], h["max"], h["mean"]) == (2, 24.0, 10.0, 14.0, 12.0)
     assert h["sum_sq"] == pytest.approx(100 + 196)
+
+
+def test_a_redelivered_message_without_time_is_stored_once(db, conn) -> None:
+    """Without a time of its own a reading takes its arrival time, so only the broker's DUP flag
+    and the stored payload tell a re-delivery from a new reading with the same values."""
+    dev = add_device(db, "t1")
+    t0 = NOW - timedelta(minutes=20)
+    first = direct("t1", None, {"pm25": 10.0}, received_at=t0)
+    again = replace(direct("t1", None, {"pm25": 10.0}, received_at=t0 + timedelta(seconds=40)), redelivered=True)
+    same_values = direct("t1", None, {"pm25": 10.0}, received_at=t0 + timedelta(minutes=2))  # a new reading
+    orphan = replace(direct("t1", None, {"pm25": 11.0}, received_at=t0 + timedelta(minutes=3)), redelivered=True)
+    late = replace(direct("t1", None, {"pm25": 10.0}, received_at=t0 + timedelta(minutes=15)), redelivered=True)
+    assert store_batch(conn, [first]).readings_written == 1
+    r = store_batch(conn, [again], redelivery_window_s=600)
+    assert (r.readings_written, r.uplinks_duplicate) == (0, 1)
+    assert store_batch(conn, [same_values], redelivery_window_s=600).readings_written == 1
+    assert store_batch(conn, [orphan], redelivery_window_s=600).readings_written == 1  # first copy never stored
+    # the same payload last stored 13 min before, beyond the window: not taken for its first copy
+    assert store_batch(conn, [late], redelivery_window_s=600).readings_written == 1
+    assert sorted(v for (v,) in rows(db, tables.readings, "value")) == [10.0, 10.0, 10.0, 11.0]
+    assert sum(h["n"] for k, h in hourly(db).items() if k[0] == dev) == 4
+    # each timeless message keeps an uplinks row (its payload), which is what the test compares
+    assert len(rows(db, tables.uplinks, "device_id")) == 4
 
 
 def test_late_data_and_flagged_values_in_rollups(db, conn) -> None:
