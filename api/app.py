@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +18,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from api import middleware, problems
 from api.catalog import install_links as install_catalogue_links
 from api.catalog import router as catalog_router
+from api.deps import close_read_pool
 from api.partner.endpoints import router as partner_router
 from api.public.endpoints import router as public_router
 from api.push import router as push_router
@@ -77,7 +80,13 @@ def create_app(
     mqtt_url: str | None = None,
     broker_status: Callable[[], dict[str, Any]] | None = None,
 ) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await close_read_pool(app.state)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="civicair",
         version="0.1.0",
         description=DESCRIPTION,
@@ -85,6 +94,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.read_pool_lock = asyncio.Lock()  # api.deps.read_pool
     app.state.mqtt_url = mqtt_url or settings.mqtt_url
     app.state.started_at = time.time()
     problems.install(app)

@@ -3,21 +3,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader
 from sqlalchemy.engine import Connection
 
 from core import tables
+from core.db import libpq_url
 from core.errors import Forbidden, Unauthorized
 from core.security import hash_secret
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
+T = TypeVar("T")
 
 
 def get_settings(request: Request) -> Settings:
@@ -36,6 +44,52 @@ def read_autocommit(request: Request) -> Iterator[Connection]:
     reads that need no common snapshot, two round trips fewer than `read_conn`."""
     with request.app.state.db.read_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         yield conn
+
+
+READ_POOL_SIZE = 10  # as the SQLAlchemy engines' pool_size (core.db.create_engine)
+
+
+async def read_pool(request: Request) -> AsyncConnectionPool:
+    """The process's async pool of autocommit read connections (the replica in production), for
+    the endpoints that query from the event loop with no thread hop. Opened on first use in the
+    serving event loop, closed by `close_read_pool` at shutdown. No ping before each use: a
+    query that finds its connection broken is retried (`queries._fetch_async`)."""
+    state = request.app.state
+    loop = asyncio.get_running_loop()
+    pool: AsyncConnectionPool | None = getattr(state, "read_pool", None)
+    if pool is not None and state.read_pool_loop is loop:
+        return pool
+    async with state.read_pool_lock:
+        if getattr(state, "read_pool", None) is None or state.read_pool_loop is not loop:
+            from psycopg_pool import AsyncConnectionPool
+
+            pool = AsyncConnectionPool(libpq_url(state.db.read_url), min_size=1, max_size=READ_POOL_SIZE,
+                                       kwargs={"autocommit": True}, timeout=state.settings.api_db_timeout_s,
+                                       name="api-read", open=False)
+            await pool.open(wait=False)
+            state.read_pool, state.read_pool_loop = pool, loop
+    return state.read_pool  # type: ignore[no-any-return]
+
+
+async def close_read_pool(state: Any) -> None:
+    pool: AsyncConnectionPool | None = getattr(state, "read_pool", None)
+    if pool is not None and state.read_pool_loop is asyncio.get_running_loop():
+        state.read_pool = None
+        await pool.close()
+
+
+def sync_reader(request: Request) -> Callable[[Callable[[Connection], T]], Awaitable[T]]:
+    """run(fn) → fn(an autocommit read connection), in a worker thread: the SQLAlchemy part of
+    an endpoint that otherwise queries from the event loop."""
+
+    async def run(fn: Callable[[Connection], T]) -> T:
+        def call() -> T:
+            with read_autocommit(request) as conn:
+                return fn(conn)
+
+        return await run_in_threadpool(call)
+
+    return run
 
 
 def write_conn(request: Request) -> Iterator[Connection]:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import psycopg
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import CivicairError
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger(__name__)
 
 
 def problem(status: int, title: str, detail: str, request: Request | None = None, **extra: Any) -> JSONResponse:
@@ -38,6 +43,15 @@ def install(app: FastAPI) -> None:
             errors.append({"parameter": ".".join(loc) or "request", "message": err.get("msg", "")})
         detail = "; ".join(f"{e['parameter']}: {e['message']}" for e in errors)
         return problem(422, "Invalid parameter", detail, request, errors=errors)
+
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable for %s: %s", request.url.path, str(exc).splitlines()[0] if str(exc) else exc)
+        return problem(503, "Service unavailable", "the database is unreachable; retry later", request,
+                       retry_after=5)
+
+    for error in (sa.exc.OperationalError, sa.exc.InterfaceError, psycopg.OperationalError,
+                  psycopg.InterfaceError, PoolTimeout):
+        app.add_exception_handler(error, _database_down)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -50,12 +50,14 @@ import binascii
 import enum
 import math
 import re
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h3
 import orjson
+import psycopg
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -66,6 +68,9 @@ from core import tables
 from core.domain import QUANTITY_BY_CODE, QUANTITY_BY_NAME, Flag, QuantityInfo
 from core.errors import BadRange, DeviceNotFound, InvalidParameter, NotFound, StationNotFound
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
 
 MAX_LIMIT = 1000
 DEFAULT_DAYS = 7
@@ -707,13 +712,16 @@ def _stored_rows(chunks: list[tuple[Any, ...]], interval: Interval, a: datetime,
     return fragments, count, suppressed
 
 
-def zone_series_json(conn: Connection, settings: Settings, zone_id: str, quantity: str | QuantityFilter,
-                     time_range: TimeRange, interval: Interval | str = Interval.HOUR,
-                     after: datetime | None = None, limit: int | None = None) -> SeriesJson:
-    """One page of a zone's series, rendered. Whole periods below the materialisation watermark
-    come from `zone_series` (api/zone_rollup.py) when nothing they depend on changed since; the
-    rest (recent hours, a partial first or last day, pending writes, changed membership) is
-    aggregated live from `hourly`. Both give the same bytes."""
+# The zone series page as steps (a generator), shared by the sync driver (`zone_series_json`:
+# exports, CSV, the tests) and the async one (`zone_series_json_async`: the endpoint, without a
+# thread hop in the common case). A step is ("sql", statement, params) → its rows, from the raw
+# binary cursor, or ("sync", fn) → fn(connection), SQLAlchemy work done in a worker thread.
+Step = tuple[Any, ...]
+
+
+def _zone_page_steps(settings: Settings, zone_id: str, quantity: str | QuantityFilter, time_range: TimeRange,
+                     interval: Interval | str, after: datetime | None,
+                     limit: int | None) -> Generator[Step, Any, SeriesJson]:
     interval = Interval(interval)
     info = quantity_info(quantity)
     start, end = time_range.resolve(settings.max_range_days)
@@ -728,11 +736,10 @@ def zone_series_json(conn: Connection, settings: Settings, zone_id: str, quantit
         _check_h3_resolution(zone_id, settings)
         statement = _H3_ZONE_PAGE
         params.update(h3_zone_params(zone_id))
-    with conn.connection.driver_connection.cursor(binary=True) as cur:  # type: ignore[union-attr]
-        rows = cur.execute(statement, params).fetchall()
-        if rows[0][2] and _placed(zone_id, rows[0][2]):  # members only Python can place: list, read again
-            params["ids"] = zone_device_ids(conn, settings, zone_id)
-            rows = cur.execute(_LISTED_ZONE_PAGE, params).fetchall()
+    rows = yield ("sql", statement, params)
+    if rows[0][2] and _placed(zone_id, rows[0][2]):  # members only Python can place: list, read again
+        params["ids"] = yield ("sync", lambda conn: zone_device_ids(conn, settings, zone_id))
+        rows = yield ("sql", _LISTED_ZONE_PAGE, params)
     known, ids, _, b, pending = rows[0][:5]
     if not known:
         raise NotFound(f"no zone {zone_id[:40]!r}")
@@ -744,15 +751,70 @@ def zone_series_json(conn: Connection, settings: Settings, zone_id: str, quantit
     if b is not None and b > a and not pending:
         segments = [(lo, a), (b, hi)]  # live before and after the stored span
         stored, count, suppressed = _stored_rows([r[5:] for r in rows if r[5] is not None], interval, a, b)
-    live: list[list[bytes]] = []
-    for x, y in segments:
-        docs: list[bytes] = []
-        if x < y:
-            docs, n_suppressed = _live_zone_docs(conn, zone_id, ids, info.code, interval, k, x, y)
-            suppressed += n_suppressed
-            count += len(docs)
-        live.append(docs)
-    return SeriesJson(live[0] + stored + live[1] if len(live) == 2 else live[0], count, suppressed, nxt)
+    live: list[tuple[list[bytes], int]] = [([], 0)] * len(segments)
+    if any(x < y for x, y in segments):
+        live = yield ("sync", lambda conn: [
+            _live_zone_docs(conn, zone_id, ids, info.code, interval, k, x, y) if x < y else ([], 0)
+            for x, y in segments])
+    for docs, n_suppressed in live:
+        suppressed += n_suppressed
+        count += len(docs)
+    docs = live[0][0] + stored + live[1][0] if len(live) == 2 else live[0][0]
+    return SeriesJson(docs, count, suppressed, nxt)
+
+
+def zone_series_json(conn: Connection, settings: Settings, zone_id: str, quantity: str | QuantityFilter,
+                     time_range: TimeRange, interval: Interval | str = Interval.HOUR,
+                     after: datetime | None = None, limit: int | None = None) -> SeriesJson:
+    """One page of a zone's series, rendered. Whole periods below the materialisation watermark
+    come from `zone_series` (api/zone_rollup.py) when nothing they depend on changed since; the
+    rest (recent hours, a partial first or last day, pending writes, changed membership) is
+    aggregated live from `hourly`. Both give the same bytes."""
+    steps = _zone_page_steps(settings, zone_id, quantity, time_range, interval, after, limit)
+    with conn.connection.driver_connection.cursor(binary=True) as cur:  # type: ignore[union-attr]
+        answer: Any = None
+        while True:
+            try:
+                step = steps.send(answer)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            answer = cur.execute(step[1], step[2]).fetchall() if step[0] == "sql" else step[1](conn)
+
+
+async def zone_series_json_async(pool: AsyncConnectionPool, run_sync: Callable[[Callable[[Connection], Any]], Awaitable[Any]],
+                                 settings: Settings, zone_id: str, quantity: str | QuantityFilter,
+                                 time_range: TimeRange, interval: Interval | str = Interval.HOUR,
+                                 after: datetime | None = None, limit: int | None = None) -> SeriesJson:
+    """`zone_series_json` with its statements on an async psycopg pool (autocommit connections)
+    in the event loop, and only the SQLAlchemy work (live periods, H3 listing), when a page has
+    any, in a worker thread through `run_sync(fn)` → fn(sync connection)."""
+    steps = _zone_page_steps(settings, zone_id, quantity, time_range, interval, after, limit)
+    answer: Any = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        if step[0] == "sql":
+            answer = await _fetch_async(pool, step[1], step[2])
+        else:
+            answer = await run_sync(step[1])
+
+
+async def _fetch_async(pool: AsyncConnectionPool, statement: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows of one statement on a pooled connection; once more on a fresh connection when the
+    pooled one turns out broken (the server restarted since it was last used: no ping first)."""
+    for attempt in (1, 2):
+        async with pool.connection() as conn:
+            try:
+                async with conn.cursor(binary=True) as cur:
+                    await cur.execute(statement, params)  # type: ignore[arg-type]
+                    return await cur.fetchall()
+            except psycopg.OperationalError:
+                if attempt == 2 or not conn.broken:
+                    raise
+        await pool.check()  # the others are likely broken too: drop them before the retry
+    raise AssertionError("unreachable")
 
 
 def _parse_rows(docs: list[bytes]) -> list[dict[str, Any]]:
