@@ -46,7 +46,7 @@ def install(app: FastAPI) -> None:
 
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable for %s: %s", request.url.path, str(exc).splitlines()[0] if str(exc) else exc)
-        return problem(503, "Service unavailable", "the database is unreachable; retry later", request,
+        return problem(503, "Service unavailable", "the database is unreachable or busy; retry later", request,
                        retry_after=5)
 
     for error in (sa.exc.OperationalError, sa.exc.InterfaceError, psycopg.OperationalError,

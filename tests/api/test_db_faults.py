@@ -58,4 +58,4 @@ def test_database_down_gives_503_problem(city, proxied) -> None:
     assert r.status_code == 503, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.headers["retry-after"] == "5"
-    assert "database" in r.json()["detail"]
+    assert "database is unreachable" in r.json()["detail"]
