@@ -130,6 +130,7 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
     import uvicorn
 
     from api.app import create_app, prepare_to_serve
+    from api.zones import import_example_zones
 
     if "api" in components:
         check_api_port(settings)
@@ -166,6 +167,9 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
             sim.start()
             stack.callback(sim.stop)
             console.print(f"demo: {sim.summary()}", highlight=False)
+            with db.engine.begin() as conn:  # so that zone series have zones of several sensors
+                if n := import_example_zones(conn):
+                    console.print(f"demo: {n} example zones imported (api/data/README.md)", highlight=False)
             if scheduler is not None and pipeline:
                 # Calibrate (and export) as soon as the backfilled history is in the database,
                 # not an hour later: the newcomer sees calibration within a minute.

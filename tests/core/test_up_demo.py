@@ -1,5 +1,6 @@
-"""`civicair up --demo` end to end in a real process: /health is ok and GET /v1/devices lists at
-least 20 demo devices with recent readings; Ctrl-C stops it cleanly."""
+"""`civicair up --demo` end to end in a real process: /health is ok, GET /v1/devices lists at
+least 20 demo devices with recent readings, the example zones are imported and the Strasbourg
+zone publishes k-anonymous hours; Ctrl-C stops it cleanly."""
 
 from __future__ import annotations
 
@@ -45,6 +46,13 @@ def test_up_demo_serves_health_and_devices(database_url: str, db, tmp_path) -> N
 
         fresh = wait_until(devices_with_recent_data, 60, interval=1, message="≥ 20 demo devices with recent data")
         assert len(fresh) >= 20
+
+        def strasbourg_hours() -> list[dict] | None:
+            r = httpx.get(f"{base}/v1/zones/67482/series", params={"quantity": "pm25"}, timeout=10)
+            return r.json()["results"] or None if r.status_code == 200 else None
+
+        hours = wait_until(strasbourg_hours, 60, interval=1, message="published hours of the Strasbourg zone")
+        assert all(h["n_devices"] >= 3 for h in hours)
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
