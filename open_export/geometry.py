@@ -11,14 +11,22 @@ Geometry = dict[str, Any]
 def geometry_resolver(spec: str | None, zone_geometries: Mapping[str, Geometry | None] | None = None
                       ) -> Callable[[Mapping[str, Any]], Geometry | None]:
     """A function row → GeoJSON geometry (or None). `spec`: "h3_cell", "zone_id" (looked up in
-    `zone_geometries`, which the caller loads) or "point:<lat column>:<lon column>"."""
+    `zone_geometries`, which the caller provides, loaded or loading on demand) or
+    "point:<lat column>:<lon column>"."""
     if spec == "h3_cell":
         from api.anonymise import cell_polygon  # pure; imported late (api imports this package)
 
         return lambda row: cell_polygon(row["h3_cell"]) if row.get("h3_cell") else None
     if spec == "zone_id":
-        geometries = dict(zone_geometries or {})
-        return lambda row: geometries.get(row.get("zone_id") or "")
+        geometries = zone_geometries if zone_geometries is not None else {}
+
+        def zone(row: Mapping[str, Any]) -> Geometry | None:
+            try:  # a mapping may load what it lacks (`__missing__`)
+                return geometries[row["zone_id"]] if row.get("zone_id") else None
+            except KeyError:
+                return None
+
+        return zone
     if spec and spec.startswith("point:"):
         _, lat, lon = spec.split(":")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -21,14 +21,16 @@ from open_export.writer import (
     CHECKSUMS,
     DATAPACKAGE,
     DICTIONARY,
+    CsvSink,
+    GeoJsonSink,
+    ParquetSink,
+    Sink,
     build_datapackage,
-    encode_csv,
     encode_dictionary,
-    encode_geojson,
-    encode_parquet,
-    normalise_rows,
     remove_stale_temporaries,
+    sorted_rows,
     write_atomic,
+    write_files,
 )
 
 ProgressHook = Callable[[str], None]
@@ -91,13 +93,18 @@ def available_datasets(settings: Settings, providers: Mapping[str, Provider] | N
     return tuple(d for d in select_datasets(settings.export_datasets, datasets) if d.id in providers)
 
 
-def _zone_geometries(conn: Connection, dataset: Dataset, rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-    if dataset.geometry != "zone_id":
-        return {}
-    from api.queries import zone_geometry
+class _ZoneGeometries(dict[str, Any]):
+    """Zone id → its public geometry, loaded on first use (`api.queries.zone_geometry`)."""
 
-    at = dataset.column_names.index("zone_id")
-    return {zid: zone_geometry(conn, zid) for zid in sorted({r[at] for r in rows if r[at]})}
+    def __init__(self, conn: Connection) -> None:
+        super().__init__()
+        self.conn = conn
+
+    def __missing__(self, zone_id: str) -> Any:
+        from api.queries import zone_geometry
+
+        geometry = self[zone_id] = zone_geometry(self.conn, zone_id) if zone_id else None
+        return geometry
 
 
 def default_day(kind: PeriodKind, today: date) -> date:
@@ -142,17 +149,23 @@ def run_export(
             if provider is None:
                 report.skipped[d.id] = "no privacy-reviewed query available in this build"
                 continue
-            rows = normalise_rows(d, provider(conn, query_settings, period.start, period.end))
-            report.rows[d.id] = len(rows)
-            if not rows:
-                report.skipped[d.id] = f"no data for {period.label}"
-                continue
-            put(root / d.id / period.file_name(d.id, "csv"), encode_csv(d, rows))
-            put(root / d.id / period.file_name(d.id, "parquet"), encode_parquet(d, rows, provenance(settings, d)))
+            # streamed: sorted with bounded memory (runs spill next to the files), written in
+            # batches to the CSV, Parquet and GeoJSON files at once
+            rows = sorted_rows(d, provider(conn, query_settings, period.start, period.end), spill_dir=root)
+            meta = provenance(settings, d)
+            sinks: dict[Path, Callable[[BinaryIO], Sink]] = {
+                root / d.id / period.file_name(d.id, "csv"): lambda f, d=d: CsvSink(d, f),  # type: ignore[misc]
+                root / d.id / period.file_name(d.id, "parquet"): lambda f, d=d, m=meta: ParquetSink(d, f, m),  # type: ignore[misc]
+            }
             if d.geometry:
-                geometry_of = geometry_resolver(d.geometry, _zone_geometries(conn, d, rows))
-                put(root / d.id / period.file_name(d.id, "geojson"),
-                    encode_geojson(d, rows, geometry_of, provenance(settings, d)))
+                geometry_of = geometry_resolver(d.geometry, _ZoneGeometries(conn) if d.geometry == "zone_id" else None)
+                sinks[root / d.id / period.file_name(d.id, "geojson")] = (
+                    lambda f, d=d, g=geometry_of, m=meta: GeoJsonSink(d, f, g, m))  # type: ignore[misc]
+            report.rows[d.id], done = write_files(rows, sinks, before_replace=before_replace)
+            if not report.rows[d.id]:
+                report.skipped[d.id] = f"no data for {period.label}"
+            for path, changed in done:
+                (report.written if changed else report.unchanged).append(path)
     if on_step:
         on_step("datapackage.json")
     published = [d for d in configured if d.id in providers]

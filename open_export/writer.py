@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import heapq
 import io
+import itertools
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+import pickle
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, BinaryIO, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -68,11 +73,74 @@ def coerce(column: Column, value: Any) -> Any:
     return str(value)
 
 
+SORT_RUN_ROWS = 200_000  # rows sorted in memory at most; beyond, sorted runs spill to disk
+SPILL_CHUNK_ROWS = 1_000  # rows per pickle in a run file: what the merge holds of each run
+MERGE_FAN_IN = 32  # runs merged at once; more runs are first merged into longer ones
+BATCH_ROWS = 65_536  # rows per write batch, and per Parquet row group
+
+
+def _sort_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple((v is None, v if v is not None else 0) for v in row)
+
+
+def sorted_rows(dataset: Dataset, rows: Iterable[Mapping[str, Any]], *, spill_dir: Path | None = None,
+                run_rows: int | None = None) -> Iterator[tuple[Any, ...]]:
+    """Rows restricted to the dataset's columns, typed, in a stable order (sorted), with memory
+    bounded whatever the number of rows: an external merge sort. Runs of `run_rows` (default
+    `SORT_RUN_ROWS`) are sorted in memory and pickled to unlinked temporary files (in
+    `spill_dir`); at most `MERGE_FAN_IN` runs are merged at once, a `SPILL_CHUNK_ROWS` chunk of
+    each in memory, and longer runs are merged first into one."""
+    run_rows = run_rows or SORT_RUN_ROWS
+    runs: list[IO[bytes]] = []
+    current: list[tuple[Any, ...]] = []
+    try:
+        for r in rows:
+            current.append(tuple(coerce(c, r.get(c.name)) for c in dataset.columns))
+            if len(current) >= run_rows:
+                current.sort(key=_sort_key)
+                runs.append(_spill(current, spill_dir))
+                current = []
+                if len(runs) == MERGE_FAN_IN:
+                    merged = _spill(heapq.merge(*(_unspill(f) for f in runs), key=_sort_key), spill_dir)
+                    for f in runs:
+                        f.close()
+                    runs = [merged]
+        current.sort(key=_sort_key)
+        if runs:
+            yield from heapq.merge(*(_unspill(f) for f in runs), current, key=_sort_key)
+        else:
+            yield from current
+    finally:
+        for f in runs:
+            f.close()
+
+
+def _spill(rows: Iterable[tuple[Any, ...]], directory: Path | None) -> IO[bytes]:
+    f = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - closed by sorted_rows
+    for chunk in _batches(rows, SPILL_CHUNK_ROWS):
+        pickle.dump(chunk, f, protocol=pickle.HIGHEST_PROTOCOL)
+    f.seek(0)
+    return f
+
+
+def _unspill(f: IO[bytes]) -> Iterator[tuple[Any, ...]]:
+    while True:
+        try:
+            chunk = pickle.load(f)  # noqa: S301 - our own file, written just before
+        except EOFError:
+            return
+        yield from chunk
+
+
 def normalise_rows(dataset: Dataset, rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-    """Rows restricted to the dataset's columns, typed, in a stable order (sorted)."""
-    out = [tuple(coerce(c, r.get(c.name)) for c in dataset.columns) for r in rows]
-    out.sort(key=lambda row: tuple((v is None, v if v is not None else 0) for v in row))
-    return out
+    """`sorted_rows` as a list (small inputs)."""
+    return list(sorted_rows(dataset, rows))
+
+
+def _batches(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    it = iter(rows)
+    while batch := list(itertools.islice(it, size)):
+        yield batch
 
 
 def _csv_text(column: Column, value: Any) -> str:
@@ -87,14 +155,26 @@ def _csv_text(column: Column, value: Any) -> str:
     return str(value)
 
 
-def encode_csv(dataset: Dataset, rows: list[tuple[Any, ...]]) -> bytes:
+class CsvSink:
     """UTF-8 CSV without BOM, header = column names, LF line ends, times ISO 8601 UTC with Z."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(dataset.column_names)
-    for row in rows:
-        w.writerow([_csv_text(c, v) for c, v in zip(dataset.columns, row, strict=True)])
-    return buf.getvalue().encode("utf-8")
+
+    def __init__(self, dataset: Dataset, out: BinaryIO) -> None:
+        self.dataset = dataset
+        self.text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        self.writer = csv.writer(self.text, lineterminator="\n")
+        self.writer.writerow(dataset.column_names)
+
+    def write(self, batch: list[tuple[Any, ...]]) -> None:
+        columns = self.dataset.columns
+        self.writer.writerows([_csv_text(c, v) for c, v in zip(columns, row, strict=True)] for row in batch)
+
+    def close(self) -> None:
+        self.text.flush()
+        self.text.detach()
+
+
+def encode_csv(dataset: Dataset, rows: list[tuple[Any, ...]]) -> bytes:
+    return _encode(CsvSink(dataset, buf := io.BytesIO()), rows, buf)
 
 
 def arrow_schema(dataset: Dataset, provenance: Mapping[str, str]) -> pa.Schema:
@@ -107,15 +187,30 @@ def arrow_schema(dataset: Dataset, provenance: Mapping[str, str]) -> pa.Schema:
     return pa.schema(fields, metadata={k: v for k, v in sorted(provenance.items())})
 
 
+class ParquetSink:
+    """Typed, zstd-compressed Parquet, a row group per batch; provenance (licence, portal page,
+    catalogue) in its metadata."""
+
+    def __init__(self, dataset: Dataset, out: BinaryIO, provenance: Mapping[str, str]) -> None:
+        self.schema = arrow_schema(dataset, provenance)
+        self.writer = pq.ParquetWriter(out, self.schema, compression="zstd", write_statistics=True)
+        self.empty = True
+
+    def write(self, batch: list[tuple[Any, ...]]) -> None:
+        columns = list(zip(*batch, strict=True))
+        self.writer.write_table(pa.Table.from_arrays(
+            [pa.array(list(col), type=f.type) for col, f in zip(columns, self.schema, strict=True)],
+            schema=self.schema))
+        self.empty = False
+
+    def close(self) -> None:
+        if self.empty:  # a file with the schema and no rows
+            self.writer.write_table(self.schema.empty_table())
+        self.writer.close()
+
+
 def encode_parquet(dataset: Dataset, rows: list[tuple[Any, ...]], provenance: Mapping[str, str]) -> bytes:
-    """Typed, zstd-compressed Parquet; provenance (licence, portal page, catalogue) in its metadata."""
-    schema = arrow_schema(dataset, provenance)
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in dataset.columns]
-    table = pa.Table.from_arrays([pa.array(list(col), type=f.type) for col, f in zip(columns, schema, strict=True)],
-                                 schema=schema)
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", write_statistics=True)
-    return buf.getvalue()
+    return _encode(ParquetSink(dataset, buf := io.BytesIO(), provenance), rows, buf)
 
 
 def _json_value(column: Column, value: Any) -> Any:
@@ -124,23 +219,63 @@ def _json_value(column: Column, value: Any) -> Any:
     return value
 
 
+class GeoJsonSink:
+    """RFC 7946 FeatureCollection, one feature per row (properties = the columns); provenance
+    (licence, portal page, catalogue) as foreign members of the collection. Written as it comes:
+    the bytes of `json.dumps` of the whole document, compact, UTF-8."""
+
+    def __init__(self, dataset: Dataset, out: BinaryIO,
+                 geometry_of: Callable[[Mapping[str, Any]], dict[str, Any] | None],
+                 provenance: Mapping[str, str]) -> None:
+        self.dataset, self.out, self.geometry_of = dataset, out, geometry_of
+        head = {"type": "FeatureCollection", **{k.removeprefix("civicair:"): v for k, v in sorted(provenance.items())}}
+        out.write(_json(head)[:-1] + b',"features":[')
+        self.first = True
+
+    def write(self, batch: list[tuple[Any, ...]]) -> None:
+        parts = []
+        for row in batch:
+            props = {c.name: _json_value(c, v) for c, v in zip(self.dataset.columns, row, strict=True)}
+            parts.append(_json({"type": "Feature", "geometry": self.geometry_of(props), "properties": props}))
+        if parts:
+            self.out.write((b"" if self.first else b",") + b",".join(parts))
+            self.first = False
+
+    def close(self) -> None:
+        self.out.write(b"]}\n")
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def encode_geojson(dataset: Dataset, rows: list[tuple[Any, ...]],
                    geometry_of: Callable[[Mapping[str, Any]], dict[str, Any] | None],
                    provenance: Mapping[str, str]) -> bytes:
-    """RFC 7946 FeatureCollection, one feature per row (properties = the columns); provenance
-    (licence, portal page, catalogue) as foreign members of the collection."""
-    features = []
-    for row in rows:
-        props = {c.name: _json_value(c, v) for c, v in zip(dataset.columns, row, strict=True)}
-        features.append({"type": "Feature", "geometry": geometry_of(props), "properties": props})
-    doc = {"type": "FeatureCollection",
-           **{k.removeprefix("civicair:"): v for k, v in sorted(provenance.items())},
-           "features": features}
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+    return _encode(GeoJsonSink(dataset, buf := io.BytesIO(), geometry_of, provenance), rows, buf)
+
+
+class Sink(Protocol):
+    def write(self, batch: list[tuple[Any, ...]]) -> None: ...
+    def close(self) -> None: ...
+
+
+def _encode(sink: Sink, rows: list[tuple[Any, ...]], buf: io.BytesIO) -> bytes:
+    for batch in _batches(rows, BATCH_ROWS):
+        sink.write(batch)
+    sink.close()
+    return buf.getvalue()
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def temporary_path(path: Path) -> Path:
+    """Where `path` is written before it replaces the old one (`remove_stale_temporaries` knows
+    the pattern: hidden, the writer's pid, `.tmp`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
 
 
 def write_atomic(path: Path, data: bytes, *, before_replace: Callable[[Path], None] | None = None) -> bool:
@@ -149,12 +284,25 @@ def write_atomic(path: Path, data: bytes, *, before_replace: Callable[[Path], No
     temporary path once it is complete (tests inject faults there); any exception removes it."""
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    tmp = temporary_path(path)
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
+        tmp.write_bytes(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return commit_atomic(tmp, path, before_replace=before_replace, compare=False)
+
+
+def commit_atomic(tmp: Path, path: Path, *, before_replace: Callable[[Path], None] | None = None,
+                  compare: bool = True) -> bool:
+    """Put the complete temporary file `tmp` in place of `path` (fsync, `os.replace`), or, when
+    `path` already holds the same bytes, just remove `tmp`; True when `path` changed. Any
+    exception removes `tmp`."""
+    try:
+        if compare and _same_bytes(tmp, path):
+            tmp.unlink()
+            return False
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         if before_replace is not None:
             before_replace(tmp)
@@ -163,6 +311,46 @@ def write_atomic(path: Path, data: bytes, *, before_replace: Callable[[Path], No
         tmp.unlink(missing_ok=True)
         raise
     return True
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    if not b.is_file() or a.stat().st_size != b.stat().st_size:
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while chunk := fa.read(1 << 20):
+            if chunk != fb.read(1 << 20):
+                return False
+    return True
+
+
+def write_files(rows: Iterable[tuple[Any, ...]], sinks: Mapping[Path, Callable[[BinaryIO], Sink]], *,
+                before_replace: Callable[[Path], None] | None = None) -> tuple[int, list[tuple[Path, bool]]]:
+    """Stream sorted, typed `rows` once into several files (path → its sink's factory), through
+    temporary files put in place with `commit_atomic` in the given order. Memory is bounded by a
+    batch (`BATCH_ROWS`). Returns (rows, [(path, changed)]); with no rows nothing is written."""
+    temporaries = {path: temporary_path(path) for path in sinks}
+    n = 0
+    try:
+        with ExitStack() as stack:
+            opened = [factory(stack.enter_context(open(temporaries[path], "wb"))) for path, factory in sinks.items()]
+            for batch in _batches(rows, BATCH_ROWS):
+                for sink in opened:
+                    sink.write(batch)
+                n += len(batch)
+            for sink in opened:
+                sink.close()
+        if n == 0:
+            for tmp in temporaries.values():
+                tmp.unlink(missing_ok=True)
+            return 0, []
+        done: list[tuple[Path, bool]] = []
+        for path, tmp in temporaries.items():
+            done.append((path, commit_atomic(tmp, path, before_replace=before_replace)))
+        return n, done
+    except BaseException:
+        for tmp in temporaries.values():
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def remove_stale_temporaries(root: Path) -> int:
@@ -230,7 +418,8 @@ def file_digest(path: Path, cache: HashCache) -> tuple[int, str]:
     hit = cache.get(key)
     if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
         return st.st_size, str(hit[2])
-    digest = sha256(path.read_bytes())
+    with open(path, "rb") as f:  # streamed: export files can be large
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
     cache[key] = [st.st_size, st.st_mtime_ns, digest]
     return st.st_size, digest
 
