@@ -3,9 +3,11 @@ ceiling (COPY of the same rows into an empty table) and the naive baseline (one 
 INSERT per reading), measured in the same run.
 
 Phase 1 (throughput): several publisher processes publish N synthetic readings (6 per message,
-a mix of canonical, sensor.community and other alias spellings, pressure partly in Pa) as fast
-as they can at QoS 1 to the broker while one gateway process (`python -m ingest.worker`) runs;
-the clock stops when every reading is queryable (counted in `readings`).
+a mix of canonical, sensor.community and other alias spellings, pressure partly in Pa) at QoS 1
+into the broker's queue for the gateway's persistent session, then the gateway process
+(`python -m ingest.worker`; `--gateways N`: N of them on one shared subscription `$share/...`,
+each with its own session) starts and the clock runs until every reading is queryable (counted
+in `readings`).
 Phase 2 (latency): N/5 (at most 120,000) more readings published at the target rate
 (`--rate`, 20,000 readings/s); p50/p99 of publish → committed, from the gateway's commit hook.
 
@@ -201,6 +203,8 @@ def bench_ingest(
     publishers: int = typer.Option(3, "--publishers", help="Publisher processes (one manages ~3,500 msg/s)."),
     devices: int = typer.Option(300, "--devices", help="Synthetic devices."),
     rate: float = typer.Option(20_000, "--rate", help="Phase 2 (latency) rate in readings/s; 0 skips it."),
+    gateways: int = typer.Option(1, "--gateways", min=1, max=8,
+                                 help="Gateway processes; more than one share one subscription ($share/...)."),
 ) -> None:
     """MQTT → database ingest: readings/s, ratio to the COPY ceiling and to naive INSERTs,
     p50/p99 publish→queryable, gateway peak RSS, lost and duplicated."""
@@ -237,7 +241,7 @@ def bench_ingest(
         fail("bench ingest needs the mosquitto binary or CIVICAIR_MQTT_URL")
     prefix = f"bench/{run}/civicair/v1/devices"
     uids = [f"bench-{run}-{i}" for i in range(devices)]
-    gw = None
+    procs: list[subprocess.Popen] = []
     try:
         with psycopg.connect(conninfo, autocommit=True) as conn:
             ids = [conn.execute(
@@ -247,38 +251,43 @@ def bench_ingest(
         topics = [f"{prefix}/{u}/up" for u in uids]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICAIR_")}
         env.update({"CIVICAIR_DATABASE_URL": db.url, "CIVICAIR_MQTT_URL": mqtt_url,
-                    "CIVICAIR_DIRECT_TOPIC_PREFIX": prefix, "CIVICAIR_MQTT_CLIENT_ID": f"bench-gw-{run}",
-                    "CIVICAIR_DATA_DIR": str(tmp / "gw"), "CIVICAIR_LOG_LEVEL": "warning",
+                    "CIVICAIR_DIRECT_TOPIC_PREFIX": prefix, "CIVICAIR_LOG_LEVEL": "warning",
                     "CIVICAIR_BATCH_MAX_ROWS": str(settings.batch_max_rows),
                     "CIVICAIR_BATCH_MAX_AGE_MS": str(settings.batch_max_age_ms),
                     "CIVICAIR_QUEUE_MAX": str(settings.queue_max)})
-        lat_file = tmp / "latency.json"
-        cmd = [sys.executable, "-m", "ingest.worker", "--latency-file", str(lat_file)]
+        if gateways > 1:
+            env["CIVICAIR_MQTT_SHARED_GROUP"] = f"bench-{run}"
+        lat_files = [tmp / f"latency-{g}.json" for g in range(gateways)]
         cwd = Path(__file__).resolve().parent.parent
 
-        def start_gateway() -> subprocess.Popen:
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, cwd=cwd)
+        def start_gateway(g: int) -> subprocess.Popen:
+            own = {**env, "CIVICAIR_MQTT_CLIENT_ID": f"bench-gw-{run}-{g}", "CIVICAIR_DATA_DIR": str(tmp / f"gw{g}")}
+            proc = subprocess.Popen([sys.executable, "-m", "ingest.worker", "--latency-file", str(lat_files[g])],
+                                    env=own, stdout=subprocess.PIPE, text=True, cwd=cwd)
             started = json.loads(proc.stdout.readline() or "{}")  # type: ignore[union-attr]
             if not started.get("connected"):
                 proc.kill()
                 fail("the gateway process did not connect to the broker")
             return proc
 
-        def stop_gateway(proc: subprocess.Popen) -> None:
-            proc.send_signal(signal.SIGTERM)
-            proc.communicate(timeout=60)
+        def stop_gateways(running: list[subprocess.Popen]) -> None:
+            for proc in running:
+                proc.send_signal(signal.SIGTERM)
+            for proc in running:
+                proc.communicate(timeout=60)
 
         messages = math.ceil(readings / READINGS_PER_MESSAGE)
         expected = messages * READINGS_PER_MESSAGE
         console.print(f"bench ingest: {expected:,} readings in {messages:,} messages, {publishers} "
-                      f"publishers, {devices} devices; broker: {broker_note}")
+                      f"publishers, {devices} devices, {gateways} gateway process(es)"
+                      f"{' on one shared subscription' if gateways > 1 else ''}; broker: {broker_note}")
         with psycopg.connect(conninfo, autocommit=True) as conn:
-            # phase 1: the gateway's persistent session exists, the gateway is stopped, the
-            # broker queue is pre-loaded, then the drain is measured from the gateway's connect.
-            gw = start_gateway()
-            stop_gateway(gw)
+            # phase 1: the gateways' persistent sessions exist, the gateways are stopped, the
+            # broker queue is pre-loaded, then the drain is measured from the gateways' connect.
+            procs = [start_gateway(g) for g in range(gateways)]
+            stop_gateways(procs)
             t_first, t_pub_end = _publish(mqtt_url, topics, messages, publishers, 0)
-            gw = start_gateway()
+            procs = [start_gateway(g) for g in range(gateways)]
             t_start = time.time()
             stored, t_done = _wait_stored(conn, ids, expected)
             phase1_s = t_done - t_start
@@ -295,18 +304,18 @@ def bench_ingest(
             with conn.execute("select coalesce(sum(n + n_flagged), 0) from hourly where device_id = any(%s)",
                               (ids,)) as cur:
                 rolled = int(cur.fetchone()[0])  # type: ignore[index]
-        peak_rss = _peak_rss_mb(gw.pid)
-        gw.send_signal(signal.SIGTERM)
-        gw.communicate(timeout=60)
-        lat_all = json.loads(lat_file.read_text()) if lat_file.exists() else []
+        peak_rss = max(_peak_rss_mb(proc.pid) for proc in procs)
+        stop_gateways(procs)
+        lat_all = [x for f in lat_files if f.exists() for x in json.loads(f.read_text())]
         lat2 = sorted(lat for t, lat in lat_all if t >= phase2_start)
         ceiling, naive, ceiling_binary = _ceiling_and_naive(conninfo, ids, min(5000, expected))
     finally:
-        if gw is not None and gw.poll() is None:
-            gw.kill()
-            gw.wait(10)
-        if gw is not None and gw.stdout:
-            gw.stdout.close()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            if proc.stdout:
+                proc.stdout.close()
         if broker is not None:
             broker.terminate()
             broker.wait(10)
@@ -327,7 +336,7 @@ def bench_ingest(
     duplicated = max(0, stored_total - total_expected) + abs(rolled - stored_total)
     per_s = stored / phase1_s
     out = {
-        "readings": expected, "messages": messages, "publishers": publishers,
+        "readings": expected, "messages": messages, "publishers": publishers, "gateways": gateways,
         "readings_per_s": round(per_s), "ceiling_per_s": round(ceiling), "ceiling_binary_per_s": round(ceiling_binary), "ratio_to_binary_ceiling": round(per_s / ceiling_binary, 3), "naive_per_s": round(naive),
         "ratio_to_ceiling": round(per_s / ceiling, 3), "ratio_to_naive": round(per_s / naive, 1),
         "p50_latency_s": round(pct(lat2, 0.5), 3), "p99_latency_s": round(pct(lat2, 0.99), 3),
@@ -343,6 +352,6 @@ def bench_ingest(
                   f"to naive {out['ratio_to_naive']}x")
     console.print(f"latency publish→queryable at {rate:,.0f} readings/s: p50 {out['p50_latency_s']} s, "
                   f"p99 {out['p99_latency_s']} s (live)")
-    console.print(f"gateway peak RSS {out['peak_rss_mb']} MB; lost {lost}, duplicated {duplicated}")
+    console.print(f"gateway peak RSS {out['peak_rss_mb']} MB (largest process); lost {lost}, duplicated {duplicated}")
     if json_out:
         print(json.dumps(out))
