@@ -46,9 +46,6 @@ def read_autocommit(request: Request) -> Iterator[Connection]:
         yield conn
 
 
-READ_POOL_SIZE = 10  # as the SQLAlchemy engines' pool_size (core.db.create_engine)
-
-
 async def read_pool(request: Request) -> AsyncConnectionPool:
     """The process's async pool of autocommit read connections (the replica in production), for
     the endpoints that query from the event loop with no thread hop. Opened on first use in the
@@ -63,7 +60,7 @@ async def read_pool(request: Request) -> AsyncConnectionPool:
         if getattr(state, "read_pool", None) is None or state.read_pool_loop is not loop:
             from psycopg_pool import AsyncConnectionPool
 
-            pool = AsyncConnectionPool(libpq_url(state.db.read_url), min_size=1, max_size=READ_POOL_SIZE,
+            pool = AsyncConnectionPool(libpq_url(state.db.read_url), min_size=1, max_size=state.settings.api_read_pool_size,
                                        kwargs={"autocommit": True}, timeout=state.settings.api_db_timeout_s,
                                        name="api-read", open=False)
             await pool.open(wait=False)

@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     api_cache_mb: int = Field(default=64, ge=0, description="Response cache size per API process (MiB of bodies).")
     api_db_timeout_s: float = Field(default=10.0, gt=0, description="A request waits at most this for a database "
                                     "connection of the async read pool, then gets 503.")
+    api_read_pool_size: int = Field(default=8, ge=1, le=100, description="Async read connections per API process "
+                                    "(zone series), besides the SQLAlchemy pool of the other endpoints.")
     zone_rollup_interval_s: float = Field(
         default=300.0, ge=10, description="How often the materialised zone series are brought up to date.")
     zone_rollup_lag_hours: int = Field(
