@@ -29,7 +29,7 @@ from core.settings import Settings, redact_url
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
 
-JOB_MODULES = ("ingest.worker", "calibration.worker", "open_export.worker", "api.worker")
+JOB_MODULES = ("ingest.worker", "calibration.worker", "open_export.worker", "api.worker", "gateway.worker")
 
 
 def collect_jobs(settings: Settings, db: Database) -> list[Job]:

@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     mqtt_shared_group: str | None = Field(default=None, description="Shared subscription group ($share/<group>/...).")
     mqtt_receive_maximum: int = 65535
     mqtt_session_expiry_s: int = 3600
+    mosquitto_password_file: Path | None = Field(default=None, description="Mosquitto password_file kept in sync "
+                                                 "with the devices table by the scheduled job (with the ACL file).")
+    mosquitto_acl_file: Path | None = Field(default=None, description="Mosquitto acl_file kept in sync (see above).")
+    mosquitto_pid_file: Path | None = Field(default=None, description="Mosquitto's pid_file: the broker is sent "
+                                            "SIGHUP (reload) after the files change.")
+    mosquitto_sync_interval_s: float = Field(default=15.0, gt=0, description="How often the files are checked.")
+    mosquitto_chirpstack_user: str | None = Field(default=None, description="ChirpStack's MQTT integration user "
+                                                  "in the synced files (allowed under its topic prefix).")
+    mosquitto_chirpstack_password: SecretStr | None = None
     chirpstack_enabled: bool = True
     chirpstack_topic_prefix: str = "application"
     chirpstack_marshaler: Literal["json", "protobuf", "auto"] = "auto"

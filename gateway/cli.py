@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import typer
 
@@ -89,20 +88,16 @@ def mosquitto_sync(
 ) -> None:
     """(Re)write Mosquitto's password and ACL files from the devices table; reload the broker after."""
     from gateway.service import sync_mosquitto_files
+    from gateway.worker import sync_arguments
 
     settings, db = _db()
-    if settings.mqtt_url and gateway_user is None:
-        parts = urlsplit(settings.mqtt_url)
-        gateway_user, gateway_password = parts.username, gateway_password or parts.password
+    arguments = sync_arguments(settings, gateway_user, gateway_password, chirpstack_user, chirpstack_password)
     try:
-        r = sync_mosquitto_files(db, password_file, acl_file, gateway_user=gateway_user,
-                                 gateway_password=gateway_password, direct_prefix=settings.direct_topic_prefix,
-                                 chirpstack_user=chirpstack_user, chirpstack_password=chirpstack_password,
-                                 chirpstack_prefix=settings.chirpstack_topic_prefix)
+        r = sync_mosquitto_files(db, password_file, acl_file, **arguments)
     finally:
         db.close()
-    typer.echo(f"wrote {password_file} and {acl_file}: {r.devices} device(s)"
-               + (f", gateway user {gateway_user}" if gateway_user else ""))
+    typer.echo(f"{'wrote' if r.changed else 'unchanged:'} {password_file} and {acl_file}: {r.devices} device(s)"
+               + (f", gateway user {arguments['gateway_user']}" if arguments["gateway_user"] else ""))
     for uid in r.skipped:
         typer.echo(f"skipped device {uid}: MQTT username or password hash not usable", err=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import tempfile
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -83,6 +84,7 @@ def _decode_as(router: TopicRouter, topic: str, uid: str):  # type: ignore[no-un
 class SyncResult:
     devices: int
     skipped: list[str]
+    changed: bool = True  # a file was rewritten (False: both already held this content)
 
 
 def sync_mosquitto_files(db: Database, password_path: Path, acl_path: Path, *,
@@ -90,7 +92,9 @@ def sync_mosquitto_files(db: Database, password_path: Path, acl_path: Path, *,
                          direct_prefix: str, chirpstack_user: str | None = None,
                          chirpstack_password: str | None = None,
                          chirpstack_prefix: str = "application") -> SyncResult:
-    """(Re)write the password and ACL files from the devices table, atomically."""
+    """(Re)write the password and ACL files from the devices table, atomically, and only when
+    their content changes. A service user's password keeps its hash from the current file when
+    that hash still matches (a new salt each run would change the file every time)."""
     with db.engine.connect() as conn:
         rows = repository.mqtt_accounts(conn)
     accounts, skipped = [], []
@@ -99,23 +103,58 @@ def sync_mosquitto_files(db: Database, password_path: Path, acl_path: Path, *,
             skipped.append(r.uid)
             continue
         accounts.append(mosquitto_auth.MqttAccount(r.mqtt_username, r.mqtt_password_hash, r.uid))
+    current = _current_hashes(password_path)
+
+    def service_hash(user: str, password: str) -> str:
+        old = current.get(user)
+        if old and mosquitto_auth.verify_mosquitto_password(password, old):
+            return old
+        return mosquitto_auth.hash_mosquitto_password(password)
+
     gateway_users = []
     if gateway_user:
         gateway_users.append(gateway_user)
         if gateway_password:
-            accounts.insert(0, mosquitto_auth.MqttAccount(
-                gateway_user, mosquitto_auth.hash_mosquitto_password(gateway_password)))
+            accounts.insert(0, mosquitto_auth.MqttAccount(gateway_user, service_hash(gateway_user, gateway_password)))
     n_devices = len(accounts) - (1 if gateway_user and gateway_password else 0)
     servers = []
     if chirpstack_user:
         servers.append((chirpstack_user, chirpstack_prefix))
         if chirpstack_password:
-            accounts.insert(0, mosquitto_auth.MqttAccount(
-                chirpstack_user, mosquitto_auth.hash_mosquitto_password(chirpstack_password)))
-    _atomic_write(password_path, mosquitto_auth.password_file(accounts))
-    _atomic_write(acl_path, mosquitto_auth.acl_file(
+            accounts.insert(0, mosquitto_auth.MqttAccount(chirpstack_user,
+                                                          service_hash(chirpstack_user, chirpstack_password)))
+    changed = _write_if_changed(password_path, mosquitto_auth.password_file(accounts))
+    changed |= _write_if_changed(acl_path, mosquitto_auth.acl_file(
         gateway_users, [a for a in accounts if a.topic_uid], direct_prefix, network_servers=servers))
-    return SyncResult(n_devices, skipped)
+    return SyncResult(n_devices, skipped, changed)
+
+
+def reload_mosquitto(pid_file: Path) -> int:
+    """SIGHUP the broker whose pid `pid_file` holds (Mosquitto's `pid_file`): it re-reads its
+    password and ACL files. Returns the pid."""
+    text = pid_file.read_text().strip()
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"{pid_file}: not a process id: {text[:20]!r}")
+    os.kill(int(text), signal.SIGHUP)
+    return int(text)
+
+
+def _current_hashes(path: Path) -> dict[str, str]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return {}
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    try:
+        if path.read_text() == text:
+            return False
+    except OSError:
+        pass
+    _atomic_write(path, text)
+    return True
 
 
 def _atomic_write(path: Path, text: str) -> None:
