@@ -88,7 +88,8 @@ def _chunks(lo: datetime, hi: datetime) -> Iterator[tuple[datetime, datetime]]:
 
 
 def _chunk_rows(rows: list[tuple[Any, bytes | None]], interval: Interval) -> list[tuple[Any, ...]]:
-    """Aggregate rows (ordered by zone, quantity, period) with their JSON → zone_series rows."""
+    """Aggregate rows (ordered by zone, quantity, period) with their JSON → zone_series rows
+    (the chunk's JSON compressed by `queries.pack_docs`)."""
     step, size = queries._STEP[interval], queries.CHUNK_PERIODS[interval]
     out: list[tuple[Any, ...]] = []
     key = None
@@ -100,7 +101,7 @@ def _chunk_rows(rows: list[tuple[Any, bytes | None]], interval: Interval) -> lis
         start = queries.chunk_start(r.period, interval)
         if (r.zone_id, r.quantity, start) != key:
             if key is not None:
-                out.append((*key, len(idx), sum(hours), idx, ends, hours, b",".join(docs)))
+                out.append((*key, len(idx), sum(hours), idx, ends, hours, *queries.pack_docs(b",".join(docs))))
             key, idx, ends, hours, docs, offset = (r.zone_id, r.quantity, start), [], [], [0] * size, [], 0
         position = (r.period - start) // step
         hours[position] = int(r.suppressed_hours)
@@ -111,7 +112,7 @@ def _chunk_rows(rows: list[tuple[Any, bytes | None]], interval: Interval) -> lis
             docs.append(doc)
             offset += 1  # the comma
     if key is not None:
-        out.append((*key, len(idx), sum(hours), idx, ends, hours, b",".join(docs)))
+        out.append((*key, len(idx), sum(hours), idx, ends, hours, *queries.pack_docs(b",".join(docs))))
     return [(zone_id, code, interval.value, *rest) for zone_id, code, *rest in out]
 
 
@@ -135,9 +136,9 @@ def _materialise(conn: Connection, zones: dict[str, list[int]], lo: datetime, hi
             raw = conn.connection.driver_connection
             with raw.cursor() as cur, cur.copy(  # type: ignore[union-attr]
                     "copy zone_series (zone_id, quantity, interval, chunk, n, n_suppressed, idx, ends, suppressed, "
-                    "docs) from stdin (format binary)") as copy:
+                    "docs, raw_size) from stdin (format binary)") as copy:
                 copy.set_types(["text", "int2", "text", "timestamptz", "int2", "int4", "int2[]", "int4[]", "int2[]",
-                                "bytea"])
+                                "bytea", "int4"])
                 for row in _chunk_rows(rows, interval):
                     copy.write_row(row)
             written += len(rows)

@@ -66,7 +66,10 @@ def test_stored_rows_are_byte_identical_to_live_aggregation(city, db, settings, 
     assert result.rebuilt == 2 and result.rows > 0  # the admin zone and the H3 cell (3 devices each)
     with db.engine.connect() as conn:
         stored = conn.execute(sa.text("select zone_id, count(*) from zone_series group by zone_id")).all()
+        packed, raw = conn.execute(sa.text("select sum(octet_length(docs)), sum(raw_size) from zone_series "
+                                           "where n > 0")).one()
     assert {z for z, _ in stored} == {city.zone_id, city.cell}
+    assert packed < raw / 2  # stored compressed (LZ4), and the API reads them back
     assert _crawl(base, city) == live
 
 
@@ -76,23 +79,27 @@ def _first_hour(db, settings, zone_id, **kw) -> dict:
         return queries.zone_series(conn, settings.model_copy(update=kw), zone_id, "pm25", tr)[0]
 
 
+def _tamper(db, zone_id: str, old: str, new: str) -> int:  # type: ignore[no-untyped-def]
+    """Edit the stored hourly chunk of T0's day of a zone (decompressed, replaced, compressed)."""
+    where = "where zone_id = :z and interval = 'hour' and chunk = :t"
+    with db.engine.begin() as conn:
+        rows = conn.execute(sa.text(f"select docs, raw_size from zone_series {where}"), {"z": zone_id, "t": T0}).all()
+        for docs, raw_size in rows:
+            text = queries.unpack_docs(docs, raw_size).replace(old.encode(), new.encode())
+            packed, size = queries.pack_docs(text)
+            conn.execute(sa.text(f"update zone_series set docs = :d, raw_size = :s {where}"),
+                         {"d": packed, "s": size, "z": zone_id, "t": T0})
+    return len(rows)
+
+
 def test_api_reads_stored_rows_while_valid_and_live_rows_after_a_write(city, db, settings) -> None:
     _refresh(db, settings)
     before = _first_hour(db, settings, city.zone_id)
     # Tamper with the stored row: if the API shows it, the stored path was taken.
-    with db.engine.begin() as conn:
-        n = conn.execute(sa.text(
-            "update zone_series set docs = convert_to(replace(convert_from(docs, 'UTF8'), :old, :new), 'UTF8') "
-            "where zone_id = :z and interval = 'hour' and chunk = :t"),
-            {"z": city.zone_id, "t": T0, "old": '"n_devices":4', "new": '"n_devices":40'}).rowcount
-    assert n == 1
+    assert _tamper(db, city.zone_id, '"n_devices":4', '"n_devices":40') == 1
     tampered = _first_hour(db, settings, city.zone_id)  # a whole chunk is served as stored
     assert tampered["n_devices"] == 40 and tampered["summary"] == before["summary"]
-    with db.engine.begin() as conn:  # the same for an H3 zone (its devices are found in Python)
-        conn.execute(sa.text(
-            "update zone_series set docs = convert_to(replace(convert_from(docs, 'UTF8'), :old, :new), 'UTF8') "
-            "where zone_id = :z and interval = 'hour' and chunk = :t"),
-            {"z": city.cell, "t": T0, "old": '"n_devices":3', "new": '"n_devices":30'})
+    _tamper(db, city.cell, '"n_devices":3', '"n_devices":30')  # the same for an H3 zone
     assert _first_hour(db, settings, city.cell)["n_devices"] == 30
     # A late correction of that hour is logged by the trigger: the API aggregates it live at once.
     with db.engine.begin() as conn:
