@@ -15,7 +15,7 @@ from core.broker import free_port
 from core.db import Database
 from core.settings import Settings
 from tests.conftest import wait_until
-from tests.gateway.test_operator import _client, _shipped_conf, cli
+from tests.gateway.test_operator import _client, _shipped_conf, _shut_down, cli
 
 
 @pytest.mark.slow
@@ -70,11 +70,7 @@ def test_registered_credentials_work_on_a_real_broker(db: Database, settings: Se
         clients.append(new)
         assert not rc.is_failure
     finally:
-        for c in clients:
-            c.disconnect()
-            c.loop_stop()
-        proc.terminate()
-        proc.wait(10)
+        _shut_down(clients, proc)
 
 
 @pytest.mark.slow
@@ -123,8 +119,4 @@ def test_scheduled_sync_lets_credentials_in_without_restarting_the_broker(
         assert accepted(creds["mqtt_username"], rot.json()["mqtt_password"])
         assert proc.poll() is None  # the same broker process throughout
     finally:
-        for c in clients:
-            c.disconnect()
-            c.loop_stop()
-        proc.terminate()
-        proc.wait(10)
+        _shut_down(clients, proc)

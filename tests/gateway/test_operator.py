@@ -87,6 +87,17 @@ def _shipped_conf(tmp: Path, port: int, passwd: Path, acl: Path) -> Path:
     return conf
 
 
+def _shut_down(clients: list[mqtt.Client], proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    """Disconnect the test's clients, then stop its broker."""
+    for c in clients:
+        c.disconnect()
+        c.loop_stop()
+    proc.terminate()
+    proc.wait(10)
+    if proc.stdout:
+        proc.stdout.close()
+
+
 def _client(port: int, user: str, password: str, cid: str) -> tuple[mqtt.Client, object]:
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311)
     c.username_pw_set(user, password)
@@ -162,10 +173,4 @@ def test_mosquitto_sync_files_work_with_a_real_broker(db, settings, tmp_path, un
                                       ("civicair/v1/devices/ca-carol/up", b"carol"),
                                       ("civicair/v1/devices/ca-alice/up", b"marker")])
     finally:
-        for c in clients:
-            c.disconnect()
-            c.loop_stop()
-        proc.terminate()
-        proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
+        _shut_down(clients, proc)
