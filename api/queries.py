@@ -517,7 +517,8 @@ def _placed(cell: str, unplaced: list[list[float]] | None) -> list[int]:
 
 # The zone-series hot path is one statement on the driver connection, so a refresh committing
 # meanwhile cannot pair one version's validity with another's rows: does the zone exist, its
-# published devices (`m`: found in SQL for an administrative zone, passed in for an H3 cell), the
+# published devices (`m`: found in SQL by zone membership or by H3 cell bits, or passed in when
+# Python had to place some), with the coordinates of the ones only Python can place (`unplaced`), the
 # materialised part of the page (`s`: nothing when the zone's stored rows were built from other
 # devices, another k or renderer; else the end b of the span they answer, the page end or the
 # watermark in whole periods, and whether a write to `hourly` in it still waits for the refresh),
