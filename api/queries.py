@@ -792,13 +792,10 @@ def zone_series_json(conn: Connection, settings: Settings, zone_id: str, quantit
     aggregated live from `hourly`. Both give the same bytes."""
     steps = _zone_page_steps(settings, zone_id, quantity, time_range, interval, after, limit)
     with conn.connection.driver_connection.cursor(binary=True) as cur:  # type: ignore[union-attr]
-        answer: Any = None
-        while True:
-            try:
-                step = steps.send(answer)
-            except StopIteration as done:
-                return done.value  # type: ignore[no-any-return]
-            answer = cur.execute(step[1], step[2]).fetchall() if step[0] == "sql" else step[1](conn)
+        step = _advance(steps, None)
+        while not isinstance(step, SeriesJson):
+            step = _advance(steps, cur.execute(step[1], step[2]).fetchall() if step[0] == "sql" else step[1](conn))
+        return step
 
 
 async def zone_series_json_async(pool: AsyncConnectionPool, run_sync: Callable[[Callable[[Connection], Any]], Awaitable[Any]],
@@ -809,16 +806,18 @@ async def zone_series_json_async(pool: AsyncConnectionPool, run_sync: Callable[[
     in the event loop, and only the SQLAlchemy work (live periods, H3 listing), when a page has
     any, in a worker thread through `run_sync(fn)` → fn(sync connection)."""
     steps = _zone_page_steps(settings, zone_id, quantity, time_range, interval, after, limit)
-    answer: Any = None
-    while True:
-        try:
-            step = steps.send(answer)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        if step[0] == "sql":
-            answer = await _fetch_async(pool, step[1], step[2])
-        else:
-            answer = await run_sync(step[1])
+    step = _advance(steps, None)
+    while not isinstance(step, SeriesJson):
+        step = _advance(steps, await (_fetch_async(pool, step[1], step[2]) if step[0] == "sql" else run_sync(step[1])))
+    return step
+
+
+def _advance(steps: Generator[Step, Any, SeriesJson], answer: Any) -> Step | SeriesJson:
+    """The next step of a page, given the answer to the previous one; the page once done."""
+    try:
+        return steps.send(answer)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
 
 
 async def _fetch_async(pool: AsyncConnectionPool, statement: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -91,6 +91,13 @@ class Publisher:
         self.client.loop_stop()
 
 
+def tear_down(pub: Publisher, gw: Gateway, proxy: TcpProxy) -> None:
+    pub.close()
+    if gw.proc.poll() is None:
+        gw.kill()
+    proxy.close()
+
+
 def readings_count(db) -> int:  # type: ignore[no-untyped-def]
     with db.engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(tables.readings)).scalar_one()
@@ -160,10 +167,7 @@ def test_sigkill_between_commit_and_ack_stores_a_timeless_message_once(db, setti
         wait_until(lambda: readings_count(db) >= 2, 20, message="next reading stored")
         stats = gw.stop()
     finally:
-        pub.close()
-        if gw.proc.poll() is None:
-            gw.kill()
-        proxy.close()
+        tear_down(pub, gw, proxy)
     assert sorted(v for (v,) in rows(db, tables.readings, "value")) == [7.5, 9.0]
     assert stats["uplinks_duplicate"] == 1  # the re-delivery was received, and recognised
     assert sum(h["n"] for k, h in hourly(db).items() if k[0] == dev) == 2
@@ -199,10 +203,7 @@ def test_database_outage_spools_survives_restart_and_replays_in_order(db, settin
         wait_until(lambda: spooled_messages(data_dir / "spool") == 0, 10, message="spool emptied")
         stats = gw.stop()
     finally:
-        pub.close()
-        if gw.proc.poll() is None:
-            gw.kill()
-        proxy.close()
+        tear_down(pub, gw, proxy)
     assert stats["spooled"] >= 1
     assert rows(db, tables.readings, "value") == [(float(i),) for i in range(15)]
     with db.engine.connect() as conn:  # replayed in order: received_at follows publication order
