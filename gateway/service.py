@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import tempfile
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from core.db import Database, libpq_url
 from core.domain import DeviceRef, RefScheme, Uplink
 from core.errors import Conflict, DeviceNotFound, NotFound
+from core.files import write_atomic
 from gateway import mosquitto_auth, repository
 from gateway.routing import TopicRouter
 from ingest.repository import REF_COLUMN
@@ -148,19 +148,4 @@ def _current_hashes(path: Path) -> dict[str, str]:
 
 
 def _write_if_changed(path: Path, text: str) -> bool:
-    try:
-        if path.read_text() == text:
-            return False
-    except OSError:
-        pass
-    _atomic_write(path, text)
-    return True
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o640)
-    os.replace(tmp, path)
+    return write_atomic(path, text.encode(), mode=0o640)  # password hashes: not world-readable

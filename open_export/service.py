@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy.engine import Connection, Engine
 
+from core.files import write_atomic
 from core.settings import Settings
 from open_export.datasets import DEFAULT_DATASETS, Dataset, select_datasets
 from open_export.geometry import geometry_resolver
@@ -29,7 +30,6 @@ from open_export.writer import (
     encode_dictionary,
     remove_stale_temporaries,
     sorted_rows,
-    write_atomic,
     write_files,
 )
 

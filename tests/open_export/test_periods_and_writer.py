@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import InvalidParameter
+from core.files import write_atomic
 from open_export.datasets import DEFAULT_DATASETS, select_datasets
 from open_export.periods import newest, parse_file_name, period_for
 from open_export.writer import (
@@ -22,7 +23,6 @@ from open_export.writer import (
     encode_parquet,
     normalise_rows,
     remove_stale_temporaries,
-    write_atomic,
 )
 
 STATIONS = next(d for d in DEFAULT_DATASETS if d.id == "reference-stations")
