@@ -1,5 +1,2 @@
-"""FastAPI application: public open data, partner and volunteer routers."""
-
-from api.app import create_app
-
-__all__ = ["create_app"]
+"""The HTTP API (FastAPI): public open data, partner, volunteer and push routers over the read
+model; `civicair.api.app.create_app(settings, db)` builds it."""

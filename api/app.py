@@ -12,19 +12,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from civicair.api import middleware, problems
+from civicair.api.catalog import install_links as install_catalogue_links
+from civicair.api.catalog import router as catalog_router
+from civicair.api.deps import close_read_pool
+from civicair.api.partner.endpoints import router as partner_router
+from civicair.api.public.endpoints import router as public_router
+from civicair.api.push import router as push_router
+from civicair.api.volunteer.endpoints import router as volunteer_router
+from civicair.core.db import Database
+from civicair.core.settings import Settings
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.gzip import GZipMiddleware
-
-from api import middleware, problems
-from api.catalog import install_links as install_catalogue_links
-from api.catalog import router as catalog_router
-from api.deps import close_read_pool
-from api.partner.endpoints import router as partner_router
-from api.public.endpoints import router as public_router
-from api.push import router as push_router
-from api.volunteer.endpoints import router as volunteer_router
-from core.db import Database
-from core.settings import Settings
 
 DESCRIPTION = """
 Open air-quality data from citizen sensors, aggregated, anonymised and calibrated against the
@@ -122,7 +121,7 @@ def create_app(
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:
-        from ingest.metrics import render
+        from civicair.ingest.metrics import render
 
         body, content_type = render()
         return Response(body, media_type=content_type)

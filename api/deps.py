@@ -11,16 +11,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import sqlalchemy as sa
+from civicair.core import tables
+from civicair.core.db import libpq_url
+from civicair.core.errors import Forbidden, Unauthorized
+from civicair.core.security import hash_secret
+from civicair.core.settings import Settings
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader
 from sqlalchemy.engine import Connection
-
-from core import tables
-from core.db import libpq_url
-from core.errors import Forbidden, Unauthorized
-from core.security import hash_secret
-from core.settings import Settings
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -50,7 +49,7 @@ async def read_pool(request: Request) -> AsyncConnectionPool:
     """The process's async pool of autocommit read connections (the replica in production), for
     the endpoints that query from the event loop with no thread hop. Opened on first use in the
     serving event loop, closed by `close_read_pool` at shutdown. No ping before each use: a
-    query that finds its connection broken is retried (`queries._fetch_async`)."""
+    query that finds its connection broken is retried (`zone_series._fetch_async`)."""
     state = request.app.state
     loop = asyncio.get_running_loop()
     pool: AsyncConnectionPool | None = getattr(state, "read_pool", None)

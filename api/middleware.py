@@ -23,11 +23,10 @@ from typing import Any
 from urllib.parse import quote
 
 import xxhash
+from civicair.api.problems import PROBLEM
+from civicair.core.settings import Settings
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
-
-from api.problems import PROBLEM
-from core.settings import Settings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

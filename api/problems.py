@@ -7,13 +7,12 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from civicair.core.errors import CivicairError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from core.errors import CivicairError
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger(__name__)

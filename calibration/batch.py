@@ -7,12 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from calibration.fit import BatchFit, fit_huber
-from calibration.flags import FlagResult, FlagRules, detect_flags
-from calibration.metrics import expanded_uncertainty, performance_metrics, sensor_class
-from calibration.reliability import ReliabilityRules, classify
-from calibration.stars import current_stars, daily_stars
+from civicair.calibration.fit import BatchFit, fit_huber
+from civicair.calibration.flags import FlagResult, FlagRules, detect_flags
+from civicair.calibration.metrics import expanded_uncertainty, performance_metrics, sensor_class
+from civicair.calibration.reliability import ReliabilityRules, classify
+from civicair.calibration.stars import current_stars, daily_stars
 
 
 @dataclass

@@ -9,21 +9,26 @@ import io
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from calibration.batch import fault_hours
-from calibration.fit import fit_huber, fit_ols
-from calibration.flags import FlagRules, detect_flags, runs, spike_scores
-from calibration.importers import decode_text, detect_format, parse_e2, parse_eea, parse_iso_utc
-from calibration.metrics import (
+from civicair.calibration.batch import fault_hours
+from civicair.calibration.fit import fit_huber, fit_ols
+from civicair.calibration.flags import FlagRules, detect_flags, runs, spike_scores
+from civicair.calibration.importers import (
+    decode_text,
+    detect_format,
+    parse_e2,
+    parse_eea,
+    parse_iso_utc,
+)
+from civicair.calibration.metrics import (
     LIMIT_VALUES,
     epa_target_results,
     expanded_uncertainty,
     performance_metrics,
     sensor_class,
 )
-from calibration.pairing import HourlySeries, hourly_means, pair_hourly
-from core.domain import QUANTITY_BY_NAME
-from core.errors import InvalidInput
+from civicair.calibration.pairing import HourlySeries, hourly_means, pair_hourly
+from civicair.core.domain import QUANTITY_BY_NAME
+from civicair.core.errors import InvalidInput
 
 SC_VALUE_COLUMNS = {"pm25": "P2", "pm10": "P1", "pm1": "P0", "no2": "NO2", "o3": "O3"}
 SC_RH_COLUMNS = ("humidity",)

@@ -8,9 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-
-from core.bench import bench_app
-from core.errors import CivicairError, InvalidInput
+from civicair.core.errors import CivicairError, InvalidInput
 
 reference_app = typer.Typer(help="Reference stations and their measurements (E2, EEA).", no_args_is_help=True)
 calibration_app = typer.Typer(help="Calibration tools for co-location campaigns.", no_args_is_help=True)
@@ -19,7 +17,7 @@ partner_key_app = typer.Typer(help="Partner API keys.", no_args_is_help=True)
 
 
 def _open():
-    from core.cli import database_or_exit
+    from civicair.core.console import database_or_exit
 
     return database_or_exit()
 
@@ -30,10 +28,9 @@ def reference_import(
     format: str = typer.Option("auto", "--format", help="e2 | eea | auto"),
 ) -> None:
     """Import reference measurements (idempotent; bad rows reported with their line number)."""
+    from civicair.calibration.service import import_reference_file
+    from civicair.core.console import console, fail
     from rich.progress import Progress
-
-    from calibration.service import import_reference_file
-    from core.cli import console, fail
 
     if format not in ("e2", "eea", "auto"):
         fail(f"--format must be e2, eea or auto, not {format!r}")
@@ -69,8 +66,8 @@ def reference_import(
 @reference_app.command("stations")
 def reference_stations(file: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
     """Import station metadata (CSV: code, name, lat, lon, type; or GeoJSON points)."""
-    from calibration.service import import_station_file
-    from core.cli import console, fail
+    from civicair.calibration.service import import_station_file
+    from civicair.core.console import console, fail
 
     settings, db = _open()
     try:
@@ -87,7 +84,7 @@ def reference_stations(file: Path = typer.Argument(..., exists=True, dir_okay=Fa
 
 
 def _parse_date(value: str | None, name: str) -> datetime | None:
-    from core.cli import fail
+    from civicair.core.console import fail
 
     if value is None:
         return None
@@ -105,8 +102,8 @@ def calibrate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Refit models, flag, rate and write calibrated hourly means now."""
-    from calibration.service import run_calibration
-    from core.cli import console, fail
+    from civicair.calibration.service import run_calibration
+    from civicair.core.console import console, fail
 
     start = _parse_date(since, "--since")
     settings, db = _open()
@@ -143,10 +140,15 @@ def evaluate(
     min_pairs: int | None = typer.Option(None, "--min-pairs", help="Default: CIVICAIR_CALIBRATION_MIN_PAIRS"),
 ) -> None:
     """Offline co-location campaign: fit on the earlier part, evaluate on the later part."""
-    from calibration.campaign import evaluate_campaign, merge_samples, read_reference, read_samples
-    from calibration.report import json_safe, render_html
-    from core.cli import console, fail, settings_or_exit
-    from core.domain import QUANTITY_BY_NAME
+    from civicair.calibration.campaign import (
+        evaluate_campaign,
+        merge_samples,
+        read_reference,
+        read_samples,
+    )
+    from civicair.calibration.report import json_safe, render_html
+    from civicair.core.console import console, fail, settings_or_exit
+    from civicair.core.domain import QUANTITY_BY_NAME
 
     settings = settings_or_exit()
     if quantity not in QUANTITY_BY_NAME:
@@ -190,9 +192,9 @@ def partner_key_create(
     scope: list[str] = typer.Option(["calibration"], "--scope", help="Repeatable, e.g. calibration"),
 ) -> None:
     """Create a partner API key; it is printed once and only its hash is stored."""
-    from calibration.repository import create_partner_key
-    from core.cli import console
-    from core.security import hash_secret, new_api_key
+    from civicair.calibration.repository import create_partner_key
+    from civicair.core.console import console
+    from civicair.core.security import hash_secret, new_api_key
 
     settings, db = _open()
     key = new_api_key()
@@ -203,25 +205,6 @@ def partner_key_create(
         db.close()
     console.print(f"partner key {key_id} for {name!r} with scopes {sorted(set(scope))} (shown once):", highlight=False)
     print(key)
-
-
-@bench_app.command("calibration")
-def bench_calibration(
-    devices: int = typer.Option(1000, "--devices"),
-    days: int = typer.Option(90, "--days"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Fit, flag and rate N devices × D days of hourly data (target: 1,000 × 90 d in ≤ 10 s)."""
-    from calibration.bench import run_benchmark
-    from core.cli import console
-
-    result = run_benchmark(devices, days)
-    for stage, seconds in result["stages"].items():
-        console.print(f"  {stage:<22} {seconds:7.3f} s", highlight=False)
-    console.print(f"calibration: {result['devices']} devices × {result['hours']} h in {result['seconds']:.2f} s "
-                  f"(target ≤ 10 s: {'met' if result['seconds'] <= 10 else 'NOT met'})", highlight=False)
-    if as_json:
-        print(json.dumps(result))
 
 
 def register(app: typer.Typer) -> None:

@@ -16,8 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from calibration import nanstats
+from civicair.calibration import nanstats
 
 HUBER_K = 1.345
 BISQUARE_C = 4.685

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from civicair.calibration import nanstats
 from scipy.ndimage import median_filter
-
-from calibration import nanstats
 
 FLAG_NAMES = ("stuck", "out_of_range", "spike", "gap", "high_humidity", "drift", "disagrees", "clock")
 

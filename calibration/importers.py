@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from core.domain import QUANTITY_BY_NAME
-from core.errors import InvalidInput
+from civicair.core.domain import QUANTITY_BY_NAME
+from civicair.core.errors import InvalidInput
 
 E2_HEADER = ["Date de début", "Date de fin", "Organisme", "code zas", "Zas", "code site", "nom site",
              "type d'implantation", "Polluant", "type d'influence", "discriminant", "Réglementaire",

@@ -9,10 +9,9 @@ import json
 from typing import Any
 
 import numpy as np
+from civicair.calibration.importers import parse_iso_utc
+from civicair.calibration.metrics import epa_target_results
 from matplotlib.figure import Figure
-
-from calibration.importers import parse_iso_utc
-from calibration.metrics import epa_target_results
 
 TARGET_TEXT = {"r2": "R² ≥ 0.70", "slope": "slope 1 ± 0.35", "intercept": "|intercept| ≤ 5 µg/m³",
                "rmse_or_nrmse": "RMSE ≤ 7 µg/m³ or NRMSE ≤ 30 %", "completeness": "completeness ≥ 75 %"}

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from civicair.calibration import repository as repo
+from civicair.calibration.geo import distance_matrix_m
+from civicair.calibration.report import json_safe
+from civicair.core import tables
+from civicair.core.domain import QUANTITY_BY_CODE, QUANTITY_BY_NAME
+from civicair.core.errors import DeviceNotFound, InvalidParameter, StationNotFound
 from sqlalchemy.engine import Connection
-
-from calibration import repository as repo
-from calibration.geo import distance_matrix_m
-from calibration.report import json_safe
-from core import tables
-from core.domain import QUANTITY_BY_CODE, QUANTITY_BY_NAME
-from core.errors import DeviceNotFound, InvalidParameter, StationNotFound
 
 
 def _iso(dt) -> str | None:

@@ -8,11 +8,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from civicair.calibration.importers import ReferenceRow, StationRow
+from civicair.core import tables
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
-
-from calibration.importers import ReferenceRow, StationRow
-from core import tables
 
 CLOCK_BIT = 2  # core.domain.Flag.CLOCK
 

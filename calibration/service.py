@@ -12,26 +12,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-
-from calibration import nanstats
-from calibration import repository as repo
-from calibration.batch import fault_hours
-from calibration.fit import BatchFit, epa_correction, fit_huber
-from calibration.flags import FlagRules, detect_flags
-from calibration.geo import distance_matrix_m
-from calibration.importers import ParseResult, parse_reference, parse_stations
-from calibration.metrics import (
+from civicair.calibration import nanstats
+from civicair.calibration import repository as repo
+from civicair.calibration.batch import fault_hours
+from civicair.calibration.fit import BatchFit, epa_correction, fit_huber
+from civicair.calibration.flags import FlagRules, detect_flags
+from civicair.calibration.geo import distance_matrix_m
+from civicair.calibration.importers import ParseResult, parse_reference, parse_stations
+from civicair.calibration.metrics import (
     LIMIT_VALUES,
     expanded_uncertainty,
     performance_metrics,
     sensor_class,
 )
-from calibration.reliability import ReliabilityRules, classify
-from calibration.stars import comparison_series, current_stars, daily_stars
-from core.db import Database
-from core.domain import QUANTITY_BY_CODE, QUANTITY_BY_NAME
-from core.errors import DeviceNotFound
-from core.settings import Settings
+from civicair.calibration.reliability import ReliabilityRules, classify
+from civicair.calibration.stars import comparison_series, current_stars, daily_stars
+from civicair.core.db import Database
+from civicair.core.domain import QUANTITY_BY_CODE, QUANTITY_BY_NAME
+from civicair.core.errors import DeviceNotFound
+from civicair.core.settings import Settings
 
 log = logging.getLogger(__name__)
 CALIBRATED_QUANTITIES = ("pm25", "pm10", "no2", "o3")

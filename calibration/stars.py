@@ -5,8 +5,7 @@ median of neighbouring sensors of the same type. Vectorised over (devices × hou
 from __future__ import annotations
 
 import numpy as np
-
-from calibration import nanstats
+from civicair.calibration import nanstats
 
 # Upper bounds of the daily median relative deviation for 5, 4, 3, 2 stars (else 1).
 STAR_BOUNDS = (0.15, 0.25, 0.40, 0.60)

@@ -9,11 +9,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
-
-from calibration.service import import_reference_file, run_calibration
-from core.db import Database
-from core.jobs import Job
-from core.settings import Settings
+from civicair.calibration.service import import_reference_file, run_calibration
+from civicair.core.db import Database
+from civicair.core.jobs import Job
+from civicair.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from civicair.core.errors import ServiceUnavailable, SettingsError
+from civicair.core.settings import Settings, redact_url
 from sqlalchemy.engine import Engine, make_url
-
-from core.errors import ServiceUnavailable, SettingsError
-from core.settings import Settings, redact_url
 
 log = logging.getLogger(__name__)
 

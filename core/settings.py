@@ -180,9 +180,8 @@ def redact_url(url: str) -> str:
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment; raises `core.errors.SettingsError` with one clear line."""
+    from civicair.core.errors import SettingsError
     from pydantic import ValidationError
-
-    from core.errors import SettingsError
 
     try:
         return Settings(**overrides)  # type: ignore[arg-type]

@@ -267,7 +267,7 @@ zone_series = sa.Table(
     sa.Column("idx", ARRAY(sa.SmallInteger), nullable=False),
     sa.Column("ends", ARRAY(sa.Integer), nullable=False),
     sa.Column("suppressed", ARRAY(sa.SmallInteger), nullable=False),
-    sa.Column("docs", BYTEA, nullable=False),  # LZ4 block of the rows' JSON (api.queries.pack_docs)
+    sa.Column("docs", BYTEA, nullable=False),  # LZ4 block of the rows' JSON (api.stored.pack_docs)
     sa.Column("raw_size", sa.Integer),  # its length uncompressed
 )
 # (quantity, hour) pairs written to `hourly` since the last refresh (statement triggers).

@@ -16,8 +16,7 @@ from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 import segno
-
-from firmware_tools.schemas import Credentials
+from civicair.firmware_tools.schemas import Credentials
 
 PLACEHOLDER = "<PASTE-THE-SECRET-YOU-RECEIVED-AT-REGISTRATION>"
 NVS_NAMESPACE = "civicair"

@@ -7,12 +7,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from civicair.core.domain import QUANTITY_BY_CODE
+from civicair.core.settings import Settings
+from civicair.firmware_tools import repository as repo
 from rich.console import Console
 from sqlalchemy.engine import Engine
-
-from core.domain import QUANTITY_BY_CODE
-from core.settings import Settings
-from firmware_tools import repository as repo
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ def _gather(engine: Engine, device_id: int, since: datetime) -> tuple[int, list[
 
 def run_check(engine: Engine, settings: Settings, uid: str, *, wait_s: float, since_minutes: float = 60,
               console: Console | None = None, poll_s: float = 1.0) -> Report:
-    from firmware_tools.service import device_by_uid, mqtt_topic
+    from civicair.firmware_tools.service import device_by_uid, mqtt_topic
 
     with engine.connect() as conn:
         row = device_by_uid(conn, uid)

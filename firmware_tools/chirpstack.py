@@ -14,8 +14,7 @@ from urllib.parse import urlsplit
 
 import grpc
 from chirpstack_api.api import device_pb2, device_pb2_grpc
-
-from core.errors import CivicairError
+from civicair.core.errors import CivicairError
 
 
 class ProvisioningError(CivicairError):

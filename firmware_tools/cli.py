@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import typer
+from civicair.core.errors import CivicairError
 from pydantic import ValidationError
 from rich.console import Console
-
-from core.errors import CivicairError
 
 device_app = typer.Typer(help="Register volunteers' sensors and build what gets flashed.", no_args_is_help=True)
 out = Console()
@@ -39,9 +38,9 @@ def register_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Register a sensor and print its credentials (shown only once)."""
-    from core.cli import database_or_exit, fail
-    from firmware_tools.schemas import RegistrationRequest
-    from firmware_tools.service import register_device
+    from civicair.core.console import database_or_exit, fail
+    from civicair.firmware_tools.schemas import RegistrationRequest
+    from civicair.firmware_tools.service import register_device
 
     try:
         req = RegistrationRequest.model_validate({
@@ -81,8 +80,8 @@ def bundle_cmd(
     out_dir: Path = typer.Option(..., "--out", help="Directory to write the bundle into."),
 ) -> None:
     """Write the flash bundle (config.json, airrohr settings, NVS CSV, label, README) of a device."""
-    from core.cli import database_or_exit, fail
-    from firmware_tools.service import bundle_files, device_by_uid
+    from civicair.core.console import database_or_exit, fail
+    from civicair.firmware_tools.service import bundle_files, device_by_uid
 
     settings, db = database_or_exit()
     try:
@@ -108,8 +107,8 @@ def check_cmd(
 ) -> None:
     """Wait for a device's first uplink; when nothing arrives, say the most likely reason.
     Exit 0 when data arrived, 1 otherwise."""
-    from core.cli import console, database_or_exit, fail
-    from firmware_tools.check import run_check
+    from civicair.core.console import console, database_or_exit, fail
+    from civicair.firmware_tools.check import run_check
 
     settings, db = database_or_exit()
     try:

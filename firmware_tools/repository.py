@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from civicair.core import tables
 from sqlalchemy.engine import Connection, Row
-
-from core import tables
 
 d = tables.devices
 

@@ -7,9 +7,8 @@ import re
 from datetime import datetime
 from typing import Any
 
+from civicair.core.domain import DeviceKind, Transport
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
-
-from core.domain import DeviceKind, Transport
 
 SENSOR_MODELS = (
     "SDS011", "PMS5003", "PMS7003", "SPS30", "SEN5X", "HPMA115", "NEXTPM", "BME280", "BMP280",

@@ -11,27 +11,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import h3
-from sqlalchemy.engine import Row
-
-from core.domain import DeviceKind, Transport
-from core.errors import (
+from civicair.core.domain import DeviceKind, Transport
+from civicair.core.errors import (
     DeviceNotFound,
     DuplicateDevEUI,
     DuplicateDevice,
     InvalidInput,
     SettingsError,
 )
-from core.security import hash_secret, new_device_token, new_device_uid, pseudonym
-from core.settings import Settings
-from firmware_tools import credentials, repository
-from firmware_tools.schemas import (
+from civicair.core.security import hash_secret, new_device_token, new_device_uid, pseudonym
+from civicair.core.settings import Settings
+from civicair.firmware_tools import credentials, repository
+from civicair.firmware_tools.schemas import (
     Credentials,
     DeviceStatus,
     LoRaWANKeys,
     RegistrationRequest,
     RegistrationResult,
 )
-from gateway.mosquitto_auth import hash_mosquitto_password
+from civicair.gateway.mosquitto_auth import hash_mosquitto_password
+from sqlalchemy.engine import Row
 
 
 def public_url(settings: Settings, pseudo: str) -> str:
@@ -86,7 +85,7 @@ def register_device(conn: Any, settings: Settings, req: RegistrationRequest) -> 
 
 def provision_chirpstack(settings: Settings, *, uid: str, keys: LoRaWANKeys) -> str:
     """Create the device and its OTAA keys in ChirpStack (idempotent); the one-line outcome."""
-    from firmware_tools.chirpstack import ChirpStackTarget, provision_device
+    from civicair.firmware_tools.chirpstack import ChirpStackTarget, provision_device
 
     missing = [name for name in ("chirpstack_api_key", "chirpstack_application_id", "chirpstack_device_profile_id")
                if not getattr(settings, name)]
@@ -185,7 +184,7 @@ def stored_credentials(settings: Settings, row: Row[Any]) -> Credentials:
 
 def bundle_files(settings: Settings, row: Row[Any], creds: Credentials | None = None) -> dict[str, bytes]:
     """The flash bundle of a device; without `creds` the secrets are placeholders."""
-    from firmware_tools.bundle import BundleInput, build_bundle
+    from civicair.firmware_tools.bundle import BundleInput, build_bundle
 
     creds = creds if creds is not None else stored_credentials(settings, row)
 

@@ -12,7 +12,7 @@ mosquitto_app = typer.Typer(help="Mosquitto password/ACL files from the devices 
 
 
 def _db():  # type: ignore[no-untyped-def]
-    from core.cli import database_or_exit
+    from civicair.core.console import database_or_exit
 
     return database_or_exit()
 
@@ -23,7 +23,7 @@ def quarantine_list(
     limit: int = typer.Option(100, min=1),
 ) -> None:
     """Quarantined messages (unknown device): id, time, source, device reference, size."""
-    from gateway import repository
+    from civicair.gateway import repository
 
     _, db = _db()
     try:
@@ -47,9 +47,9 @@ def quarantine_attach(
                                   help="Also record the message's DevEUI / TTS id / chip id on the device."),
 ) -> None:
     """Attach a quarantined message to a registered device (then run `replay`)."""
-    from core.cli import fail
-    from core.errors import CivicairError
-    from gateway.service import attach_quarantined
+    from civicair.core.console import fail
+    from civicair.core.errors import CivicairError
+    from civicair.gateway.service import attach_quarantined
 
     _, db = _db()
     try:
@@ -63,8 +63,8 @@ def quarantine_attach(
 @quarantine_app.command("replay")
 def quarantine_replay() -> None:
     """Store every attached, not yet replayed message for its device (idempotent)."""
-    from gateway.routing import TopicRouter
-    from gateway.service import replay_quarantined
+    from civicair.gateway.routing import TopicRouter
+    from civicair.gateway.service import replay_quarantined
 
     settings, db = _db()
     try:
@@ -87,8 +87,8 @@ def mosquitto_sync(
     chirpstack_password: str | None = typer.Option(None, envvar="CHIRPSTACK_MQTT_PASSWORD"),
 ) -> None:
     """(Re)write Mosquitto's password and ACL files from the devices table; reload the broker after."""
-    from gateway.service import sync_mosquitto_files
-    from gateway.worker import sync_arguments
+    from civicair.gateway.service import sync_mosquitto_files
+    from civicair.gateway.worker import sync_arguments
 
     settings, db = _db()
     arguments = sync_arguments(settings, gateway_user, gateway_password, chirpstack_user, chirpstack_password)

@@ -27,13 +27,12 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
+from civicair.core.errors import InvalidPayload
+from civicair.gateway.routing import TopicRouter
+from civicair.ingest import metrics
+from civicair.ingest.writer import Inbound
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-
-from core.errors import InvalidPayload
-from gateway.routing import TopicRouter
-from ingest import metrics
-from ingest.writer import Inbound
 
 log = logging.getLogger(__name__)
 

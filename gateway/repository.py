@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from civicair.core import tables
 from sqlalchemy.engine import Connection, Row
-
-from core import tables
 
 q = tables.quarantine
 dev = tables.devices

@@ -15,14 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.domain import Uplink
-from core.errors import InvalidPayload
-from gateway.formats.chirpstack import Marshaler, decode_chirpstack_status, decode_chirpstack_uplink
-from gateway.formats.direct import decode_direct_json
-from gateway.formats.tts import decode_tts_uplink
+from civicair.core.domain import Uplink
+from civicair.core.errors import InvalidPayload
+from civicair.gateway.formats.chirpstack import (
+    Marshaler,
+    decode_chirpstack_status,
+    decode_chirpstack_uplink,
+)
+from civicair.gateway.formats.direct import decode_direct_json
+from civicair.gateway.formats.tts import decode_tts_uplink
 
 if TYPE_CHECKING:
-    from core.settings import Settings
+    from civicair.core.settings import Settings
 
 
 def _rest(topic: str, prefix: str | None) -> list[str] | None:

@@ -10,16 +10,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+from civicair.core.db import Database, libpq_url
+from civicair.core.domain import DeviceRef, RefScheme, Uplink
+from civicair.core.errors import Conflict, DeviceNotFound, NotFound
+from civicair.core.files import write_atomic
+from civicair.gateway import mosquitto_auth, repository
+from civicair.gateway.routing import TopicRouter
+from civicair.ingest.repository import REF_COLUMN
+from civicair.ingest.writer import BatchResult, Inbound, store_batch
 from sqlalchemy.exc import IntegrityError
-
-from core.db import Database, libpq_url
-from core.domain import DeviceRef, RefScheme, Uplink
-from core.errors import Conflict, DeviceNotFound, NotFound
-from core.files import write_atomic
-from gateway import mosquitto_auth, repository
-from gateway.routing import TopicRouter
-from ingest.repository import REF_COLUMN
-from ingest.writer import BatchResult, Inbound, store_batch
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from core.db import Database
-from core.jobs import Job
-from core.settings import Settings
+from civicair.core.db import Database
+from civicair.core.jobs import Job
+from civicair.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def sync_arguments(settings: Settings, gateway_user: str | None = None, gateway_
 
 def sync_once(settings: Settings, db: Database) -> bool:
     """One run of the job; True when the files changed (and the broker was told to reload)."""
-    from gateway.service import reload_mosquitto, sync_mosquitto_files
+    from civicair.gateway.service import reload_mosquitto, sync_mosquitto_files
 
     assert settings.mosquitto_password_file and settings.mosquitto_acl_file
     result = sync_mosquitto_files(db, Path(settings.mosquitto_password_file), Path(settings.mosquitto_acl_file),

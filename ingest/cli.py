@@ -1,4 +1,4 @@
-"""`civicair` commands of the ingest package: `rollup`, `retention`, and `bench ingest`."""
+"""`civicair` commands of the ingest package: `rollup` and `retention`."""
 
 from __future__ import annotations
 
@@ -17,11 +17,6 @@ def _parse_since(value: str) -> datetime:
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands and command groups to the root CLI."""
-    from core.bench import bench_app
-    from ingest.bench import bench_ingest
-
-    bench_app.command("ingest")(bench_ingest)
-
     @app.command()
     def rollup(
         rebuild: bool = typer.Option(False, "--rebuild", help="Recompute hourly rows from raw readings."),
@@ -29,8 +24,8 @@ def register(app: typer.Typer) -> None:
         until: str | None = typer.Option(None, "--until", help="End (exclusive); default: latest reading."),
     ) -> None:
         """Recompute the hourly rollup from raw readings (the writer maintains it incrementally)."""
-        from core.cli import console, database_or_exit, fail
-        from ingest.rollup import rebuild_hourly
+        from civicair.core.console import console, database_or_exit, fail
+        from civicair.ingest.rollup import rebuild_hourly
 
         if not rebuild:
             fail("nothing to do: pass --rebuild")
@@ -46,8 +41,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def retention() -> None:
         """Delete raw readings older than CIVICAIR_RAW_RETENTION_DAYS now (rollups are kept)."""
-        from core.cli import console, database_or_exit
-        from ingest.retention import apply_retention
+        from civicair.core.console import console, database_or_exit
+        from civicair.ingest.retention import apply_retention
 
         settings, db = database_or_exit()
         try:

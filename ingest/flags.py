@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from core.domain import Flag, QuantityInfo
+from civicair.core.domain import Flag, QuantityInfo
 
 # Values some sensors emit instead of a measurement (read failure); flagged SENSOR_ERROR.
 SENSOR_ERROR_SENTINELS: frozenset[float] = frozenset({-999.0, -9999.0, 65535.0, 6553.5, -127.0})

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.domain import QUANTITY_BY_NAME, Flag, QuantityInfo, Reading, Uplink
-from core.errors import InvalidPayload
-from ingest.flags import SENSOR_ERROR_SENTINELS, message_flags, value_flags
+from civicair.core.domain import QUANTITY_BY_NAME, Flag, QuantityInfo, Reading, Uplink
+from civicair.core.errors import InvalidPayload
+from civicair.ingest.flags import SENSOR_ERROR_SENTINELS, message_flags, value_flags
 
 # alias (lower case) → canonical quantity name
 ALIASES: dict[str, str] = {

@@ -13,10 +13,9 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from civicair.core import tables
+from civicair.core.domain import RefScheme
 from sqlalchemy.engine import Connection
-
-from core import tables
-from core.domain import RefScheme
 
 REF_COLUMN = {
     RefScheme.CIVICAIR: "uid",

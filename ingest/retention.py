@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-
-from ingest import repository as repo
+from civicair.ingest import repository as repo
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,7 @@ import logging
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-
-from ingest import repository as repo
+from civicair.ingest import repository as repo
 
 log = logging.getLogger(__name__)
 

@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import psycopg
-
-from core.domain import Uplink
-from core.errors import InvalidPayload
-from ingest import metrics
-from ingest import repository as repo
-from ingest.normalise import readings_rows
-from ingest.spool import Spool
+from civicair.core.domain import Uplink
+from civicair.core.errors import InvalidPayload
+from civicair.ingest import metrics
+from civicair.ingest import repository as repo
+from civicair.ingest.normalise import readings_rows
+from civicair.ingest.spool import Spool
 
 log = logging.getLogger(__name__)
 

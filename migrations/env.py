@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from alembic import context
+from civicair.core.tables import metadata
 from sqlalchemy import create_engine, pool
-
-from core.tables import metadata
 
 config = context.config
 target_metadata = metadata

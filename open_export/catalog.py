@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from civicair.core.settings import Settings
+from civicair.open_export.datasets import Dataset
+from civicair.open_export.files import dataset_files, latest_file, recorded_checksums
+from civicair.open_export.periods import FORMATS, ExportFile
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, XSD
-
-from core.settings import Settings
-from open_export.datasets import Dataset
-from open_export.files import dataset_files, latest_file, recorded_checksums
-from open_export.periods import FORMATS, ExportFile
 
 HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
 VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")

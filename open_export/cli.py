@@ -21,12 +21,11 @@ def export(
     out: Path | None = typer.Option(None, "--out", help="Output folder. Default: CIVICAIR_EXPORT_DIR or DATA_DIR/exports."),
 ) -> None:
     """Write CSV + Parquet files, datapackage.json and SHA256SUMS for one day or month (idempotent)."""
+    from civicair.core.console import console, fail, settings_or_exit
+    from civicair.core.db import open_database
+    from civicair.core.errors import CivicairError, InvalidParameter
+    from civicair.open_export.service import available_datasets, run_export
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from core.cli import console, fail, settings_or_exit
-    from core.db import open_database
-    from core.errors import CivicairError, InvalidParameter
-    from open_export.service import available_datasets, run_export
 
     settings = settings_or_exit()
     if period not in ("day", "month"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.errors import InvalidParameter
+from civicair.core.errors import InvalidParameter
 
 # frictionless field types used by our columns
 TYPES = ("string", "integer", "number", "datetime", "boolean")

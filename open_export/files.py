@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from open_export.periods import ExportFile, newest, parse_file_name
-from open_export.writer import CHECKSUMS
+from civicair.open_export.periods import ExportFile, newest, parse_file_name
+from civicair.open_export.writer import CHECKSUMS
 
 
 def dataset_files(root: Path, dataset_id: str, ext: str | None = None) -> list[ExportFile]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from civicair.readmodel.anonymise import cell_polygon
+
 Geometry = dict[str, Any]
 
 
@@ -14,8 +16,6 @@ def geometry_resolver(spec: str | None, zone_geometries: Mapping[str, Geometry |
     `zone_geometries`, which the caller provides, loaded or loading on demand) or
     "point:<lat column>:<lon column>"."""
     if spec == "h3_cell":
-        from api.anonymise import cell_polygon  # pure; imported late (api imports this package)
-
         return lambda row: cell_polygon(row["h3_cell"]) if row.get("h3_cell") else None
     if spec == "zone_id":
         geometries = zone_geometries if zone_geometries is not None else {}

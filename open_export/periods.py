@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from core.errors import InvalidParameter
+from civicair.core.errors import InvalidParameter
 
 PeriodKind = Literal["day", "month"]
 FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "geojson": "application/geo+json"}

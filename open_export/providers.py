@@ -2,7 +2,7 @@
 keyed by the dataset's column names.
 
 Datasets built from volunteers' readings (zones, devices, mobile cells) are served by the public
-API's privacy-reviewed query code (api/queries.py: k-anonymity suppression, mobile privacy
+read model (civicair.readmodel: k-anonymity suppression, mobile privacy
 filters, consent, exclusion of unreliable devices); this module only adapts their results to
 the export columns and never re-implements those rules. A dataset whose query is not available
 has no provider: it is skipped by the export and left out of the catalogue. Reference stations
@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from civicair.core.domain import QUANTITY_BY_NAME
+from civicair.core.settings import Settings
+from civicair.open_export import repository
+from civicair.readmodel import devices as public_devices
+from civicair.readmodel import mobile, params, zone_series
 from sqlalchemy.engine import Connection
-
-from core.domain import QUANTITY_BY_NAME
-from core.settings import Settings
-from open_export import repository
 
 Provider = Callable[[Connection, Settings, datetime, datetime], Iterable[Mapping[str, Any]]]
 
@@ -29,7 +30,7 @@ def reference_stations(conn: Connection, settings: Settings, start: datetime, en
 
 
 def _series_columns(row: Mapping[str, Any], quantity: str) -> dict[str, Any]:
-    """An API series row (api/queries.py shape) flattened to the export columns."""
+    """An API series row (readmodel.render shape) flattened to the export columns."""
     summary = row.get("summary") or {}
     return {
         "quantity": quantity, "unit": row.get("unit"),
@@ -42,43 +43,35 @@ def _series_columns(row: Mapping[str, Any], quantity: str) -> dict[str, Any]:
 
 def _zone_rows(interval: str) -> Provider:
     def rows(conn: Connection, settings: Settings, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
-        from api import queries
-
-        span = queries.TimeRange(datetime_from=start, datetime_to=end)
-        for zone in queries.zone_list(conn, settings):
+        span = params.TimeRange(datetime_from=start, datetime_to=end)
+        for zone in zone_series.zone_list(conn, settings):
             for q in QUANTITY_BY_NAME:
-                for row in queries.zone_series(conn, settings, zone["id"], q, span, interval):
+                for row in zone_series.zone_series(conn, settings, zone["id"], q, span, interval):
                     yield {"zone_id": zone["id"], **_series_columns(row, q)}
 
     return rows
 
 
 def device_hourly(conn: Connection, settings: Settings, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
-    from api import queries
-
-    span = queries.TimeRange(datetime_from=start, datetime_to=end)
-    for dev in queries.device_list(conn, settings):
+    span = params.TimeRange(datetime_from=start, datetime_to=end)
+    for dev in public_devices.device_list(conn, settings):
         if not dev.get("has_series"):
             continue
         for q in dev.get("quantities") or ():
-            for row in queries.device_series(conn, settings, dev["pseudonym"], q, span, "hour"):
+            for row in public_devices.device_series(conn, settings, dev["pseudonym"], q, span, "hour"):
                 yield {"device": dev["pseudonym"], "h3_cell": dev.get("h3_cell"), **_series_columns(row, q)}
 
 
 def mobile_cells(conn: Connection, settings: Settings, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
-    from api import queries
-
-    span = queries.TimeRange(datetime_from=start, datetime_to=end)
+    span = params.TimeRange(datetime_from=start, datetime_to=end)
     for q in QUANTITY_BY_NAME:
-        for row in queries.mobile_cells(conn, settings, q, span):
+        for row in mobile.mobile_cells(conn, settings, q, span):
             yield {"h3_cell": row["h3_cell"], **_series_columns(row, q)}
 
 
 def devices(conn: Connection, settings: Settings, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
     """Public devices already seen before the end of the period (a snapshot of their public fields)."""
-    from api import queries
-
-    for dev in queries.device_list(conn, settings):
+    for dev in public_devices.device_list(conn, settings):
         if dev.get("first_seen") is None or dev["first_seen"] >= end:
             continue
         centre = dev.get("coordinates") or {}

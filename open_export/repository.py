@@ -9,10 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from civicair.core import tables
+from civicair.core.domain import QUANTITY_BY_CODE
 from sqlalchemy.engine import Connection
-
-from core import tables
-from core.domain import QUANTITY_BY_CODE
 
 
 def reference_hourly(conn: Connection, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:

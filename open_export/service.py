@@ -10,15 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy.engine import Connection, Engine
-
-from core.files import write_atomic
-from core.settings import Settings
-from open_export.datasets import DEFAULT_DATASETS, Dataset, select_datasets
-from open_export.geometry import geometry_resolver
-from open_export.periods import Period, PeriodKind, period_for
-from open_export.providers import Provider, default_providers
-from open_export.writer import (
+from civicair.core.files import write_atomic
+from civicair.core.settings import Settings
+from civicair.open_export.datasets import DEFAULT_DATASETS, Dataset, select_datasets
+from civicair.open_export.geometry import geometry_resolver
+from civicair.open_export.periods import Period, PeriodKind, period_for
+from civicair.open_export.providers import Provider, default_providers
+from civicair.open_export.writer import (
     CHECKSUMS,
     DATAPACKAGE,
     DICTIONARY,
@@ -32,6 +30,8 @@ from open_export.writer import (
     sorted_rows,
     write_files,
 )
+from civicair.readmodel.zone_series import zone_geometry
+from sqlalchemy.engine import Connection, Engine
 
 ProgressHook = Callable[[str], None]
 HASH_CACHE = ".hashes.json"  # private digest cache of the export folder
@@ -94,15 +94,13 @@ def available_datasets(settings: Settings, providers: Mapping[str, Provider] | N
 
 
 class _ZoneGeometries(dict[str, Any]):
-    """Zone id → its public geometry, loaded on first use (`api.queries.zone_geometry`)."""
+    """Zone id → its public geometry, loaded on first use (`readmodel.zone_series.zone_geometry`)."""
 
     def __init__(self, conn: Connection) -> None:
         super().__init__()
         self.conn = conn
 
     def __missing__(self, zone_id: str) -> Any:
-        from api.queries import zone_geometry
-
         geometry = self[zone_id] = zone_geometry(self.conn, zone_id) if zone_id else None
         return geometry
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime
 
-from core.db import Database
-from core.jobs import Job
-from core.settings import Settings
-from open_export.periods import PeriodKind
-from open_export.service import default_day, run_export
+from civicair.core.db import Database
+from civicair.core.jobs import Job
+from civicair.core.settings import Settings
+from civicair.open_export.periods import PeriodKind
+from civicair.open_export.service import default_day, run_export
 
 log = logging.getLogger(__name__)
 EXPORT_INTERVAL_S = 900

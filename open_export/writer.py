@@ -28,10 +28,9 @@ from typing import IO, Any, BinaryIO, Protocol
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from core.files import TMP_SUFFIX, commit_atomic, temporary_path
-from open_export.datasets import Column, Dataset
-from open_export.periods import FORMATS, parse_file_name
+from civicair.core.files import TMP_SUFFIX, commit_atomic, temporary_path
+from civicair.open_export.datasets import Column, Dataset
+from civicair.open_export.periods import FORMATS, parse_file_name
 
 CHECKSUMS = "SHA256SUMS"
 DATAPACKAGE = "datapackage.json"

@@ -22,10 +22,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
-from core.db import Database, create_engine
-from core.migrate import upgrade
-from core.settings import Settings
+from civicair.core.db import Database, create_engine
+from civicair.core.migrate import upgrade
+from civicair.core.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -133,7 +132,7 @@ def mqtt_url() -> Iterator[str]:
     if _reachable("127.0.0.1", 1883):
         yield "mqtt://127.0.0.1:1883"
         return
-    from core.broker import EmbeddedBroker, free_port
+    from civicair.core.broker import EmbeddedBroker, free_port
 
     broker = EmbeddedBroker(port=free_port())
     broker.start()
@@ -163,9 +162,8 @@ def settings(db: Database, mqtt_url: str, tmp_path: Path) -> Settings:
 def live_api(settings: Settings, db: Database) -> Iterator[str]:
     """The FastAPI app served by a real uvicorn server on a free loopback port; yields its URL."""
     import uvicorn
-
-    from api.app import create_app
-    from core.broker import free_port
+    from civicair.api.app import create_app
+    from civicair.core.broker import free_port
 
     port = free_port()
     app = create_app(settings, db)

@@ -1,5 +1,5 @@
 """Catalogue and export-file routes: /catalog.jsonld, /catalog.ttl, /exports/..."""
 
-from api.catalog.endpoints import install_links, router
+from civicair.api.catalog.endpoints import install_links, router
 
 __all__ = ["install_links", "router"]

@@ -6,17 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from civicair.api.deps import SettingsDep
+from civicair.core.errors import NotFound
+from civicair.core.settings import Settings
+from civicair.open_export.catalog import CONTEXT, CataloguePage, build_catalogue
+from civicair.open_export.datasets import DEFAULT_DATASETS
+from civicair.open_export.periods import FORMATS, parse_file_name
+from civicair.open_export.service import available_datasets, catalogue_url, export_dir, portal_page
+from civicair.open_export.writer import CHECKSUMS, DATAPACKAGE, DICTIONARY
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import FileResponse
-
-from api.deps import SettingsDep
-from core.errors import NotFound
-from core.settings import Settings
-from open_export.catalog import CONTEXT, CataloguePage, build_catalogue
-from open_export.datasets import DEFAULT_DATASETS
-from open_export.periods import FORMATS, parse_file_name
-from open_export.service import available_datasets, catalogue_url, export_dir, portal_page
-from open_export.writer import CHECKSUMS, DATAPACKAGE, DICTIONARY
 
 router = APIRouter(tags=["open data files and catalogue"])
 ROOT_FILES = {DATAPACKAGE: "application/json", CHECKSUMS: "text/plain; charset=utf-8",
@@ -133,7 +132,7 @@ def _dataset_or_404(settings: Settings, dataset: str) -> None:
 @router.head("/exports/{dataset}/latest.{ext}", include_in_schema=False)
 @router.get("/exports/{dataset}/latest.{ext}", summary="The newest file of a dataset (stable URL)")
 def export_latest(dataset: str, ext: str, request: Request, settings: SettingsDep) -> Response:
-    from open_export.files import latest_file
+    from civicair.open_export.files import latest_file
 
     _dataset_or_404(settings, dataset)
     if ext not in FORMATS:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from civicair.api.deps import Partner, ReadConn, SettingsDep, require_partner
+from civicair.calibration import repository as repo
+from civicair.calibration.report import render_html
+from civicair.calibration.reporting import device_report, station_report
+from civicair.core.errors import InvalidParameter
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
-
-from api.deps import Partner, ReadConn, SettingsDep, require_partner
-from calibration import repository as repo
-from calibration.report import render_html
-from calibration.reporting import device_report, station_report
-from core.errors import InvalidParameter
 
 router = APIRouter(prefix="/v1/partner", tags=["partner"])
 CalibrationPartner = Annotated[Partner, Depends(require_partner("calibration"))]

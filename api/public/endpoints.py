@@ -1,5 +1,5 @@
 """Public open-data endpoints (no authentication). Only pseudonyms, H3 cells, k-anonymous
-aggregates and official station data leave here; the rules live in api/queries.py and
+aggregates and official station data leave here; the rules live in the read model (civicair.readmodel) and
 api/anonymise.py so the export files publish exactly the same thing."""
 
 from __future__ import annotations
@@ -9,19 +9,19 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
+from civicair.api.deps import ReadConn, SettingsDep, read_pool, sync_reader
+from civicair.api.public import examples
+from civicair.api.public.render import Format, respond, respond_docs
+from civicair.core.domain import QUANTITY_BY_NAME
+from civicair.core.errors import InvalidParameter
+from civicair.core.settings import Settings
+from civicair.readmodel import anonymise, devices, mobile, params, render, stations
+from civicair.readmodel import zone_series as zone_reads
+from civicair.readmodel.params import Interval, Paging, QuantityFilter, TimeRange
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
-
-from api import anonymise, queries
-from api.deps import ReadConn, SettingsDep, read_pool, sync_reader
-from api.public import examples
-from api.public.render import Format, respond, respond_docs
-from api.queries import Interval, Paging, QuantityFilter, TimeRange
-from core.domain import QUANTITY_BY_NAME
-from core.errors import InvalidParameter
-from core.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["public"])
 
@@ -34,7 +34,7 @@ FromQ = Annotated[datetime | None, Query(description="ISO-8601 start (inclusive)
                                                      "Times without an offset are UTC.")]
 ToQ = Annotated[datetime | None, Query(description="ISO-8601 end (exclusive); default: now.")]
 IntervalQ = Annotated[Interval, Query(description="Aggregation period.")]
-LimitQ = Annotated[int, Query(ge=1, le=queries.MAX_LIMIT, description="Results per page (≤ 1000).")]
+LimitQ = Annotated[int, Query(ge=1, le=params.MAX_LIMIT, description="Results per page (≤ 1000).")]
 CursorQ = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
                                       description="`meta.cursor` of the previous page.")]
 FormatQ = Annotated[Format | None, Query(alias="format", description="json (default), csv, or geojson where "
@@ -50,7 +50,7 @@ class SeriesQuery(BaseModel):
                                                              "the end. Times without an offset are UTC.")
     datetime_to: datetime | None = Field(None, description="ISO-8601 end (exclusive); default: now.")
     interval: Interval = Field(Interval.HOUR, description="Aggregation period.")
-    limit: int = Field(1000, ge=1, le=queries.MAX_LIMIT, description="Results per page (≤ 1000).")
+    limit: int = Field(1000, ge=1, le=params.MAX_LIMIT, description="Results per page (≤ 1000).")
     cursor: str | None = Field(None, max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
                                description="`meta.cursor` of the previous page.")
     format: Format | None = Field(None, description="json (default) or csv; also chosen by the Accept header.")
@@ -78,13 +78,13 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
             return {**node, "anyOf": [inline(n) for n in node["anyOf"]]}
         return node
 
-    params = []
+    parameters = []
     for name, prop in schema["properties"].items():
         prop = inline(dict(prop))
         description = prop.pop("description", None)
-        params.append({"name": name, "in": "query", "required": name in schema.get("required", ()),
+        parameters.append({"name": name, "in": "query", "required": name in schema.get("required", ()),
                        "description": description, "schema": prop})
-    return params
+    return parameters
 
 
 def _ok(example: dict[str, Any], geo: bool = False) -> dict[int | str, dict[str, Any]]:
@@ -103,7 +103,7 @@ def _series_meta(settings: Any, quantity: QuantityFilter, interval: Interval, tr
     start, end = tr.resolve(settings.max_range_days)
     return {"quantity": quantity.quantity, "unit": quantity.info.unit, "interval": interval.value,
             "datetime_from": start, "datetime_to": end, "limit": paging.limit,
-            "cursor": queries.encode_cursor(nxt) if nxt else None}
+            "cursor": params.encode_cursor(nxt) if nxt else None}
 
 
 @router.get("/devices", summary="Public devices (pseudonymised, located by H3 cell)",
@@ -114,11 +114,11 @@ def list_devices(request: Request, conn: ReadConn, settings: SettingsDep, limit:
     after = paging.after_key()
     if after is not None and not re.fullmatch(ID_PATTERN, after):
         raise InvalidParameter("cursor", "not a cursor returned by this API")
-    rows = queries.device_list(conn, settings, after=after, limit=limit + 1)
+    rows = devices.device_list(conn, settings, after=after, limit=limit + 1)
     nxt = rows[limit - 1]["pseudonym"] if len(rows) > limit else None
     rows = rows[:limit]
     return respond(request, settings, rows, fmt=fmt, geometry=_device_geometry, limit=limit,
-                   cursor=queries.encode_cursor(nxt) if nxt else None)
+                   cursor=params.encode_cursor(nxt) if nxt else None)
 
 
 def _device_geometry(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -128,7 +128,7 @@ def _device_geometry(row: dict[str, Any]) -> dict[str, Any] | None:
 @router.get("/devices/{pseudonym}", summary="One public device", responses=_ok(examples.DEVICE, geo=True))
 def get_device(request: Request, pseudonym: Annotated[str, PathId], conn: ReadConn,
                settings: SettingsDep, fmt: FormatQ = None) -> Response:
-    row = queries.device_detail(conn, settings, pseudonym)
+    row = devices.device_detail(conn, settings, pseudonym)
     return respond(request, settings, [row], fmt=fmt, geometry=_device_geometry)
 
 
@@ -142,7 +142,7 @@ def device_series(request: Request, pseudonym: Annotated[str, PathId], conn: Rea
                   limit: LimitQ = 1000, cursor: CursorQ = None, fmt: FormatQ = None) -> Response:
     q, tr, paging = QuantityFilter(quantity=quantity.value), TimeRange(datetime_from=datetime_from,
                                                                         datetime_to=datetime_to), Paging(limit=limit, cursor=cursor)
-    page = queries.device_series_page(conn, settings, pseudonym, q, tr, interval, paging.after_time(), limit)
+    page = devices.device_series_page(conn, settings, pseudonym, q, tr, interval, paging.after_time(), limit)
     return respond(request, settings, page.results, fmt=fmt, device=pseudonym,
                    **_series_meta(settings, q, interval, tr, paging, page.next_after))
 
@@ -152,8 +152,8 @@ def device_series(request: Request, pseudonym: Annotated[str, PathId], conn: Rea
 def list_zones(request: Request, conn: ReadConn, settings: SettingsDep, fmt: FormatQ = None,
                with_geometry: Annotated[bool, Query(description="Include the zone geometry in JSON.")] = False
                ) -> Response:
-    rows = queries.zone_list(conn, settings)
-    geoms = {r["id"]: queries.zone_geometry(conn, r["id"]) for r in rows} if (
+    rows = zone_reads.zone_list(conn, settings)
+    geoms = {r["id"]: zone_reads.zone_geometry(conn, r["id"]) for r in rows} if (
         with_geometry or fmt == Format.GEOJSON or "geo+json" in request.headers.get("accept", "")) else {}
     if with_geometry:
         for r in rows:
@@ -180,7 +180,7 @@ async def zone_series(request: Request, zone_id: Annotated[str, PathId]) -> Resp
     paging = Paging(limit=limit, cursor=p.cursor)
     after = paging.after_time()
 
-    page = await queries.zone_series_json_async(await read_pool(request), sync_reader(request), settings, zone_id,
+    page = await zone_reads.zone_series_json_async(await read_pool(request), sync_reader(request), settings, zone_id,
                                                 q, tr, interval, after, limit)
     return respond_docs(
         request, settings, page.docs, page.count, fmt=fmt, zone=zone_id, k_anonymity=settings.k_anonymity,
@@ -200,7 +200,7 @@ def mobile_cells(request: Request, conn: ReadConn, settings: SettingsDep,
                  fmt: FormatQ = None) -> Response:
     q, tr = QuantityFilter(quantity=quantity.value), TimeRange(datetime_from=datetime_from, datetime_to=datetime_to)
     start, end = tr.resolve(settings.max_range_days)
-    rows = queries.mobile_cells(conn, settings, q, tr)
+    rows = mobile.mobile_cells(conn, settings, q, tr)
     key = Paging(limit=limit, cursor=cursor).after_key() if cursor else "0"
     if not ((key or "").isascii() and (key or "").isdigit()) or len(key or "") > 9:
         raise InvalidParameter("cursor", "not a cursor returned by this API")
@@ -211,7 +211,7 @@ def mobile_cells(request: Request, conn: ReadConn, settings: SettingsDep,
                    geometry=lambda r: anonymise.cell_polygon(r["h3_cell"]),
                    quantity=q.quantity, unit=q.info.unit, datetime_from=start, datetime_to=end,
                    h3_resolution=settings.h3_resolution, k_anonymity=settings.k_anonymity, found=len(rows),
-                   limit=limit, cursor=queries.encode_cursor(nxt) if nxt else None)
+                   limit=limit, cursor=params.encode_cursor(nxt) if nxt else None)
 
 
 def _station_geometry(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -222,7 +222,7 @@ def _station_geometry(row: dict[str, Any]) -> dict[str, Any] | None:
 @router.get("/stations", summary="Official reference stations (their own licence and attribution)",
             responses=_ok(examples.STATIONS, geo=True))
 def list_stations(request: Request, conn: ReadConn, settings: SettingsDep, fmt: FormatQ = None) -> Response:
-    return respond(request, settings, queries.stations(conn, settings), fmt=fmt, geometry=_station_geometry)
+    return respond(request, settings, stations.stations(conn, settings), fmt=fmt, geometry=_station_geometry)
 
 
 @router.get("/stations/{code}/series", summary="Hourly or daily series of a reference station",
@@ -231,10 +231,10 @@ def station_series(request: Request, code: Annotated[str, PathId], conn: ReadCon
                    settings: SettingsDep, quantity: QuantityQ = QuantityName("pm25"),
                    datetime_from: FromQ = None, datetime_to: ToQ = None, interval: IntervalQ = Interval.HOUR,
                    limit: LimitQ = 1000, cursor: CursorQ = None, fmt: FormatQ = None) -> Response:
-    st = queries.station(conn, settings, code)
+    st = stations.station(conn, settings, code)
     q, tr, paging = QuantityFilter(quantity=quantity.value), TimeRange(datetime_from=datetime_from,
                                                                         datetime_to=datetime_to), Paging(limit=limit, cursor=cursor)
-    rows = queries.station_series(conn, settings, code, q, tr, interval, paging.after_time(), limit)
+    rows = stations.station_series(conn, settings, code, q, tr, interval, paging.after_time(), limit)
     nxt = rows[-1]["period"]["datetime_from"] if len(rows) == limit else None
     meta = _series_meta(settings, q, interval, tr, paging, nxt)
     meta.update(licence=st["licence"], attribution=st["attribution"], station=code,
@@ -244,7 +244,7 @@ def station_series(request: Request, code: Annotated[str, PathId], conn: ReadCon
 
 @router.get("/quantities", summary="Quantities and units", responses=_ok(examples.QUANTITIES))
 def list_quantities(request: Request, settings: SettingsDep, fmt: FormatQ = None) -> Response:
-    return respond(request, settings, queries.quantity_list(), fmt=fmt)
+    return respond(request, settings, render.quantity_list(), fmt=fmt)
 
 
 @router.get("/licences", summary="Licences of the published data", responses=_ok(examples.LICENCES))
@@ -252,7 +252,7 @@ def list_licences(request: Request, conn: ReadConn, settings: SettingsDep, fmt: 
     rows: list[dict[str, Any]] = [{"id": "civicair", "name": settings.licence_name, "url": settings.licence_url,
                                    "attribution": settings.attribution, "applies_to": "devices, zones, mobile"}]
     seen = {settings.licence_name}
-    for st in queries.stations(conn, settings):
+    for st in stations.stations(conn, settings):
         if st["licence"] not in seen:
             seen.add(st["licence"])
             rows.append({"id": f"stations-{len(rows)}", "name": st["licence"], "url": None,

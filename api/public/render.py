@@ -10,11 +10,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from civicair.core.errors import InvalidParameter
+from civicair.core.settings import Settings
 from fastapi import Request
 from fastapi.responses import Response
-
-from core.errors import InvalidParameter
-from core.settings import Settings
 
 
 class Format(enum.StrEnum):

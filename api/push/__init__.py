@@ -1,5 +1,5 @@
 """HTTP push endpoints (sensor.community firmware, civicair JSON), authenticated by device token."""
 
-from api.push.endpoints import router
+from civicair.api.push.endpoints import router
 
 __all__ = ["router"]

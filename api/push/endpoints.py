@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from civicair.api import problems
+from civicair.api.deps import DeviceDep, ReadConn, SettingsDep
+from civicair.api.push import service
+from civicair.core.errors import InvalidPayload
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-
-from api import problems
-from api.deps import DeviceDep, ReadConn, SettingsDep
-from api.push import service
-from core.errors import InvalidPayload
 
 router = APIRouter(prefix="/v1/push", tags=["push"])
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from civicair.core import tables
 from sqlalchemy.engine import Connection
-
-from core import tables
 
 
 def device_id_by_chip(conn: Connection, chip_id: str) -> int | None:

@@ -11,18 +11,17 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import psycopg
+from civicair.api.deps import AuthenticatedDevice
+from civicair.api.push.repository import device_id_by_chip
+from civicair.core.db import Database
+from civicair.core.domain import DeviceRef, RefScheme, Route, Uplink
+from civicair.core.errors import Forbidden, InvalidPayload, PayloadTooLarge, ServiceUnavailable
+from civicair.gateway.formats.direct import decode_direct_json
+from civicair.gateway.formats.sensor_community import decode_sensor_community
+from civicair.ingest.writer import BatchResult, Inbound, store_batch
 from fastapi import Request
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
-
-from api.deps import AuthenticatedDevice
-from api.push.repository import device_id_by_chip
-from core.db import Database
-from core.domain import DeviceRef, RefScheme, Route, Uplink
-from core.errors import Forbidden, InvalidPayload, PayloadTooLarge, ServiceUnavailable
-from gateway.formats.direct import decode_direct_json
-from gateway.formats.sensor_community import decode_sensor_community
-from ingest.writer import BatchResult, Inbound, store_batch
 
 
 async def read_body(request: Request, limit: int) -> bytes:

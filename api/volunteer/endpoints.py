@@ -5,18 +5,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
-from fastapi.responses import JSONResponse
-from sqlalchemy.engine import Connection
-
-from api.deps import DeviceDep, ReadConn, SettingsDep, write_conn
-from firmware_tools import service
-from firmware_tools.schemas import (
+from civicair.api.deps import DeviceDep, ReadConn, SettingsDep, write_conn
+from civicair.firmware_tools import service
+from civicair.firmware_tools.schemas import (
     Credentials,
     DeviceStatus,
     RegistrationRequest,
     RegistrationResult,
 )
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Connection
 
 router = APIRouter(prefix="/v1/volunteer", tags=["volunteer"])
 
@@ -58,7 +57,7 @@ def bundle(device: DeviceDep, conn: ReadConn, settings: SettingsDep) -> Response
     """config.json, airrohr settings, ESP32 NVS CSV + flash commands, printable label, README.
     Secrets are stored only as hashes, so the bundle carries placeholders for them: copy the ones
     received at registration (or rotate to get new ones)."""
-    from firmware_tools.bundle import bundle_zip
+    from civicair.firmware_tools.bundle import bundle_zip
 
     row = service.device_by_uid(conn, device.uid)
     data = bundle_zip(service.bundle_files(settings, row), f"civicair-{device.pseudonym}")

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.domain import Position, RawValue
-from core.errors import InvalidPayload
-from gateway.codecs import cayenne, civicair_binary
+from civicair.core.domain import Position, RawValue
+from civicair.core.errors import InvalidPayload
+from civicair.gateway.codecs import cayenne, civicair_binary
 
 PORT_CIVICAIR_BINARY = 1
 PORT_CAYENNE = 2

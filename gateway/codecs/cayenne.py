@@ -28,8 +28,8 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.domain import Position, RawValue
-from core.errors import InvalidPayload
+from civicair.core.domain import Position, RawValue
+from civicair.core.errors import InvalidPayload
 
 # type → (name, size, signed, divisor, dimensions)
 TYPES: dict[int, tuple[str, int, bool, float, int]] = {

@@ -37,8 +37,8 @@ import math
 import struct
 from dataclasses import dataclass
 
-from core.domain import Position, RawValue
-from core.errors import InvalidPayload
+from civicair.core.domain import Position, RawValue
+from civicair.core.errors import InvalidPayload
 
 VERSION = 1
 MAX_LENGTH = 28

@@ -15,7 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from core.domain import Position, RawValue
+from civicair.core.domain import Position, RawValue
 
 _CHANNEL_SUFFIX = re.compile(r"_\d{1,3}$")
 _PM_NAME = re.compile(r"(?i)pm\d{1,2}_\d")  # pm2_5, pm1_0: not a channel suffix

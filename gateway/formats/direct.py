@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from core.domain import DeviceRef, Position, RawValue, RefScheme, Route, Uplink
-from core.errors import InvalidPayload
-from gateway.formats.jsonbody import json_object
+from civicair.core.domain import DeviceRef, Position, RawValue, RefScheme, Route, Uplink
+from civicair.core.errors import InvalidPayload
+from civicair.gateway.formats.jsonbody import json_object
 
 
 def parse_time(value: object) -> datetime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.errors import InvalidPayload
+from civicair.core.errors import InvalidPayload
 
 
 def json_object(payload: bytes, what: str) -> dict[str, Any]:

@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.domain import Position, RawValue
-from core.errors import InvalidPayload
-from gateway.codecs import decode_port_payload
-from gateway.formats.decoded import finite_number, read_decoded_object
+from civicair.core.domain import Position, RawValue
+from civicair.core.errors import InvalidPayload
+from civicair.gateway.codecs import decode_port_payload
+from civicair.gateway.formats.decoded import finite_number, read_decoded_object
 
 _HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 

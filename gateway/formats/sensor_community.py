@@ -18,10 +18,10 @@ import math
 import re
 from collections.abc import Mapping
 
-from core.domain import DeviceRef, Position, RawValue, RefScheme, Route, Uplink
-from core.errors import InvalidPayload
-from gateway.formats.direct import parse_time
-from gateway.formats.jsonbody import json_object
+from civicair.core.domain import DeviceRef, Position, RawValue, RefScheme, Route, Uplink
+from civicair.core.errors import InvalidPayload
+from civicair.gateway.formats.direct import parse_time
+from civicair.gateway.formats.jsonbody import json_object
 
 PM_NAMES = {"p0": "pm1", "p1": "pm10", "p2": "pm25"}
 HOUSEKEEPING = {"samples", "min_micro", "max_micro", "interval", "signal"}

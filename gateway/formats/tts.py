@@ -4,10 +4,10 @@ named by its DevEUI when `end_device_ids.dev_eui` is present, else by its TTS de
 
 from __future__ import annotations
 
-from core.domain import DeviceRef, LinkMeta, RefScheme, Route, Uplink
-from core.errors import InvalidPayload
-from gateway.formats.jsonbody import json_object
-from gateway.formats.lorawan import (
+from civicair.core.domain import DeviceRef, LinkMeta, RefScheme, Route, Uplink
+from civicair.core.errors import InvalidPayload
+from civicair.gateway.formats.jsonbody import json_object
+from civicair.gateway.formats.lorawan import (
     application_content,
     b64,
     best_gateway,

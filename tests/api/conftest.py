@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from civicair.core import tables
+from civicair.core.db import Database
+from civicair.core.settings import Settings
 
-from core import tables
-from core.db import Database
-from core.settings import Settings
 from tests.api.seed import add_device, add_readings, build_hourly, reading
 from tests.conftest import wait_until
 
@@ -25,9 +25,8 @@ M_PER_DEG_LAT = 111_195.0
 @contextmanager
 def serve_app(settings: Settings, db: Database) -> Iterator[str]:
     import uvicorn
-
-    from api.app import create_app
-    from core.broker import free_port
+    from civicair.api.app import create_app
+    from civicair.core.broker import free_port
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings, db), host="127.0.0.1", port=port,
@@ -76,8 +75,7 @@ def seed_city(db: Database, unique: str) -> City:
     below k=3); hour 5: F1-F3 + F5. Mobile: bikes B1-B4 ride the same 1.6 km route at hour 8,
     B4 with a privacy zone on its middle; B5 alone at hour 10. Station FR01011 with 6 hours."""
     import h3
-
-    from api.zones import parse_zones, refresh_device_zones, upsert_zones
+    from civicair.readmodel.zones import parse_zones, refresh_device_zones, upsert_zones
 
     city = City()
     base_lat, base_lon = 48.573412, 7.752113

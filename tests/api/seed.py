@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from civicair.core import tables
+from civicair.core.security import pseudonym
 from sqlalchemy.engine import Connection
-
-from core import tables
-from core.security import pseudonym
 
 SECRET = "test-secret"
 

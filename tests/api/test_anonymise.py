@@ -6,10 +6,7 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import h3
-from hypothesis import given
-from hypothesis import strategies as st
-
-from api.anonymise import (
+from civicair.readmodel.anonymise import (
     CellHour,
     Point,
     PrivacyZone,
@@ -24,6 +21,8 @@ from api.anonymise import (
     split_trips,
     suppress_small_cells,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 T0 = datetime(2026, 1, 12, 8, 0, tzinfo=UTC)
 M_PER_DEG_LAT = 111_195.0

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_bench_api_smoke(pg_server_url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICAIR_")}
     env["CIVICAIR_DATABASE_URL"] = pg_server_url
-    done = subprocess.run([sys.executable, "-m", "core.cli", "bench", "api", "--json", "--days", "2",
+    done = subprocess.run([sys.executable, "-m", "civicair.cli", "bench", "api", "--json", "--days", "2",
                            "--requests", "40", "--concurrency", "4", "--workers", "1"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from civicair.core.db import open_database
+from civicair.readmodel.zone_rollup import refresh
 from pydantic import SecretStr
 
-from api.zone_rollup import refresh
-from core.db import open_database
 from tests.api.conftest import T0, serve_app
 from tests.ingest.tcpproxy import TcpProxy
 

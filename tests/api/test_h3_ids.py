@@ -1,6 +1,6 @@
 """Zone ids that look like (huge) hex never crash the H3 check (OverflowError → 500 before)."""
 
-from api.queries import ZoneFilter, is_h3_cell
+from civicair.readmodel.params import ZoneFilter, is_h3_cell
 
 
 def test_is_h3_cell_never_raises() -> None:

@@ -1,5 +1,5 @@
 """H3 zone members are found in SQL (the parent of each stored cell, by the H3 bit layout) and
-must be exactly the devices whose public cell (`queries.public_cell`, h3 in Python) is the zone;
+must be exactly the devices whose public cell (`cells.public_cell`, h3 in Python) is the zone;
 devices that only Python can place (coordinates but no usable cell) are still counted."""
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from datetime import timedelta
 import h3
 import pytest
 import sqlalchemy as sa
+from civicair.readmodel import cells as public_cells
+from civicair.readmodel import render, statements, zone_series
+from civicair.readmodel.params import Interval, QuantityFilter, TimeRange
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from api import queries
-from api.queries import Interval, QuantityFilter, TimeRange
 from tests.api.conftest import T0
 from tests.api.seed import BUILD_HOURLY, add_device, add_readings, reading
 
@@ -25,7 +26,7 @@ from tests.api.seed import BUILD_HOURLY, add_device, add_readings, reading
 @hsettings(max_examples=1000, deadline=None)
 def test_bounding_box_holds_the_whole_cell(lat, lon, res, u, v) -> None:
     cell = h3.latlng_to_cell(lat, lon, res)
-    p = queries.h3_zone_params(cell)
+    p = public_cells.h3_zone_params(cell)
     assert p["lat_lo"] <= lat <= p["lat_hi"] and p["lon_lo"] <= lon <= p["lon_hi"]
     # a point between the centre and a vertex is inside the cell, so inside the box too
     boundary = h3.cell_to_boundary(cell)
@@ -38,8 +39,8 @@ def test_bounding_box_holds_the_whole_cell(lat, lon, res, u, v) -> None:
 
 
 def _python_members(conn, settings, cell: str) -> list[int]:
-    return sorted(r.id for r in queries.eligible_fixed(conn)
-                  if queries.public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution) == cell)
+    return sorted(r.id for r in zone_series.eligible_fixed(conn)
+                  if public_cells.public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution) == cell)
 
 
 @pytest.mark.db
@@ -66,8 +67,8 @@ def test_sql_members_equal_python_public_cells(db, settings, unique) -> None:
         placed_in_python = 0
         for cell in sorted(cells):
             expected = _python_members(conn, settings, cell)
-            assert queries.zone_device_ids(conn, settings, cell) == expected, cell
-            ids, unplaced = conn.execute(queries._H3_ZONE_DEVICES, queries.h3_zone_params(cell)).one()[1:]
+            assert zone_series.zone_device_ids(conn, settings, cell) == expected, cell
+            ids, unplaced = conn.execute(statements.H3_ZONE_DEVICES, public_cells.h3_zone_params(cell)).one()[1:]
             placed_in_python += len(set(expected) - set(ids))
     assert placed_in_python > 0  # the Python fallback was exercised, not only the SQL path
 
@@ -87,7 +88,7 @@ def test_zone_series_counts_devices_only_python_can_place(db, settings, unique, 
 
     def page():
         with db.engine.connect() as conn:
-            return queries.zone_series_json(conn, settings, cell, QuantityFilter(quantity="pm25"), span,
+            return zone_series.zone_series_json(conn, settings, cell, QuantityFilter(quantity="pm25"), span,
                                             Interval.HOUR)
 
     # two devices with usable cells: found in SQL alone (the Python listing is never called)
@@ -95,7 +96,7 @@ def test_zone_series_counts_devices_only_python_can_place(db, settings, unique, 
         raise AssertionError("members listed in Python")
 
     with monkeypatch.context() as m:
-        m.setattr(queries, "zone_device_ids", no_python_listing)
+        m.setattr(zone_series, "zone_device_ids", no_python_listing)
         first = page()
     assert first.count == 0 and first.suppressed == 2  # 2 devices < k = 3
 
@@ -107,5 +108,5 @@ def test_zone_series_counts_devices_only_python_can_place(db, settings, unique, 
         conn.execute(BUILD_HOURLY)
     second = page()
     assert second.count == 2 and second.suppressed == 0
-    rows = queries._parse_rows(second.docs)
+    rows = render.parse_rows(second.docs)
     assert [r["n_devices"] for r in rows] == [3, 3]

@@ -89,8 +89,8 @@ def test_openapi_has_an_example_for_every_public_endpoint(live_api) -> None:
 
 
 async def test_response_cache_holds_at_most_its_byte_budget() -> None:
-    from api.middleware import OpenDataHeaders
-    from core.settings import Settings
+    from civicair.api.middleware import OpenDataHeaders
+    from civicair.core.settings import Settings
 
     async def big(scope, receive, send) -> None:  # a public endpoint answering 100 KB per URL
         body = scope["query_string"] * (100_000 // max(1, len(scope["query_string"])))
@@ -115,8 +115,9 @@ async def test_response_cache_holds_at_most_its_byte_budget() -> None:
 
 
 def test_reuse_port_lets_several_api_processes_share_one_port() -> None:
-    from core.broker import free_port
-    from core.runtime import reuse_port_socket
+    from civicair.core.broker import free_port
+
+    from civicair.runtime import reuse_port_socket
 
     port = free_port()
     first, second = reuse_port_socket("127.0.0.1", port), reuse_port_socket("127.0.0.1", port)

@@ -5,14 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from civicair.core import tables
+from civicair.core.errors import BadRange, InvalidParameter
+from civicair.readmodel.params import (
+    Paging,
+    QuantityFilter,
+    TimeRange,
+    ZoneFilter,
+    decode_cursor,
+    encode_cursor,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql
-
-from api.queries import Paging, QuantityFilter, TimeRange, ZoneFilter, decode_cursor, encode_cursor
-from core import tables
-from core.errors import BadRange, InvalidParameter
 
 NOW = datetime(2026, 1, 12, 9, 0, tzinfo=UTC)
 

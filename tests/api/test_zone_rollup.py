@@ -9,9 +9,9 @@ from datetime import timedelta
 import httpx
 import pytest
 import sqlalchemy as sa
+from civicair.readmodel import params, stored, zone_series
+from civicair.readmodel.zone_rollup import refresh
 
-from api import queries
-from api.zone_rollup import refresh
 from tests.api.conftest import T0
 
 pytestmark = pytest.mark.db
@@ -40,15 +40,15 @@ def _requests(city) -> list[tuple[str, dict]]:
 
 def _crawl(base: str, city) -> dict[str, bytes]:
     out = {}
-    for path, params in _requests(city):
-        r = httpx.get(base + path, params=params)
+    for path, query in _requests(city):
+        r = httpx.get(base + path, params=query)
         assert r.status_code == 200, r.text
         out[str(r.url)] = r.content
         # follow the cursor of the paged request
-        if params.get("limit") == 2:
+        if query.get("limit") == 2:
             cursor = r.json()["meta"]["cursor"]
             while cursor:
-                r = httpx.get(base + path, params={**params, "cursor": cursor})
+                r = httpx.get(base + path, params={**query, "cursor": cursor})
                 out[str(r.url)] = r.content
                 cursor = r.json()["meta"]["cursor"]
     return out
@@ -74,9 +74,9 @@ def test_stored_rows_are_byte_identical_to_live_aggregation(city, db, settings, 
 
 
 def _first_hour(db, settings, zone_id, **kw) -> dict:
-    tr = queries.TimeRange(datetime_from=T0, datetime_to=T0 + timedelta(days=1))
+    tr = params.TimeRange(datetime_from=T0, datetime_to=T0 + timedelta(days=1))
     with db.engine.connect() as conn:
-        return queries.zone_series(conn, settings.model_copy(update=kw), zone_id, "pm25", tr)[0]
+        return zone_series.zone_series(conn, settings.model_copy(update=kw), zone_id, "pm25", tr)[0]
 
 
 def _tamper(db, zone_id: str, old: str, new: str) -> int:  # type: ignore[no-untyped-def]
@@ -85,8 +85,8 @@ def _tamper(db, zone_id: str, old: str, new: str) -> int:  # type: ignore[no-unt
     with db.engine.begin() as conn:
         rows = conn.execute(sa.text(f"select docs, raw_size from zone_series {where}"), {"z": zone_id, "t": T0}).all()
         for docs, raw_size in rows:
-            text = queries.unpack_docs(docs, raw_size).replace(old.encode(), new.encode())
-            packed, size = queries.pack_docs(text)
+            text = stored.unpack_docs(docs, raw_size).replace(old.encode(), new.encode())
+            packed, size = stored.pack_docs(text)
             conn.execute(sa.text(f"update zone_series set docs = :d, raw_size = :s {where}"),
                          {"d": packed, "s": size, "z": zone_id, "t": T0})
     return len(rows)
@@ -123,9 +123,9 @@ def test_membership_and_k_changes_take_effect_before_the_refresh(city, db, setti
         conn.execute(sa.text("update devices set status = 'unreliable' where id = :d"), {"d": city.fixed["F4"]})
     assert _first_hour(db, settings, city.zone_id)["n_devices"] == 3
     # another k than the stored rows were built with: live (hour 4 with two devices is published)
-    tr = queries.TimeRange(datetime_from=T0, datetime_to=T0 + timedelta(days=1))
+    tr = params.TimeRange(datetime_from=T0, datetime_to=T0 + timedelta(days=1))
     with db.engine.connect() as conn:
-        k2 = queries.zone_series_page(conn, settings.model_copy(update={"k_anonymity": 2}), city.zone_id, "pm25", tr)
+        k2 = zone_series.zone_series_page(conn, settings.model_copy(update={"k_anonymity": 2}), city.zone_id, "pm25", tr)
     assert [r["n_devices"] for r in k2.results] == [3, 3, 3, 3, 2, 3] and k2.suppressed == 0
     result = _refresh(db, settings)
     assert result.rebuilt == 1  # the admin zone (F4 is not in the H3 cell)
@@ -182,7 +182,8 @@ def test_random_spans_pages_and_intervals_read_the_same_stored_or_live(db, setti
     bytes before and after materialisation, including the slicing of partial chunks."""
     import random
 
-    from api.zones import parse_zones, refresh_device_zones, upsert_zones
+    from civicair.readmodel.zones import parse_zones, refresh_device_zones, upsert_zones
+
     from tests.api.conftest import ZONE
     from tests.api.seed import add_device
 
@@ -208,13 +209,13 @@ def test_random_spans_pages_and_intervals_read_the_same_stored_or_live(db, setti
         b = a + timedelta(minutes=rng.randint(30, 9000))
         interval = rng.choice(["hour", "day"])
         limit = rng.choice([None, 1, 5, 30, 1000])
-        requests.append((queries.TimeRange(datetime_from=a, datetime_to=b), interval, limit))
+        requests.append((params.TimeRange(datetime_from=a, datetime_to=b), interval, limit))
 
     def read_all() -> list[tuple]:
         out = []
         with db.engine.connect() as conn:
             for tr, interval, limit in requests:
-                page = queries.zone_series_json(conn, settings, "67482", "pm25", tr, interval, None, limit)
+                page = zone_series.zone_series_json(conn, settings, "67482", "pm25", tr, interval, None, limit)
                 out.append((b",".join(page.docs), page.count, page.suppressed, page.next_after))
         return out
 
@@ -245,6 +246,6 @@ def test_random_spans_pages_and_intervals_read_the_same_stored_or_live(db, setti
     again = _refresh(db, settings)
     assert again.rebuilt == 0 and again.invalidations > 0
     stored_after = read_all()
-    monkeypatch.setattr(queries, "RENDER_VERSION", -1)  # no stored row is valid: all live
+    monkeypatch.setattr(zone_series, "RENDER_VERSION", -1)  # no stored row is valid: all live
     assert stored_after == read_all()
     assert stored_after != stored

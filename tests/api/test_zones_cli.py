@@ -11,21 +11,21 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from civicair.core import tables
+from civicair.core.errors import InvalidInput
+from civicair.readmodel.zones import parse_zones
 
-from api.zones import parse_zones
-from core import tables
-from core.errors import InvalidInput
 from tests.api.seed import add_device
 
 pytestmark = pytest.mark.db
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "api" / "data" / "strasbourg_example_zones.geojson"
+EXAMPLE = REPO / "demo" / "data" / "strasbourg_example_zones.geojson"
 
 
 def run_cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICAIR_")}
     env["CIVICAIR_DATABASE_URL"] = db_url
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "civicair.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-
-from calibration.importers import E2_HEADER
-from calibration.synthetic import make_network
-from core import tables
-from core.security import hash_secret
+from civicair.calibration.importers import E2_HEADER
+from civicair.calibration.synthetic import make_network
+from civicair.core import tables
+from civicair.core.security import hash_secret
 
 REPO = Path(__file__).resolve().parents[2]
 START = datetime(2025, 3, 1, tzinfo=UTC)
@@ -28,7 +27,7 @@ def run(args: list[str], db_url: str | None = None, tmp: Path | None = None) -> 
         env["CIVICAIR_DATABASE_URL"] = db_url
     if tmp:
         env["CIVICAIR_DATA_DIR"] = str(tmp / "data")
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "civicair.cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=120)
 
 

@@ -4,13 +4,12 @@ asserted), each flag carries evidence; real sensor.community files (stuck 99.9 %
 from __future__ import annotations
 
 import numpy as np
-
-from calibration.batch import assess
-from calibration.campaign import read_samples, sample_flags
-from calibration.fit import fit_huber
-from calibration.flags import FlagRules, detect_flags, lag_correlations, runs, stuck_mask
-from calibration.pairing import hourly_means
-from calibration.synthetic import FAULTS, make_network
+from civicair.calibration.batch import assess
+from civicair.calibration.campaign import read_samples, sample_flags
+from civicair.calibration.fit import fit_huber
+from civicair.calibration.flags import FlagRules, detect_flags, lag_correlations, runs, stuck_mask
+from civicair.calibration.pairing import hourly_means
+from civicair.calibration.synthetic import FAULTS, make_network
 
 EXPECTED_FLAG = {"stuck": "stuck", "spike": "spike", "drift": "drift", "gap": "gap", "humid": "high_humidity",
                  "clock": "clock"}

@@ -1,8 +1,7 @@
 """A newly installed sensor is not flagged `gap` for the days before its first reading."""
 
 import numpy as np
-
-from calibration.flags import gap_mask
+from civicair.calibration.flags import gap_mask
 
 
 def test_hours_before_first_data_are_not_gaps_but_later_holes_are() -> None:

@@ -9,10 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from calibration.importers import (
+from civicair.calibration.importers import (
     E2_HEADER,
     decode_text,
     detect_format,
@@ -21,9 +18,11 @@ from calibration.importers import (
     parse_reference,
     parse_stations,
 )
-from calibration.service import import_reference_file, import_station_file
-from core import tables
-from core.errors import InvalidInput
+from civicair.calibration.service import import_reference_file, import_station_file
+from civicair.core import tables
+from civicair.core.errors import InvalidInput
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 E2_HEAD = ";".join(E2_HEADER)
 E2_ROW = ("2021/10/22 {h:02d}:00:00;2021/10/22 {h1:02d}:00:00;ATMO GRAND EST;FR44ZAG02;ZAG METZ;FR01011;{name};"

@@ -7,19 +7,18 @@ import math
 
 import numpy as np
 import pytest
-
-from calibration.fit import epa_correction, fit_huber, fit_ols, fit_robust_linear
-from calibration.metrics import (
+from civicair.calibration.fit import epa_correction, fit_huber, fit_ols, fit_robust_linear
+from civicair.calibration.metrics import (
     epa_target_results,
     expanded_uncertainty,
     orthogonal_regression,
     performance_metrics,
     sensor_class,
 )
-from calibration.pairing import hourly_means, pair_hourly
-from calibration.reliability import classify
-from calibration.stars import current_stars, daily_stars
-from calibration.synthetic import make_network
+from civicair.calibration.pairing import hourly_means, pair_hourly
+from civicair.calibration.reliability import classify
+from civicair.calibration.stars import current_stars, daily_stars
+from civicair.calibration.synthetic import make_network
 
 
 # --- metrics, by hand ---------------------------------------------------------------------------

@@ -8,10 +8,10 @@ from datetime import timedelta
 import httpx
 import pytest
 import sqlalchemy as sa
+from civicair.calibration.service import run_calibration
+from civicair.core import tables
+from civicair.core.security import hash_secret, new_api_key
 
-from calibration.service import run_calibration
-from core import tables
-from core.security import hash_secret, new_api_key
 from tests.calibration.test_service import END, HOURS, STATION, seed
 
 pytestmark = pytest.mark.db

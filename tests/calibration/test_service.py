@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 import sqlalchemy as sa
-
-from calibration.service import run_calibration
-from calibration.synthetic import make_network
-from core import tables
-from core.security import pseudonym
+from civicair.calibration.service import run_calibration
+from civicair.calibration.synthetic import make_network
+from civicair.core import tables
+from civicair.core.security import pseudonym
 
 pytestmark = pytest.mark.db
 
@@ -110,14 +109,14 @@ def test_calibration_job_writes_models_means_flags_and_status(db, settings) -> N
 
 
 def test_background_station_types() -> None:
-    from calibration.service import is_background
+    from civicair.calibration.service import is_background
 
     assert is_background("Urbaine / Fond") and is_background("suburban background") and is_background(None)
     assert not is_background("Urbaine / Trafic") and not is_background("industrial")
 
 
 def test_envelope_uses_only_the_nearest_neighbours() -> None:
-    from calibration.service import _nearest_only
+    from civicair.calibration.service import _nearest_only
 
     dist = np.array([[0, 5, 1, 3, 2], [5, 0, 1, 1, 1], [1, 1, 0, 1, 1], [3, 1, 1, 0, 1], [2, 1, 1, 1, 0]], float)
     nb = dist > 0

@@ -10,9 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-
-from calibration.worker import e2_urls, fetch_e2, jobs
-from core import tables
+from civicair.calibration.worker import e2_urls, fetch_e2, jobs
+from civicair.core import tables
 
 pytestmark = pytest.mark.db
 

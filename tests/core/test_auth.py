@@ -6,9 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 import sqlalchemy as sa
-
-from core import tables
-from core.security import hash_secret, new_api_key, new_device_token, pseudonym
+from civicair.core import tables
+from civicair.core.security import hash_secret, new_api_key, new_device_token, pseudonym
 
 pytestmark = pytest.mark.db
 

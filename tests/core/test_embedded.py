@@ -8,11 +8,11 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
+from civicair.core.broker import EmbeddedBroker, free_port
+from civicair.core.db import open_database
+from civicair.core.migrate import current_revision, head_revision, upgrade
+from civicair.core.settings import Settings
 
-from core.broker import EmbeddedBroker, free_port
-from core.db import open_database
-from core.migrate import current_revision, head_revision, upgrade
-from core.settings import Settings
 from tests.conftest import wait_until
 
 

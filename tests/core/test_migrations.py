@@ -8,10 +8,9 @@ import uuid
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-
-from core.db import create_engine
-from core.migrate import current_revision, head_revision, upgrade
-from core.tables import metadata
+from civicair.core.db import create_engine
+from civicair.core.migrate import current_revision, head_revision, upgrade
+from civicair.core.tables import metadata
 
 
 def test_migrations_on_empty_database_are_idempotent_and_match_tables(pg_server_url: str) -> None:

@@ -9,16 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from core.errors import SettingsError
-from core.settings import Settings, load_settings, redact_url
+from civicair.core.errors import SettingsError
+from civicair.core.settings import Settings, load_settings, redact_url
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("CIVICAIR_")}
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=REPO, env={**base, **(env or {})},
+    return subprocess.run([sys.executable, "-m", "civicair.cli", *args], cwd=REPO, env={**base, **(env or {})},
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -11,13 +11,13 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
+from civicair.core import tables
+from civicair.core.db import libpq_url
+from civicair.core.security import pseudonym
+from civicair.gateway.listener import MqttListener
+from civicair.gateway.routing import TopicRouter
+from civicair.ingest.writer import BatchWriter
 
-from core import tables
-from core.db import libpq_url
-from core.security import pseudonym
-from gateway.listener import MqttListener
-from gateway.routing import TopicRouter
-from ingest.writer import BatchWriter
 from tests.conftest import wait_until
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from civicair.core.broker import free_port
 
-from core.broker import free_port
 from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ def test_up_demo_serves_health_and_devices(database_url: str, db, tmp_path) -> N
     # Our database, an embedded broker (no CIVICAIR_MQTT_URL), a private data dir.
     env.update(CIVICAIR_DATABASE_URL=database_url, CIVICAIR_API_PORT=str(port),
                CIVICAIR_DATA_DIR=str(tmp_path), CIVICAIR_MQTT_CLIENT_ID=f"demo-test-{port}")
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "up", "--demo"], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "civicair.cli", "up", "--demo"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:

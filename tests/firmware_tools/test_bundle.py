@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from civicair.core.db import Database
+from civicair.core.settings import Settings
+from civicair.firmware_tools.bundle import PLACEHOLDER, build_bundle
+from civicair.firmware_tools.schemas import RegistrationRequest
+from civicair.firmware_tools.service import bundle_files, device_by_uid, register_device
 from PIL import Image
-
-from core.db import Database
-from core.settings import Settings
-from firmware_tools.bundle import PLACEHOLDER, build_bundle
-from firmware_tools.schemas import RegistrationRequest
-from firmware_tools.service import bundle_files, device_by_uid, register_device
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +43,7 @@ def test_cli_bundle_mqtt(settings: Settings, db: Database, tmp_path: Path) -> No
     env = {**os.environ, "CIVICAIR_DATABASE_URL": db.url, "CIVICAIR_PSEUDONYM_SECRET": "test-secret",
            "CIVICAIR_PUBLIC_BASE_URL": "https://air.example.org", "CIVICAIR_DEVICE_MQTT_URL": "mqtts://mq.example.org:8883"}
     out = tmp_path / "bundle"
-    r = subprocess.run([sys.executable, "-m", "core.cli", "device", "bundle", res.uid, "--out", str(out)],
+    r = subprocess.run([sys.executable, "-m", "civicair.cli", "device", "bundle", res.uid, "--out", str(out)],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     config = json.loads((out / "config.json").read_text())
@@ -92,6 +91,6 @@ def test_lorawan_bundle_with_fresh_keys(settings: Settings, db: Database) -> Non
 
 def test_cli_bundle_unknown_device(db: Database, tmp_path: Path) -> None:
     env = {**os.environ, "CIVICAIR_DATABASE_URL": db.url}
-    r = subprocess.run([sys.executable, "-m", "core.cli", "device", "bundle", "ca-nope", "--out", str(tmp_path)],
+    r = subprocess.run([sys.executable, "-m", "civicair.cli", "device", "bundle", "ca-nope", "--out", str(tmp_path)],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "no device with id 'ca-nope'" in r.stderr

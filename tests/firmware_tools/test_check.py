@@ -10,12 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-
-from core import tables
-from core.db import Database
-from core.settings import Settings
-from firmware_tools.schemas import RegistrationRequest
-from firmware_tools.service import register_device
+from civicair.core import tables
+from civicair.core.db import Database
+from civicair.core.settings import Settings
+from civicair.firmware_tools.schemas import RegistrationRequest
+from civicair.firmware_tools.service import register_device
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +29,7 @@ def make(settings: Settings, db: Database, **changes: object) -> str:
 
 def check(db: Database, uid: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CIVICAIR_DATABASE_URL": db.url, "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "core.cli", "device", "check", uid, "--wait", "0"],
+    return subprocess.run([sys.executable, "-m", "civicair.cli", "device", "check", uid, "--wait", "0"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -64,7 +63,7 @@ def test_nothing_then_dead_letter_then_arrived(settings: Settings, db: Database)
 
 
 def test_looks_like_pure() -> None:
-    from firmware_tools.check import DeviceIds, looks_like
+    from civicair.firmware_tools.check import DeviceIds, looks_like
 
     ids = DeviceIds(uid="ca-0123456789ab", transport="lorawan", expected_topic="t", dev_eui="70b3d57ed0001234",
                     chip_id="esp8266-1234567")
@@ -77,7 +76,7 @@ def test_looks_like_pure() -> None:
 def test_waits_for_the_first_uplink(settings: Settings, db: Database) -> None:
     uid = make(settings, db, transport="http", dev_eui=None)
     env = {**os.environ, "CIVICAIR_DATABASE_URL": db.url, "COLUMNS": "200"}
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "device", "check", uid, "--wait", "60"], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "civicair.cli", "device", "check", uid, "--wait", "60"], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with db.engine.begin() as conn:

@@ -11,16 +11,15 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from chirpstack_api.api import device_pb2, device_pb2_grpc
+from civicair.core import tables
+from civicair.core.broker import free_port
+from civicair.core.db import Database
+from civicair.core.settings import Settings
+from civicair.firmware_tools.chirpstack import ChirpStackTarget, ProvisioningError, provision_device
+from civicair.firmware_tools.schemas import RegistrationRequest
+from civicair.firmware_tools.service import register_device
 from google.protobuf import empty_pb2
 from pydantic import SecretStr
-
-from core import tables
-from core.broker import free_port
-from core.db import Database
-from core.settings import Settings
-from firmware_tools.chirpstack import ChirpStackTarget, ProvisioningError, provision_device
-from firmware_tools.schemas import RegistrationRequest
-from firmware_tools.service import register_device
 
 API_KEY = "test-api-key"
 PROFILE = "3f1e8a52-0000-4000-8000-000000000001"

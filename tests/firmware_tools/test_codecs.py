@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from civicair.core.errors import InvalidPayload
+from civicair.gateway.codecs import civicair_binary as cb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from core.errors import InvalidPayload
-from gateway.codecs import civicair_binary as cb
 
 CODECS = Path(__file__).resolve().parents[2] / "firmware_tools" / "codecs"
 NODE_LOOP = """

@@ -10,10 +10,10 @@ import subprocess
 
 import httpx
 import pytest
+from civicair.core.broker import free_port
+from civicair.core.db import Database
+from civicair.core.settings import Settings
 
-from core.broker import free_port
-from core.db import Database
-from core.settings import Settings
 from tests.conftest import wait_until
 from tests.gateway.test_operator import _client, _shipped_conf, _shut_down, cli
 
@@ -80,7 +80,7 @@ def test_scheduled_sync_lets_credentials_in_without_restarting_the_broker(
     """The `gateway.mosquitto_sync` job: files follow the devices table, the broker is reloaded
     (SIGHUP through its pid file) only when they changed, and the same broker process accepts a
     new registration and refuses a rotated password."""
-    from gateway.worker import jobs, sync_once
+    from civicair.gateway.worker import jobs, sync_once
 
     passwd, acl, pid_file = tmp_path / "civicair.passwd", tmp_path / "civicair.acl", tmp_path / "mosquitto.pid"
     synced = settings.model_copy(update={"mosquitto_password_file": passwd, "mosquitto_acl_file": acl,

@@ -10,18 +10,17 @@ from pathlib import Path
 
 import h3
 import sqlalchemy as sa
-
-from core import tables
-from core.db import Database
-from core.security import hash_secret, pseudonym
-from gateway.mosquitto_auth import verify_mosquitto_password
+from civicair.core import tables
+from civicair.core.db import Database
+from civicair.core.security import hash_secret, pseudonym
+from civicair.gateway.mosquitto_auth import verify_mosquitto_password
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(db: Database, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CIVICAIR_DATABASE_URL": db.url, "CIVICAIR_PSEUDONYM_SECRET": "test-secret"}
-    return subprocess.run([sys.executable, "-m", "core.cli", "device", "register", *args],
+    return subprocess.run([sys.executable, "-m", "civicair.cli", "device", "register", *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 

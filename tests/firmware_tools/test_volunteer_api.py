@@ -10,11 +10,10 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-
-from core import tables
-from core.db import Database
-from core.security import hash_secret
-from gateway.mosquitto_auth import verify_mosquitto_password
+from civicair.core import tables
+from civicair.core.db import Database
+from civicair.core.security import hash_secret
+from civicair.gateway.mosquitto_auth import verify_mosquitto_password
 
 FORM: dict[str, Any] = {"name": "garden", "kind": "fixed", "sensors": ["SDS011", "BME280"], "transport": "mqtt",
                         "lat": 45.75, "lon": 4.85, "email": "bob@example.org", "chip_id": "esp32-a1b2c3"}

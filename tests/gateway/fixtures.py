@@ -7,7 +7,7 @@ import base64
 import json
 import uuid
 
-from gateway.codecs import cayenne, civicair_binary
+from civicair.gateway.codecs import cayenne, civicair_binary
 
 BINARY = civicair_binary.encode(pm1=4.2, pm25=7.5, pm10=11.0, temperature=18.25, humidity=55.5,
                                 pressure=1008.4, battery_v=3.71)

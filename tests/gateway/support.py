@@ -9,13 +9,12 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import sqlalchemy as sa
-
-from core import tables
-from core.db import libpq_url
-from core.security import hash_secret, pseudonym
-from gateway.listener import MqttListener
-from gateway.routing import TopicRouter
-from ingest.writer import BatchWriter
+from civicair.core import tables
+from civicair.core.db import libpq_url
+from civicair.core.security import hash_secret, pseudonym
+from civicair.gateway.listener import MqttListener
+from civicair.gateway.routing import TopicRouter
+from civicair.ingest.writer import BatchWriter
 
 
 def add_device(db, uid: str, **columns: object) -> int:  # type: ignore[no-untyped-def]

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from civicair.core.errors import InvalidPayload
+from civicair.gateway.codecs import cayenne, civicair_binary, decode_port_payload
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from core.errors import InvalidPayload
-from gateway.codecs import cayenne, civicair_binary, decode_port_payload
 
 
 def test_binary_layout_example_from_the_docstring() -> None:

@@ -8,17 +8,17 @@ import math
 
 import pytest
 from chirpstack_api import integration
+from civicair.core.domain import RefScheme, Route
+from civicair.core.errors import InvalidPayload
+from civicair.gateway.formats.chirpstack import decode_chirpstack_status, decode_chirpstack_uplink
+from civicair.gateway.formats.decoded import read_decoded_object
+from civicair.gateway.formats.direct import decode_direct_json
+from civicair.gateway.formats.sensor_community import decode_sensor_community
+from civicair.gateway.formats.tts import decode_tts_uplink
+from civicair.gateway.routing import TopicRouter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.domain import RefScheme, Route
-from core.errors import InvalidPayload
-from gateway.formats.chirpstack import decode_chirpstack_status, decode_chirpstack_uplink
-from gateway.formats.decoded import read_decoded_object
-from gateway.formats.direct import decode_direct_json
-from gateway.formats.sensor_community import decode_sensor_community
-from gateway.formats.tts import decode_tts_uplink
-from gateway.routing import TopicRouter
 from tests.gateway import fixtures as fx
 
 EUI = "70b3d57ba0003bb8"

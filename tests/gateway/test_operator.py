@@ -16,12 +16,12 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 import sqlalchemy as sa
+from civicair.core import tables
+from civicair.core.broker import free_port
+from civicair.core.db import libpq_url
+from civicair.gateway.mosquitto_auth import hash_mosquitto_password, verify_mosquitto_password
+from civicair.ingest.writer import Inbound, store_batch
 
-from core import tables
-from core.broker import free_port
-from core.db import libpq_url
-from gateway.mosquitto_auth import hash_mosquitto_password, verify_mosquitto_password
-from ingest.writer import Inbound, store_batch
 from tests.conftest import REPO, wait_until
 from tests.gateway import fixtures as fx
 from tests.gateway.support import add_device, make_router, readings
@@ -36,7 +36,7 @@ def cli(settings, *args: str, env_extra: dict | None = None) -> subprocess.Compl
     env.update({"CIVICAIR_DATABASE_URL": settings.database_url.get_secret_value(),
                 "CIVICAIR_MQTT_URL": settings.mqtt_url, "CIVICAIR_DATA_DIR": str(settings.data_dir)})
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "civicair.cli", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -8,12 +8,12 @@ import json
 import pytest
 import sqlalchemy as sa
 from chirpstack_api import integration
+from civicair.core import tables
+from civicair.core.domain import RefScheme
+from civicair.core.errors import InvalidPayload
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from core import tables
-from core.domain import RefScheme
-from core.errors import InvalidPayload
 from tests.conftest import wait_until
 from tests.gateway import fixtures as fx
 from tests.gateway.support import add_device, count, make_router, pipeline, publish_all, readings

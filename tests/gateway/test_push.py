@@ -7,10 +7,10 @@ import json
 import httpx
 import pytest
 import sqlalchemy as sa
+from civicair.core import tables
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import tables
 from tests.gateway.support import add_device, count, readings
 
 pytestmark = [pytest.mark.db]

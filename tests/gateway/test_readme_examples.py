@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
-from core.domain import RefScheme
-from gateway.codecs import civicair_binary
-from gateway.formats.chirpstack import decode_chirpstack_uplink
-from gateway.formats.direct import decode_direct_json
-from gateway.formats.sensor_community import decode_sensor_community
+from civicair.core.domain import RefScheme
+from civicair.gateway.codecs import civicair_binary
+from civicair.gateway.formats.chirpstack import decode_chirpstack_uplink
+from civicair.gateway.formats.direct import decode_direct_json
+from civicair.gateway.formats.sensor_community import decode_sensor_community
+
 from tests.conftest import REPO
 
 SECTION = (REPO / "README.md").read_text().split("### Accepted formats", 1)[1]

@@ -30,7 +30,7 @@ def test_two_gateway_processes_split_a_shared_subscription(db, settings, mqtt_ur
                    CIVICAIR_CHIRPSTACK_ENABLED="false", CIVICAIR_TTS_ENABLED="false", CIVICAIR_LOG_LEVEL="debug")
         log = (tmp_path / f"gw{n}.log").open("w")
         logs.append(log)
-        procs.append(subprocess.Popen([sys.executable, "-m", "core.cli", "gateway"], cwd=REPO, env=env,
+        procs.append(subprocess.Popen([sys.executable, "-m", "civicair.cli", "gateway"], cwd=REPO, env=env,
                                       stdout=log, stderr=subprocess.STDOUT))
     texts = lambda: [(tmp_path / f"gw{n}.log").read_text() for n in (1, 2)]  # noqa: E731
     try:

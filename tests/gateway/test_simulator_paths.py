@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from core.domain import RefScheme
-from gateway.routing import TopicRouter
-from gateway.simulator import Simulator, dev_eui
+from civicair.core.domain import RefScheme
+from civicair.demo.simulator import Simulator, dev_eui
+from civicair.gateway.routing import TopicRouter
 
 
 def test_simulated_lorawan_messages_decode(db, settings, mqtt_url) -> None:

@@ -7,9 +7,8 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-
-from calibration.flags import FlagRules, spike_scores
-from gateway.simulator import make_sensors, sensor_values
+from civicair.calibration.flags import FlagRules, spike_scores
+from civicair.demo.simulator import make_sensors, sensor_values
 
 
 def test_clean_simulated_sensors_raise_no_spike_flag_over_a_fortnight() -> None:

@@ -10,12 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-
-from core import tables
-from core.domain import Uplink
-from core.security import pseudonym
-from gateway.formats.direct import decode_direct_json
-from ingest.writer import Inbound
+from civicair.core import tables
+from civicair.core.domain import Uplink
+from civicair.core.security import pseudonym
+from civicair.gateway.formats.direct import decode_direct_json
+from civicair.ingest.writer import Inbound
 
 
 def add_device(db, uid: str, *, kind: str = "fixed", transport: str = "mqtt", dev_eui: str | None = None) -> int:  # type: ignore[no-untyped-def]

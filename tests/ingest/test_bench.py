@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.db, pytest.mark.mqtt, pytest.mark.slow,
 def test_bench_ingest_small_run(db, gateways) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICAIR_")}
     env["CIVICAIR_DATABASE_URL"] = db.url
-    r = subprocess.run([sys.executable, "-m", "core.cli", "bench", "ingest", "--readings", "1200",
+    r = subprocess.run([sys.executable, "-m", "civicair.cli", "bench", "ingest", "--readings", "1200",
                         "--publishers", "2", "--devices", "20", "--rate", "1200", "--json",
                         "--gateways", str(gateways)],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
+from civicair.core import tables
+from civicair.ingest.spool import load
 
-from core import tables
-from ingest.spool import load
 from tests.conftest import REPO, wait_until
 from tests.ingest.helpers import add_device, hourly, rows, start_mosquitto
 from tests.ingest.tcpproxy import TcpProxy
@@ -46,7 +46,7 @@ def broker(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 class Gateway:
     def __init__(self, env: dict[str, str], *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "ingest.worker", *args], cwd=REPO, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "civicair.bench.gateway_process", *args], cwd=REPO, env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         assert json.loads(line)["event"] == "started", line

@@ -11,13 +11,13 @@ import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
+from civicair.core import tables
+from civicair.core.db import libpq_url
+from civicair.core.domain import DeviceRef, LinkMeta, RawValue, RefScheme, Route, Uplink
+from civicair.ingest.retention import apply_retention
+from civicair.ingest.worker import jobs
+from civicair.ingest.writer import store_batch
 
-from core import tables
-from core.db import libpq_url
-from core.domain import DeviceRef, LinkMeta, RawValue, RefScheme, Route, Uplink
-from ingest.retention import apply_retention
-from ingest.worker import jobs
-from ingest.writer import store_batch
 from tests.conftest import REPO
 from tests.ingest.helpers import add_device, direct, fixed, hourly, rows
 
@@ -54,7 +54,7 @@ def test_worker_jobs_run_retention(db, settings) -> None:
 def _cli(settings, *args: str) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICAIR_")}
     env["CIVICAIR_DATABASE_URL"] = settings.database_url.get_secret_value()
-    return subprocess.run([sys.executable, "-m", "core.cli", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "civicair.cli", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -11,13 +11,13 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
+from civicair.core.broker import EmbeddedBroker, free_port
+from civicair.core.db import libpq_url
+from civicair.gateway.listener import MqttListener
+from civicair.gateway.routing import TopicRouter
+from civicair.ingest import metrics
+from civicair.ingest.writer import BatchWriter
 
-from core.broker import EmbeddedBroker, free_port
-from core.db import libpq_url
-from gateway.listener import MqttListener
-from gateway.routing import TopicRouter
-from ingest import metrics
-from ingest.writer import BatchWriter
 from tests.conftest import wait_until
 from tests.ingest.helpers import add_device, rows, start_mosquitto
 
@@ -40,7 +40,7 @@ def body(value: float) -> bytes:
 
 
 def test_falls_back_to_mqtt311_on_the_embedded_broker(db, unique, tmp_path) -> None:
-    from core import tables
+    from civicair.core import tables
 
     add_device(db, "e1")
     broker = EmbeddedBroker(port=free_port())

@@ -5,10 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from core.domain import (
+from civicair.core.domain import (
     QUANTITY_BY_NAME,
     DeviceRef,
     Flag,
@@ -18,9 +15,11 @@ from core.domain import (
     Route,
     Uplink,
 )
-from core.errors import InvalidPayload
-from ingest.flags import clock_flag, message_flags, value_flags
-from ingest.normalise import ALIASES, canonical_name, readings_rows, to_canonical
+from civicair.core.errors import InvalidPayload
+from civicair.ingest.flags import clock_flag, message_flags, value_flags
+from civicair.ingest.normalise import ALIASES, canonical_name, readings_rows, to_canonical
+from hypothesis import given
+from hypothesis import strategies as st
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 

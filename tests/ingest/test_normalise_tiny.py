@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from core.domain import DeviceRef, RawValue, RefScheme, Route, Uplink
-from ingest.normalise import readings_rows
+from civicair.core.domain import DeviceRef, RawValue, RefScheme, Route, Uplink
+from civicair.ingest.normalise import readings_rows
 
 
 def test_tiny_values_become_zero_and_normal_values_stay() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.spool import Spool
+from civicair.ingest.spool import Spool
 
 
 def test_spool_keeps_order_across_instances_and_sets_damaged_files_aside(tmp_path: Path) -> None:

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from civicair.core import tables
+from civicair.core.db import libpq_url
+from civicair.core.domain import DeviceRef, Flag, LinkMeta, RawValue, RefScheme, Route, Uplink
+from civicair.ingest.writer import store_batch
 
-from core import tables
-from core.db import libpq_url
-from core.domain import DeviceRef, Flag, LinkMeta, RawValue, RefScheme, Route, Uplink
-from ingest.writer import store_batch
 from tests.ingest.helpers import add_device, direct, fixed, hourly, rows
 
 pytestmark = pytest.mark.db
@@ -81,7 +81,7 @@ def test_late_data_and_flagged_values_in_rollups(db, conn) -> None:
 
 
 def test_rebuild_matches_incremental_rollup(db, conn) -> None:
-    from ingest.rollup import rebuild_hourly
+    from civicair.ingest.rollup import rebuild_hourly
 
     dev = add_device(db, "d3")
     for i in range(5):
@@ -158,7 +158,8 @@ def test_device_last_seen_is_updated(db, conn) -> None:
 def test_writer_thread_keeps_a_batch_the_database_rejects_message_by_message(db, tmp_path) -> None:
     import queue
 
-    from ingest.writer import BatchWriter
+    from civicair.ingest.writer import BatchWriter
+
     from tests.conftest import wait_until
 
     add_device(db, "lora3", transport="lorawan", dev_eui="0011223344556677")
@@ -184,7 +185,7 @@ def test_writer_thread_keeps_a_batch_the_database_rejects_message_by_message(db,
 def test_uplink_duplicate_checks_probe_per_row_never_join_the_whole_table(db, conn) -> None:
     """The duplicate tests of a batch must stay index probes per staged row: as anti-joins
     PostgreSQL hashed all of `uplinks` on every batch (641 ms per batch at 3M uplinks)."""
-    from ingest import repository as repo
+    from civicair.ingest import repository as repo
 
     with conn.transaction():
         repo.ensure_staging(conn)

@@ -9,9 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import h3
 import sqlalchemy as sa
+from civicair.core import tables
 from sqlalchemy.engine import Engine
 
-from core import tables
 from tests.api.seed import add_device, add_readings, build_hourly, reading
 
 DAY = date(2026, 11, 20)

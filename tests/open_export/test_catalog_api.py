@@ -9,13 +9,13 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from civicair.open_export.catalog import HYDRA, SPDX, build_catalogue
+from civicair.open_export.datasets import DEFAULT_DATASETS, select_datasets
+from civicair.open_export.service import export_dir, run_export
 from rdflib import Graph, Literal, URIRef
 from rdflib.compare import isomorphic
 from rdflib.namespace import DCAT, DCTERMS, RDF
 
-from open_export.catalog import HYDRA, SPDX, build_catalogue
-from open_export.datasets import DEFAULT_DATASETS, select_datasets
-from open_export.service import export_dir, run_export
 from tests.open_export.fixture import DAY, seed
 
 pytestmark = pytest.mark.db

@@ -16,10 +16,10 @@ from pathlib import Path
 import frictionless
 import pyarrow.parquet as pq
 import pytest
+from civicair.open_export.datasets import DEFAULT_DATASETS
+from civicair.open_export.service import run_export
+from civicair.readmodel import devices, mobile, params
 
-from api import queries
-from open_export.datasets import DEFAULT_DATASETS
-from open_export.service import run_export
 from tests.conftest import REPO
 from tests.open_export.fixture import DAY, ZONE, ZONE_GEOMETRY, seed
 
@@ -74,7 +74,7 @@ def test_export_has_exactly_the_expected_rows_and_nothing_private(exported, db, 
     got = {(r["device"], r["datetime_from"][11:13]) for r in dh}
     expected = {(pseudo["A"], "10"), (pseudo["A"], "11"), (pseudo["B"], "10"), (pseudo["B"], "11"), (pseudo["C"], "10")}
     with db.engine.connect() as conn:
-        api_e = queries.device_series(conn, settings, pseudo["E"], "pm25", queries.TimeRange(
+        api_e = devices.device_series(conn, settings, pseudo["E"], "pm25", params.TimeRange(
             datetime_from=datetime(2026, 11, 20, tzinfo=UTC), datetime_to=datetime(2026, 11, 21, tzinfo=UTC)))
     expected |= {(pseudo["E"], r["period"]["datetime_from"].strftime("%H")) for r in api_e}
     assert got == expected
@@ -135,7 +135,7 @@ def test_mobile_export_equals_the_api_result(exported, db, settings) -> None:
     _, out, _ = exported
     rows = read_csv(out / "mobile-cells" / f"mobile-cells_{DAY.isoformat()}.csv")
     with db.engine.connect() as conn:
-        api_rows = queries.mobile_cells(conn, settings, "pm25", queries.TimeRange(
+        api_rows = mobile.mobile_cells(conn, settings, "pm25", params.TimeRange(
             datetime_from=datetime(2026, 11, 20, tzinfo=UTC), datetime_to=datetime(2026, 11, 21, tzinfo=UTC)))
     assert sorted((r["h3_cell"], int(r["n_devices"]), float(r["value"])) for r in rows) == sorted(
         (r["h3_cell"], r["n_devices"], r["value"]) for r in api_rows)
@@ -241,7 +241,7 @@ def _cli(args: list[str], settings, extra_env: dict[str, str] | None = None) -> 
     env.update({"CIVICAIR_DATABASE_URL": settings.database_url.get_secret_value(),
                 "CIVICAIR_PSEUDONYM_SECRET": "test-secret", "CIVICAIR_DATA_DIR": str(settings.data_dir),
                 **(extra_env or {})})
-    return subprocess.run([sys.executable, "-m", "core.cli", "export", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "civicair.cli", "export", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -268,10 +268,10 @@ def test_cli_export_and_clear_errors(db, settings, tmp_path) -> None:
 def test_scheduled_job_exports_yesterday_today_and_last_month(db, settings) -> None:
     from datetime import date, timedelta
 
-    from open_export.worker import export_once, jobs
+    from civicair.open_export.worker import export_once, jobs
 
     seed(db.engine)
-    from core.runtime import collect_jobs
+    from civicair.runtime import collect_jobs
 
     (job,) = jobs(settings, db)
     assert job.name == "open_export.export" and job.interval_s > 0

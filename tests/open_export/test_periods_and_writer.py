@@ -10,20 +10,19 @@ from datetime import UTC, date, datetime
 import frictionless
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from core.errors import InvalidParameter
-from core.files import write_atomic
-from open_export.datasets import DEFAULT_DATASETS, select_datasets
-from open_export.periods import newest, parse_file_name, period_for
-from open_export.writer import (
+from civicair.core.errors import InvalidParameter
+from civicair.core.files import write_atomic
+from civicair.open_export.datasets import DEFAULT_DATASETS, select_datasets
+from civicair.open_export.periods import newest, parse_file_name, period_for
+from civicair.open_export.writer import (
     build_datapackage,
     encode_csv,
     encode_parquet,
     normalise_rows,
     remove_stale_temporaries,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 STATIONS = next(d for d in DEFAULT_DATASETS if d.id == "reference-stations")
 
@@ -149,7 +148,7 @@ def test_digest_cache_is_reused_only_while_the_file_is_unchanged(tmp_path) -> No
     import hashlib
     import os
 
-    from open_export.writer import file_digest
+    from civicair.open_export.writer import file_digest
 
     path = tmp_path / "f.csv"
     write_atomic(path, b"abc\n")

@@ -10,10 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
-
-from open_export import writer
-from open_export.datasets import DEFAULT_DATASETS
-from open_export.service import run_export
+from civicair.open_export import writer
+from civicair.open_export.datasets import DEFAULT_DATASETS
+from civicair.open_export.service import run_export
 
 pytestmark = pytest.mark.db
 

@@ -31,13 +31,12 @@ from urllib.parse import urlsplit
 import h3
 import httpx
 import paho.mqtt.client as mqtt
+from civicair.core import tables
+from civicair.core.db import Database
+from civicair.core.security import hash_secret, pseudonym
+from civicair.core.settings import Settings
+from civicair.gateway.codecs import civicair_binary
 from sqlalchemy.dialects.postgresql import insert
-
-from core import tables
-from core.db import Database
-from core.security import hash_secret, pseudonym
-from core.settings import Settings
-from gateway.codecs import civicair_binary
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ INSERT per reading), measured in the same run.
 Phase 1 (throughput): several publisher processes publish N synthetic readings (6 per message,
 a mix of canonical, sensor.community and other alias spellings, pressure partly in Pa) at QoS 1
 into the broker's queue for the gateway's persistent session, then the gateway process
-(`python -m ingest.worker`; `--gateways N`: N of them on one shared subscription `$share/...`,
+(`python -m civicair.bench.gateway_process`; `--gateways N`: N of them on one shared subscription `$share/...`,
 each with its own session) starts and the clock runs until every reading is queryable (counted
 in `readings`).
 Phase 2 (latency): N/5 (at most 120,000) more readings published at the target rate
@@ -34,8 +34,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import typer
-
-from ingest.repository import READING_TYPES
 
 READINGS_PER_MESSAGE = 6
 NAME_SETS = (
@@ -160,6 +158,7 @@ def _ceiling_and_naive(conninfo: str, ids: list[int], naive_sample: int) -> tupl
     stored, copied by a client (psycopg 3) into an empty table with the readings primary key.
     Each COPY is measured twice, best kept (the figure is noisy on a busy 2-core machine)."""
     import psycopg
+    from civicair.ingest.repository import READING_TYPES
 
     suffix = uuid.uuid4().hex[:8]
     ceil_t, naive_t = f"bench_ceiling_{suffix}", f"bench_naive_{suffix}"
@@ -209,12 +208,11 @@ def bench_ingest(
     """MQTT → database ingest: readings/s, ratio to the COPY ceiling and to naive INSERTs,
     p50/p99 publish→queryable, gateway peak RSS, lost and duplicated."""
     import psycopg
-
-    from core.cli import console, fail, settings_or_exit
-    from core.db import libpq_url, open_database
-    from core.errors import CivicairError
-    from core.migrate import upgrade
-    from core.security import pseudonym
+    from civicair.core.console import console, fail, settings_or_exit
+    from civicair.core.db import libpq_url, open_database
+    from civicair.core.errors import CivicairError
+    from civicair.core.migrate import upgrade
+    from civicair.core.security import pseudonym
 
     settings = settings_or_exit()
     try:
@@ -262,7 +260,7 @@ def bench_ingest(
 
         def start_gateway(g: int) -> subprocess.Popen:
             own = {**env, "CIVICAIR_MQTT_CLIENT_ID": f"bench-gw-{run}-{g}", "CIVICAIR_DATA_DIR": str(tmp / f"gw{g}")}
-            proc = subprocess.Popen([sys.executable, "-m", "ingest.worker", "--latency-file", str(lat_files[g])],
+            proc = subprocess.Popen([sys.executable, "-m", "civicair.bench.gateway_process", "--latency-file", str(lat_files[g])],
                                     env=own, stdout=subprocess.PIPE, text=True, cwd=cwd)
             started = json.loads(proc.stdout.readline() or "{}")  # type: ignore[union-attr]
             if not started.get("connected"):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from api.zone_rollup import refresh as refresh_zone_series
-from api.zones import refresh_device_zones
-from core.db import Database
-from core.jobs import Job
-from core.settings import Settings
+from civicair.core.db import Database
+from civicair.core.jobs import Job
+from civicair.core.settings import Settings
+from civicair.readmodel.zone_rollup import refresh as refresh_zone_series
+from civicair.readmodel.zones import refresh_device_zones
 
 log = logging.getLogger(__name__)
 
@@ -24,5 +24,5 @@ def jobs(settings: Settings, db: Database) -> list[Job]:
         log.info("zone series materialised up to %s: %d zones rebuilt, %d updated, %d rows in %.1f s",
                  result.watermark.isoformat(), result.rebuilt, result.updated, result.rows, result.seconds)
 
-    return [Job("api.device_zones", 600.0, refresh, first_delay_s=10.0),
-            Job("api.zone_rollup", settings.zone_rollup_interval_s, zone_rollup, first_delay_s=30.0)]
+    return [Job("readmodel.device_zones", 600.0, refresh, first_delay_s=10.0),
+            Job("readmodel.zone_rollup", settings.zone_rollup_interval_s, zone_rollup, first_delay_s=30.0)]

@@ -8,15 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from civicair.core import tables
+from civicair.core.errors import InvalidInput
+from civicair.readmodel.anonymise import point_in_polygon
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
-from api.anonymise import point_in_polygon
-from core import tables
-from core.errors import InvalidInput
-
 ID_KEYS = ("id", "code", "insee", "code_insee", "INSEE_COM", "codgeo")
-EXAMPLE_ZONES = Path(__file__).parent / "data" / "strasbourg_example_zones.geojson"
 NAME_KEYS = ("name", "nom", "NOM", "NOM_COM", "libgeo")
 
 
@@ -72,13 +70,3 @@ def refresh_device_zones(conn: Connection) -> int:
     if pairs:
         conn.execute(sa.insert(dz), pairs)
     return len(pairs)
-
-
-def import_example_zones(conn: Connection) -> int:
-    """The demo's zones (`EXAMPLE_ZONES`: five Strasbourg-area communes as rectangles), imported
-    only into a database that has no zone yet; returns how many were imported."""
-    if conn.execute(sa.select(sa.func.count()).select_from(tables.zones)).scalar_one():
-        return 0
-    n = upsert_zones(conn, load_zone_file(EXAMPLE_ZONES))
-    refresh_device_zones(conn)
-    return n

@@ -39,8 +39,6 @@ from typing import Any
 
 import typer
 
-from core.bench import bench_app
-
 N_DEVICES = 200
 N_ZONES = 50
 YEAR_END = datetime(2026, 1, 1, tzinfo=UTC)
@@ -64,15 +62,14 @@ def _zone_box(i: int) -> tuple[float, float, float, float]:
 def load(url: str, days: int = 365) -> float:
     """Load the benchmark data; returns the seconds the zone series materialisation took."""
     import sqlalchemy as sa
+    from civicair.core import tables
+    from civicair.core.db import create_engine
+    from civicair.core.migrate import upgrade
+    from civicair.core.security import pseudonym
+    from civicair.core.settings import Settings
+    from civicair.readmodel.zone_rollup import refresh
+    from civicair.readmodel.zones import refresh_device_zones, upsert_zones
     from pydantic import SecretStr
-
-    from api.zone_rollup import refresh
-    from api.zones import refresh_device_zones, upsert_zones
-    from core import tables
-    from core.db import create_engine
-    from core.migrate import upgrade
-    from core.security import pseudonym
-    from core.settings import Settings
 
     engine = create_engine(url)
     try:
@@ -113,9 +110,9 @@ def _serve(url: str, port: int) -> None:
                        "CIVICAIR_LOG_LEVEL": "warning"})
     import uvicorn
 
-    from core.runtime import reuse_port_socket
+    from civicair.runtime import reuse_port_socket
 
-    config = uvicorn.Config("api.bench:app_factory", factory=True, log_level="warning", access_log=False)
+    config = uvicorn.Config("civicair.bench.api:app_factory", factory=True, log_level="warning", access_log=False)
     uvicorn.Server(config).run(sockets=[reuse_port_socket("127.0.0.1", port)])
 
 
@@ -125,7 +122,7 @@ def _serve_static(body: bytes, port: int) -> None:
     machine for a response of that size; the API's figure is reported as a ratio to it."""
     import uvicorn
 
-    from core.runtime import reuse_port_socket
+    from civicair.runtime import reuse_port_socket
 
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
 
@@ -141,9 +138,9 @@ def _serve_static(body: bytes, port: int) -> None:
 
 def app_factory() -> Any:
     """The API app for the benchmark server process (settings from the environment)."""
-    from api.app import create_app, prepare_to_serve
-    from core.db import open_database
-    from core.settings import load_settings
+    from civicair.api.app import create_app, prepare_to_serve
+    from civicair.core.db import open_database
+    from civicair.core.settings import load_settings
 
     settings = load_settings()
     app = create_app(settings, open_database(settings))
@@ -262,7 +259,6 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
-@bench_app.command("api")
 def bench_api(
     requests: int = typer.Option(2000, help="Requests per phase."),
     days: int = typer.Option(365, help="Days of hourly data per device, and the span requested."),
@@ -274,10 +270,9 @@ def bench_api(
     """GET /v1/zones/{id}/series for one year: p50/p95 latency and requests/s, uncached and cached."""
     import httpx
     import sqlalchemy as sa
-
-    from core.broker import free_port
-    from core.cli import console, settings_or_exit
-    from core.db import create_engine, start_embedded_postgres
+    from civicair.core.broker import free_port
+    from civicair.core.console import console, settings_or_exit
+    from civicair.core.db import create_engine, start_embedded_postgres
 
     settings = settings_or_exit()
     tmp = tempfile.TemporaryDirectory(prefix="civicair-bench-api-")

@@ -4,10 +4,10 @@ does, on plain PostgreSQL, for the k-anonymous zone series of the open-data API.
 - `zone_series` holds, per zone, quantity and interval, every whole period below the zone's
   watermark as the published JSON row (`doc`, bytes; NULL when every hour of it was suppressed) and the
   number of suppressed zone-hours. Rows are rendered by the same code as the live path
-  (`api.queries.zone_aggregates` + `zone_doc`), so a stored row and a live one are the same bytes.
+  (`api.statements.zone_aggregates` + `zone_doc`), so a stored row and a live one are the same bytes.
 - `zone_rollup` says what each zone's rows were built from: its eligible devices, k, the renderer
   version and the watermark. The API uses the stored rows only while all four still hold
-  (`api.queries._stored_span`); otherwise it aggregates live, so a consent withdrawal or a device
+  (`zone_series`, through `statements.zone_page`); otherwise it aggregates live, so a consent withdrawal or a device
   turning unreliable takes effect at once.
 - `zone_invalidations` receives the (quantity, hour) of every write to `hourly` (statement
   triggers, migration 0008): late readings, calibration refits, erasures. The API does not use
@@ -30,14 +30,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from civicair.core import tables
+from civicair.core.domain import QUANTITY_BY_CODE
+from civicair.core.settings import Settings
+from civicair.readmodel import cells, params, render, statements, stored, zone_series
+from civicair.readmodel.params import Interval
+from civicair.readmodel.stored import RENDER_VERSION
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
-
-from api import queries
-from api.queries import RENDER_VERSION, Interval
-from core import tables
-from core.domain import QUANTITY_BY_CODE
-from core.settings import Settings
 
 LOCK_KEY = 0x63697661  # pg_advisory_xact_lock key of the refresh ("civa")
 CHUNK = timedelta(days=28)  # a rebuild renders this much time at once (bounded memory; whole weeks)
@@ -61,11 +61,11 @@ def memberships(conn: Connection, settings: Settings) -> dict[str, list[int]]:
     out: dict[str, list[int]] = defaultdict(list)
     d, dz = tables.devices, tables.device_zones
     for zone_id, device_id in conn.execute(
-        sa.select(dz.c.zone_id, dz.c.device_id).join(d, d.c.id == dz.c.device_id).where(queries.published_fixed())
+        sa.select(dz.c.zone_id, dz.c.device_id).join(d, d.c.id == dz.c.device_id).where(statements.published_fixed())
     ):
         out[zone_id].append(device_id)
-    for r in queries.eligible_fixed(conn):
-        cell = queries.public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution)
+    for r in zone_series.eligible_fixed(conn):
+        cell = cells.public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution)
         if cell:
             out[cell].append(r.id)
     return {z: sorted(ids) for z, ids in out.items() if len(ids) >= settings.k_anonymity}
@@ -89,8 +89,8 @@ def _chunks(lo: datetime, hi: datetime) -> Iterator[tuple[datetime, datetime]]:
 
 def _chunk_rows(rows: list[tuple[Any, bytes | None]], interval: Interval) -> list[tuple[Any, ...]]:
     """Aggregate rows (ordered by zone, quantity, period) with their JSON → zone_series rows
-    (the chunk's JSON compressed by `queries.pack_docs`)."""
-    step, size = queries._STEP[interval], queries.CHUNK_PERIODS[interval]
+    (the chunk's JSON compressed by `stored.pack_docs`)."""
+    step, size = params.STEP[interval], stored.CHUNK_PERIODS[interval]
     out: list[tuple[Any, ...]] = []
     key = None
     idx: list[int] = []
@@ -98,10 +98,10 @@ def _chunk_rows(rows: list[tuple[Any, bytes | None]], interval: Interval) -> lis
     hours: list[int] = []
     docs: list[bytes] = []
     for r, doc in rows:
-        start = queries.chunk_start(r.period, interval)
+        start = stored.chunk_start(r.period, interval)
         if (r.zone_id, r.quantity, start) != key:
             if key is not None:
-                out.append((*key, len(idx), sum(hours), idx, ends, hours, *queries.pack_docs(b",".join(docs))))
+                out.append((*key, len(idx), sum(hours), idx, ends, hours, *stored.pack_docs(b",".join(docs))))
             key, idx, ends, hours, docs, offset = (r.zone_id, r.quantity, start), [], [], [0] * size, [], 0
         position = (r.period - start) // step
         hours[position] = int(r.suppressed_hours)
@@ -112,7 +112,7 @@ def _chunk_rows(rows: list[tuple[Any, bytes | None]], interval: Interval) -> lis
             docs.append(doc)
             offset += 1  # the comma
     if key is not None:
-        out.append((*key, len(idx), sum(hours), idx, ends, hours, *queries.pack_docs(b",".join(docs))))
+        out.append((*key, len(idx), sum(hours), idx, ends, hours, *stored.pack_docs(b",".join(docs))))
     return [(zone_id, code, interval.value, *rest) for zone_id, code, *rest in out]
 
 
@@ -123,14 +123,15 @@ def _materialise(conn: Connection, zones: dict[str, list[int]], lo: datetime, hi
     codes = sorted(QUANTITY_BY_CODE)
     zs = tables.zone_series
     written = 0
-    for x, y in _chunks(queries.chunk_start(lo, Interval.DAY), hi):  # whole weeks, so no chunk is split
-        last_day = queries.floor_period(y, Interval.DAY)
+    for x, y in _chunks(stored.chunk_start(lo, Interval.DAY), hi):  # whole weeks, so no chunk is split
+        last_day = params.floor_period(y, Interval.DAY)
         for interval, start, end in ((Interval.HOUR, max(x, lo), y), (Interval.DAY, x, last_day)):
             if start >= end:
                 continue
-            stmt = queries.zone_aggregates(pairs, codes, start, end, interval, k).order_by(
-                sa.text("zone_id, quantity, period"))
-            rows = [(r, queries.zone_doc(r, interval) if r.n_devices else None) for r in conn.execute(stmt)]
+            stmt = statements.zone_aggregates(pairs, codes, start, end, interval, k)
+            keys = stmt.selected_columns
+            stmt = stmt.order_by(keys.zone_id, keys.quantity, keys.period)
+            rows = [(r, render.zone_doc(r, interval) if r.n_devices else None) for r in conn.execute(stmt)]
             conn.execute(sa.delete(zs).where(zs.c.zone_id.in_(list(zones)), zs.c.interval == interval.value,
                                              zs.c.chunk >= start, zs.c.chunk < end))
             raw = conn.connection.driver_connection
@@ -177,7 +178,7 @@ def refresh(conn: Connection, settings: Settings, *, now: datetime | None = None
         first = conn.execute(sa.select(sa.func.min(tables.hourly.c.hour)).where(
             tables.hourly.c.device_id.in_(sorted({i for ids in fresh.values() for i in ids})))).scalar()
         if first is not None:
-            rows += _materialise(conn, fresh, queries.floor_period(first, Interval.DAY), watermark, k)
+            rows += _materialise(conn, fresh, params.floor_period(first, Interval.DAY), watermark, k)
 
     # Zones built before: the weeks of logged writes below their watermark, and from the start of
     # the day of their watermark (its day row becomes whole at some point) up to the new one.
@@ -187,11 +188,11 @@ def refresh(conn: Connection, settings: Settings, *, now: datetime | None = None
             by_watermark[state[z].watermark][z] = ids
     # Whole weeks: a stored week of daily rows is rewritten as a whole (a day's rows alone would
     # drop the rest of its week).
-    invalid_weeks = {queries.chunk_start(h, Interval.DAY) for h in invalid}
+    invalid_weeks = {stored.chunk_start(h, Interval.DAY) for h in invalid}
     for old, zones in by_watermark.items():
         spans = [(w, min(w + WEEK, old)) for w in invalid_weeks if w < old]
         if old < watermark:
-            spans.append((queries.floor_period(old, Interval.DAY), watermark))
+            spans.append((params.floor_period(old, Interval.DAY), watermark))
         for lo, hi in _merge(spans):
             rows += _materialise(conn, zones, lo, hi, k)
 

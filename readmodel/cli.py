@@ -1,4 +1,5 @@
-"""`civicair` commands of the api package: `civicair zones import FILE`, `civicair bench api`."""
+"""`civicair zones import FILE` and `civicair zones refresh`: administrative zones and the
+materialised zone series."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ zones_app = typer.Typer(help="Administrative zones for the open-data zone series
 @zones_app.command("import")
 def import_zones(file: Path = typer.Argument(..., help="GeoJSON FeatureCollection of (Multi)Polygons")) -> None:
     """Load zones from a GeoJSON file (idempotent: re-importing updates them) and map devices."""
-    from api.zones import load_zone_file, refresh_device_zones, upsert_zones
-    from core.cli import console, fail, settings_or_exit
-    from core.db import open_database
-    from core.errors import CivicairError
+    from civicair.core.console import console, fail, settings_or_exit
+    from civicair.core.db import open_database
+    from civicair.core.errors import CivicairError
+    from civicair.readmodel.zones import load_zone_file, refresh_device_zones, upsert_zones
 
     settings = settings_or_exit()
     try:
@@ -36,8 +37,8 @@ def import_zones(file: Path = typer.Argument(..., help="GeoJSON FeatureCollectio
 @zones_app.command("refresh")
 def refresh_zones(rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild every zone from scratch.")) -> None:
     """Bring the materialised zone series up to date (the api worker does it on a schedule)."""
-    from api.zone_rollup import refresh
-    from core.cli import console, database_or_exit
+    from civicair.core.console import console, database_or_exit
+    from civicair.readmodel.zone_rollup import refresh
 
     settings, db = database_or_exit()
     try:
@@ -51,6 +52,4 @@ def refresh_zones(rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands and command groups to the root CLI."""
-    import api.bench  # noqa: F401 - registers `civicair bench api`
-
     app.add_typer(zones_app, name="zones")

@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
-from calibration import fit, flags, metrics, reliability, stars
-from calibration.synthetic import FAULTS, make_network
+from civicair.calibration import fit, flags, metrics, reliability, stars
+from civicair.calibration.synthetic import FAULTS, make_network
 
 
 def run_benchmark(n_devices: int = 1000, days: int = 90, seed: int = 42) -> dict:

@@ -1,0 +1,1 @@
+"""Benchmarks (`civicair bench …`): tools, not product; registered into the CLI from the top."""

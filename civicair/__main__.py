@@ -1,0 +1,3 @@
+from civicair.cli import main
+
+main()

@@ -1,0 +1,250 @@
+"""The composition root: the process wiring of `civicair up`, `civicair gateway` and `civicair api`,
+written once. Every package sits below it; it starts them in order and stops them in reverse.
+
+Order: database (embedded if none configured) → migrations → broker (embedded if none
+configured) → ingest writer + MQTT listener → scheduler → demo simulator → API (uvicorn, main
+thread). Ctrl-C (SIGINT) or SIGTERM stops them in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from rich.console import Console
+
+from civicair.core.broker import EmbeddedBroker, port_is_free
+from civicair.core.db import Database, libpq_url, open_database
+from civicair.core.errors import ServiceUnavailable, SettingsError
+from civicair.core.jobs import Job, Scheduler
+from civicair.core.migrate import upgrade
+from civicair.core.settings import Settings, redact_url
+
+log = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+
+def collect_jobs(settings: Settings, db: Database) -> list[Job]:
+    """The scheduled jobs of every package, each from its `worker.jobs(settings, db)`."""
+    from civicair.calibration import worker as calibration_worker
+    from civicair.gateway import worker as gateway_worker
+    from civicair.ingest import worker as ingest_worker
+    from civicair.open_export import worker as open_export_worker
+    from civicair.readmodel import worker as readmodel_worker
+
+    jobs: list[Job] = []
+    for module in (ingest_worker, calibration_worker, open_export_worker, readmodel_worker, gateway_worker):
+        jobs.extend(module.jobs(settings, db))
+    return jobs
+
+
+def check_api_port(settings: Settings) -> None:
+    if settings.api_port and not port_is_free(settings.api_host, settings.api_port):
+        raise SettingsError(
+            f"CIVICAIR_API_PORT: port {settings.api_port} on {settings.api_host} is already in use"
+        )
+
+
+def check_broker(url: str) -> None:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 1883), timeout=3):
+            pass
+    except OSError as exc:
+        raise ServiceUnavailable(f"CIVICAIR_MQTT_URL: cannot connect to {redact_url(url)}: {exc}") from None
+
+
+@dataclass
+class Pipeline:
+    """A running gateway: the MQTT listener feeding the batch writer through a bounded queue."""
+
+    listener: Any  # civicair.gateway.listener.MqttListener
+    writer: Any  # civicair.ingest.writer.BatchWriter
+    inbox: queue.Queue[Any]
+
+    def stop(self) -> None:
+        """Stop taking messages, let the writer drain and ack what it holds, then disconnect."""
+        self.listener.pause()
+        self.writer.stop()
+        self.listener.stop()
+
+
+def start_pipeline(
+    settings: Settings,
+    conninfo: str,
+    mqtt_url: str,
+    *,
+    client_id: str | None = None,
+    shared_group: str | None = None,
+    mqtt_v311: bool = False,
+    on_commit: Callable[[list[Any], float], None] | None = None,
+) -> Pipeline:
+    """Start a batch writer (spool replayed first) and an MQTT listener feeding it. The caller
+    stops it with `Pipeline.stop()`."""
+    import paho.mqtt.client as mqtt
+
+    from civicair.gateway.listener import MqttListener
+    from civicair.gateway.routing import TopicRouter
+    from civicair.ingest.writer import BatchWriter
+
+    inbox: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_max)
+    # Spool + backoff on: a database outage parks batches on disk instead of stalling.
+    writer = BatchWriter.from_settings(settings, conninfo, inbox, on_commit=on_commit)
+    replayed = writer.replay_spool()
+    if replayed:
+        console.print(f"spool: replayed {replayed} batch(es) left by an earlier run", highlight=False)
+    writer.start()
+    listener = MqttListener(
+        mqtt_url, inbox, client_id=client_id or settings.mqtt_client_id,
+        router=TopicRouter.from_settings(settings),
+        shared_group=shared_group if shared_group is not None else settings.mqtt_shared_group,
+        receive_maximum=settings.mqtt_receive_maximum,
+        session_expiry_s=settings.mqtt_session_expiry_s,
+        protocol=mqtt.MQTTv311 if mqtt_v311 else mqtt.MQTTv5,  # amqtt speaks 3.1.1 only
+    )
+    listener.start()
+    return Pipeline(listener=listener, writer=writer, inbox=inbox)
+def _after_backfill(sim: Any, pipeline: Pipeline, scheduler: Scheduler) -> None:
+    if not sim.backfilled.wait(600):
+        return
+    quiet_since = time.monotonic()
+    deadline = quiet_since + 120
+    while time.monotonic() < deadline:  # the writer has drained the backfill for 2 s
+        if pipeline.inbox.qsize() > 0:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 2:
+            break
+        time.sleep(0.2)
+    log.info("demo history written; running the scheduled jobs now")
+    scheduler.run_soon()
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket with SO_REUSEPORT (Linux): several API processes bind the same port
+    and the kernel spreads new connections over them."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def build_app(settings: Settings, db: Database, *, mqtt_url: str | None = None,
+              broker_status: Callable[[], dict[str, Any]] | None = None) -> Any:
+    """The ASGI application every `civicair api` / `up` process serves: the HTTP API and the
+    surfaces mounted beside it."""
+    from civicair.api.app import create_app
+
+    return create_app(settings, db, mqtt_url=mqtt_url, broker_status=broker_status)
+
+
+def _start_demo(settings: Settings, db: Database, mqtt_url: str, stack: ExitStack,
+                pipeline: Pipeline | None, scheduler: Scheduler | None) -> None:
+    from civicair.demo.simulator import Simulator
+    from civicair.demo.zones import import_example_zones
+
+    sim = Simulator(settings, db, mqtt_url)
+    sim.start()
+    stack.callback(sim.stop)
+    console.print(f"demo: {sim.summary()}", highlight=False)
+    with db.engine.begin() as conn:  # so that zone series have zones of several sensors
+        if n := import_example_zones(conn):
+            console.print(f"demo: {n} example zones imported (demo/data/README.md)", highlight=False)
+    if scheduler is not None and pipeline is not None:
+        # Calibrate (and export) as soon as the backfilled history is in the database,
+        # not an hour later: the newcomer sees calibration within a minute.
+        threading.Thread(target=_after_backfill, args=(sim, pipeline, scheduler),
+                         name="demo-trigger", daemon=True).start()
+
+
+def _serve_api(settings: Settings, app: Any) -> None:
+    import uvicorn
+
+    from civicair.api.app import prepare_to_serve
+
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    console.print(f"api: {url}/docs", highlight=False)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port,
+        log_level="warning" if settings.log_level != "debug" else "debug",
+    ))
+    prepare_to_serve()
+    sockets = [reuse_port_socket(settings.api_host, settings.api_port)] if settings.api_reuse_port else None
+    try:
+        server.run(sockets=sockets)  # handles SIGINT/SIGTERM, then re-raises the signal
+    except KeyboardInterrupt:
+        pass
+
+
+def _wait_for_signal() -> None:
+    import signal
+
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    console.print("running; Ctrl-C to stop", highlight=False)
+    stopped.wait()
+
+
+def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None:
+    """Run the given components (`gateway`, `api`, `scheduler`) until SIGINT/SIGTERM."""
+    if "api" in components:
+        check_api_port(settings)
+    with ExitStack() as stack:
+        db = open_database(settings)
+        stack.callback(db.close)
+        console.print(f"database: {db.description}", highlight=False)
+        upgrade(db.engine)
+        mqtt_url = settings.mqtt_url
+        needs_broker = bool(components & {"gateway"}) or demo
+        if mqtt_url is None and needs_broker:
+            broker = EmbeddedBroker(host="127.0.0.1")
+            broker.start()
+            stack.callback(broker.stop)
+            mqtt_url = broker.url
+            console.print(f"broker: embedded amqtt at {mqtt_url}", highlight=False)
+        elif mqtt_url is not None:
+            check_broker(mqtt_url)
+            console.print(f"broker: {redact_url(mqtt_url)}", highlight=False)
+
+        pipeline: Pipeline | None = None
+        if "gateway" in components and mqtt_url:
+            pipeline = start_pipeline(settings, libpq_url(db.url), mqtt_url,
+                                      mqtt_v311=settings.mqtt_url is None)
+            stack.callback(pipeline.stop)
+        scheduler: Scheduler | None = None
+        if "scheduler" in components:
+            scheduler = Scheduler(collect_jobs(settings, db))
+            scheduler.start()
+            stack.callback(scheduler.stop)
+        if demo and mqtt_url:
+            _start_demo(settings, db, mqtt_url, stack, pipeline, scheduler)
+
+        def broker_status() -> dict[str, Any]:
+            if pipeline is None:
+                from civicair.api.app import broker_reachable
+
+                return {"status": "ok" if broker_reachable(mqtt_url) else "down"}
+            return {
+                "status": "ok" if pipeline.listener.connected.is_set() else "down",
+                "received": pipeline.listener.received,
+                "queue_depth": pipeline.inbox.qsize(),
+                "written_readings": pipeline.writer.stats.readings_written,
+            }
+
+        if "api" in components:
+            _serve_api(settings, build_app(settings, db, mqtt_url=mqtt_url, broker_status=broker_status))
+        else:
+            _wait_for_signal()
+        console.print("stopping…", highlight=False)
+    console.print("stopped", highlight=False)

@@ -1,0 +1,1 @@
+"""The demo (`civicair up --demo`): simulated sensors and reference stations; a tool, not product."""

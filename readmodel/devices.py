@@ -1,0 +1,92 @@
+"""Public devices and their series (docs/privacy.md#fixed-devices): consenting devices by
+pseudonym, a fixed device's public H3 cell, never its exact position or identity."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from civicair.core import tables
+from civicair.core.errors import DeviceNotFound
+from civicair.core.settings import Settings
+from civicair.readmodel import anonymise, statements
+from civicair.readmodel.cells import public_cell
+from civicair.readmodel.params import (
+    EXPECTED_HOURS,
+    Interval,
+    QuantityFilter,
+    TimeRange,
+    page_window,
+    quantity_info,
+)
+from civicair.readmodel.render import SeriesPage, series_row
+from sqlalchemy.engine import Connection
+
+
+def _device_row(r: Any, settings: Settings) -> dict[str, Any]:
+    cell = public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution) if r.kind == "fixed" else None
+    centre = anonymise.cell_centre(cell) if cell else None
+    return {
+        "pseudonym": r.pseudonym,
+        "kind": r.kind,
+        "sensor_type": r.sensor_models[0] if r.sensor_models else None,
+        "sensor_models": list(r.sensor_models or []),
+        "h3_cell": cell,
+        "coordinates": {"latitude": centre[0], "longitude": centre[1]} if centre else None,
+        "status": r.status,
+        "stars": r.stars,
+        "first_seen": r.first_seen,
+        "last_seen": r.last_seen,
+        "quantities": list(r.quantities or []),
+        "has_series": r.kind == "fixed",
+    }
+
+
+def device_list(conn: Connection, settings: Settings, after: str | None = None,
+                limit: int | None = None) -> list[dict[str, Any]]:
+    """Public (consenting) devices by pseudonym, after the pseudonym `after`."""
+    d = tables.devices
+    stmt = statements.public_devices().order_by(d.c.pseudonym)
+    if after:
+        stmt = stmt.where(d.c.pseudonym > after)
+    if limit:
+        stmt = stmt.limit(limit)
+    return [_device_row(r, settings) for r in conn.execute(stmt)]
+
+
+def device_detail(conn: Connection, settings: Settings, pseudonym: str) -> dict[str, Any]:
+    r = conn.execute(statements.public_devices().where(tables.devices.c.pseudonym == pseudonym)).first()
+    if r is None:
+        raise DeviceNotFound(f"no public device {pseudonym[:40]!r}")
+    return _device_row(r, settings)
+
+
+def device_series_page(conn: Connection, settings: Settings, pseudonym: str,
+                       quantity: str | QuantityFilter, time_range: TimeRange,
+                       interval: Interval | str = Interval.HOUR, after: datetime | None = None,
+                       limit: int | None = None) -> SeriesPage:
+    """One page of a fixed consenting device's series (mobile devices have none)."""
+    interval = Interval(interval)
+    info = quantity_info(quantity)
+    start, end = time_range.resolve(settings.max_range_days)
+    d = tables.devices
+    dev = conn.execute(sa.select(d.c.id, d.c.kind, d.c.consent_public).where(d.c.pseudonym == pseudonym)).first()
+    if dev is None or dev.kind != "fixed" or not dev.consent_public:
+        raise DeviceNotFound(f"no public fixed device {pseudonym[:40]!r} (mobile devices have no per-device series)")
+    start, end, nxt = page_window(start, end, after, limit, interval)
+    rows: list[dict[str, Any]] = []
+    for source in (tables.hourly, statements.hourly_from_readings(dev.id, info.code, start, end)):
+        # The rollup normally holds every hour; readings not rolled up yet (a fresh device, the
+        # rollup job behind) are aggregated on the fly so the series is never silently empty.
+        stmt = statements.device_series(source, dev.id, info.code, start, end, interval, after)
+        rows = [series_row(r, interval, info.unit, EXPECTED_HOURS[interval]) for r in conn.execute(stmt).all()]
+        if rows:
+            break
+    return SeriesPage(rows, 0, nxt)
+
+
+def device_series(conn: Connection, settings: Settings, pseudonym: str, quantity: str | QuantityFilter,
+                  time_range: TimeRange, interval: Interval | str = Interval.HOUR,
+                  after: datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    return device_series_page(conn, settings, pseudonym, quantity, time_range, interval, after, limit).results

@@ -1,0 +1,324 @@
+"""Statement builders of the read model: SQLAlchemy Core only, no execution here (the drivers in
+`series`, `mobile`, `stations`, `zone_rollup` run them). The privacy rules that live in SQL —
+consent, fixed devices only, unreliable devices excluded, k-anonymity of zone-hours — are written
+once here (docs/privacy.md).
+
+The zone-series page runs on a raw psycopg cursor (the API's hot path, BENCHMARKS.md "API"): its
+statements are built here like the others and compiled once, at import, for the psycopg dialect
+(`psycopg_sql`), so the endpoint sends a ready string with its named parameters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from civicair.core import tables
+from civicair.readmodel.params import Interval
+from civicair.readmodel.render import FLAG_BITS
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY, BIT
+
+TZ = sa.DateTime(timezone=True)
+
+
+def const(value: Any) -> sa.BindParameter[Any]:
+    """A constant rendered into the SQL text rather than sent as a parameter: the planner then
+    sees it (as bind parameters, the cached generic plan misjudged them: 3.4 ms instead of 0.4)."""
+    return sa.literal(value, literal_execute=True)
+
+
+def param(name: str, type_: Any = None) -> sa.BindParameter[Any]:
+    """A named parameter of a statement, given at execution."""
+    return sa.bindparam(name, None, type_=type_, required=False)
+
+
+def psycopg_sql(stmt: sa.Executable, names: set[str]) -> str:
+    """`stmt` compiled for psycopg (`%(name)s` placeholders); fails unless its parameters are
+    exactly `names`, so a stray literal cannot become a parameter nobody sends."""
+    compiled = stmt.compile(dialect=postgresql.psycopg.dialect(),  # type: ignore[attr-defined]
+                            compile_kwargs={"render_postcompile": True})
+    if set(compiled.params) != names:
+        raise AssertionError(f"statement parameters {sorted(compiled.params)} are not {sorted(names)}")
+    return str(compiled)
+
+
+# --- devices ------------------------------------------------------------------------------------
+
+def public_devices() -> sa.Select[Any]:
+    """Consenting devices with their public fields and the quantities they have hourly data of."""
+    d, h, q = tables.devices, tables.hourly, tables.quantities
+    quantities = sa.func.array(
+        sa.select(q.c.name)
+        .where(sa.exists(sa.select(1).where(h.c.device_id == d.c.id, h.c.quantity == q.c.code)))
+        .order_by(q.c.code)
+        .scalar_subquery()
+    )
+    return sa.select(
+        d.c.id, d.c.pseudonym, d.c.kind, d.c.sensor_models, d.c.h3_cell, d.c.lat, d.c.lon,
+        d.c.status, d.c.stars, d.c.first_seen, d.c.last_seen, quantities.label("quantities"),
+    ).where(d.c.consent_public.is_(True))
+
+
+def published_fixed() -> sa.ColumnElement[bool]:
+    """Devices whose data enter zone series: consenting, fixed, not unreliable."""
+    d = tables.devices
+    return sa.and_(d.c.consent_public.is_(True), d.c.kind == const("fixed"), d.c.status != const("unreliable"))
+
+
+def eligible_fixed() -> sa.Select[Any]:
+    d = tables.devices
+    return sa.select(d.c.id, d.c.h3_cell, d.c.lat, d.c.lon).where(published_fixed())
+
+
+# --- series aggregation -------------------------------------------------------------------------
+
+def period(column: Any, interval: Interval) -> Any:
+    if interval == Interval.DAY:
+        return sa.func.date_trunc("day", column, "UTC")
+    return column
+
+
+def aggregates(h: Any, where: Any = None) -> list[Any]:
+    """Aggregate columns over hourly device-rows `h` (a table or subquery); with `where`, over
+    the rows meeting it only. `render.series_row` reads them."""
+    valid = h.c.n > 0
+
+    def only(fn: Any, cond: Any = None) -> Any:
+        conds = [c for c in (where, cond) if c is not None]
+        return fn.filter(sa.and_(*conds)) if conds else fn
+
+    cols = [
+        only(sa.func.count(), valid).label("device_hours"),
+        sa.func.coalesce(only(sa.func.sum(h.c.n)), 0).label("n_readings"),
+        only(sa.func.sum(h.c.sum)).label("s"),
+        only(sa.func.sum(h.c.sum_sq)).label("ss"),
+        only(sa.func.min(h.c.min)).label("min"),
+        only(sa.func.max(h.c.max)).label("max"),
+        only(sa.func.avg(h.c.calibrated_mean), valid).label("calibrated"),
+        only(sa.func.percentile_cont(0.5).within_group(h.c.mean), valid).label("median"),
+        sa.func.coalesce(only(sa.func.sum(h.c.n_flagged)), 0).label("n_flagged"),
+    ]
+    for name, bit in FLAG_BITS.items():
+        cols.append(only(sa.func.count(), h.c.flags_any.op("&")(bit) != 0).label(f"f_{name}"))
+    return cols
+
+
+def hourly_from_readings(device_id: int, code: int, start: datetime, end: datetime) -> Any:
+    """Readings of one device aggregated to the shape of the `hourly` table."""
+    r = tables.readings
+    ok = r.c.flags == 0
+    hour = (sa.func.date_trunc("hour", r.c.time, "UTC")).label("hour")
+    return (sa.select(
+        r.c.device_id, r.c.quantity, hour,
+        sa.func.count().filter(ok).label("n"),
+        sa.func.coalesce(sa.func.sum(r.c.value).filter(ok), 0.0).label("sum"),
+        sa.func.coalesce(sa.func.sum(r.c.value * r.c.value).filter(ok), 0.0).label("sum_sq"),
+        sa.func.min(r.c.value).filter(ok).label("min"),
+        sa.func.max(r.c.value).filter(ok).label("max"),
+        sa.func.avg(r.c.value).filter(ok).label("mean"),
+        sa.func.count().filter(sa.not_(ok)).label("n_flagged"),
+        sa.func.coalesce(sa.func.bit_or(r.c.flags), 0).label("flags_any"),
+        sa.cast(sa.null(), sa.Float).label("calibrated_mean"),
+    ).where(r.c.device_id == device_id, r.c.quantity == code, r.c.time >= start, r.c.time < end)
+     .group_by(r.c.device_id, r.c.quantity, hour).subquery("readings_hourly"))
+
+
+def device_series(source: Any, device_id: int, code: int, start: datetime, end: datetime,
+                  interval: Interval, after: datetime | None) -> sa.Select[Any]:
+    """One device's series over `source` (the `hourly` table or `hourly_from_readings`)."""
+    p = period(source.c.hour, interval).label("period")
+    stmt = (sa.select(p, *aggregates(source))
+            .where(source.c.device_id == device_id, source.c.quantity == code,
+                   source.c.hour >= start, source.c.hour < end)
+            .group_by(p).order_by(p))
+    return stmt.having(p > after) if after is not None else stmt
+
+
+# --- zones --------------------------------------------------------------------------------------
+
+def zone_members_counts() -> sa.Select[Any]:
+    dz = tables.device_zones
+    return sa.select(dz.c.zone_id, sa.func.count()).group_by(dz.c.zone_id)
+
+
+def admin_zone_devices() -> sa.Select[Any]:
+    """Whether the administrative zone `:z` exists, and its published devices (ascending)."""
+    d, dz, z = tables.devices, tables.device_zones, tables.zones
+    members = (sa.select(dz.c.device_id).join(d, d.c.id == dz.c.device_id)
+               .where(dz.c.zone_id == param("z", sa.Text), published_fixed()).order_by(dz.c.device_id))
+    return sa.select(sa.exists().where(z.c.id == param("z", sa.Text)).label("known"),
+                     sa.func.array(members.scalar_subquery()).label("ids"))
+
+
+def _h3_bits() -> sa.ColumnElement[int]:
+    """A device's H3 cell as a bigint, when `devices.h3_cell` is a cell id (15 hex digits, mode
+    1). CASE first: PostgreSQL does not promise to test the pattern before casting."""
+    cell = tables.devices.c.h3_cell
+    as_bits = sa.cast(sa.cast(const("x").concat(sa.func.lpad(cell, const(16), const("0"))), BIT(64)), sa.BigInteger)
+    return sa.case((cell.regexp_match(const("^8[0-9a-f]{14}$"), flags="i"), as_bits))
+
+
+def _h3_usable(bits: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
+    """The stored cell is at the zone's resolution `:res` or finer."""
+    return bits.op(">>")(const(52)).op("&")(const(15)) >= param("res", sa.Integer)
+
+
+def h3_zone_devices() -> sa.Select[Any]:
+    """The published devices of the H3 zone `:cell` (of resolution `:res`, masks `:keep` and
+    `:set`, see `cells.h3_zone_params`), found in SQL: a stored cell at the zone's resolution or
+    finer is a member when its parent is the zone. `unplaced`: published devices with
+    coordinates in the zone's bounding box but no such cell (say the resolution setting became
+    finer), as (id, lat, lon) arrays; `cells.placed` snaps them in Python."""
+    d = tables.devices
+    bits = _h3_bits()
+    members = (sa.select(d.c.id)
+               .where(published_fixed(), _h3_usable(bits),
+                      bits.op("&")(param("keep", sa.BigInteger))
+                      .op("|")(param("set", sa.BigInteger)) == param("cell", sa.BigInteger))
+               .order_by(d.c.id))
+    arrays = postgresql.array([sa.func.array_agg(sa.cast(d.c.id, sa.Float)), sa.func.array_agg(d.c.lat),
+                               sa.func.array_agg(d.c.lon)])
+    unplaced = (sa.select(sa.type_coerce(arrays, ARRAY(sa.Float, dimensions=2)))
+                .where(published_fixed(), sa.not_(sa.func.coalesce(_h3_usable(bits), sa.false())),
+                       d.c.lat.between(param("lat_lo", sa.Float), param("lat_hi", sa.Float)),
+                       d.c.lon.between(param("lon_lo", sa.Float), param("lon_hi", sa.Float))))
+    return sa.select(sa.true().label("known"), sa.func.array(members.scalar_subquery()).label("ids"),
+                     unplaced.scalar_subquery().label("unplaced"))
+
+
+def listed_zone_devices() -> sa.Select[Any]:
+    """A zone whose devices the caller lists in `:ids` (some only Python could place)."""
+    return sa.select(sa.true().label("known"), param("ids", ARRAY(sa.Integer)).label("ids"),
+                     sa.null().cast(ARRAY(sa.Float)).label("unplaced"))
+
+
+def zone_page(members: sa.Select[Any]) -> sa.Select[Any]:
+    """The zone-series page in one statement, so a refresh committing meanwhile cannot pair one
+    version's validity with another's rows. From `members` (does the zone exist, its published
+    devices, and `unplaced`): the materialised part of the page (`b`, the end of the span the
+    stored rows answer — the page end `:hi` or the watermark in whole periods — when they were
+    built from these devices, this `:k` and renderer `:v`; and whether a write to `hourly` in it
+    still waits for the refresh), then the stored chunks of [`:a`, b) when they hold, one per
+    row (the state repeated; NULLs if none). Offsets are sent only for the chunks at the edges
+    of the span. Parameters: z, q, unit, k, v, a, hi, first, size (and those of `members`)."""
+    zr, zs, zi = tables.zone_rollup, tables.zone_series, tables.zone_invalidations
+    z, q, unit = param("z", sa.Text), param("q", sa.SmallInteger), param("unit", sa.Text)
+    a = param("a", TZ)
+    m = members.cte("m")
+    w = (sa.select(sa.func.least(param("hi", TZ), sa.func.date_trunc(unit, zr.c.watermark, const("UTC")))
+                   .label("b"))
+         .where(zr.c.zone_id == z, zr.c.device_ids == m.c.ids, zr.c.k == param("k", sa.Integer),
+                zr.c.version == param("v", sa.Integer))
+         .lateral("w"))
+    pending = sa.exists().where(zi.c.quantity == q, zi.c.hour >= a, zi.c.hour < w.c.b)
+    s = (sa.select(m.c.known, m.c.ids, m.c.unplaced, w.c.b, pending.label("pending"))
+         .select_from(m.outerjoin(w, sa.true())).cte("s"))
+    edge = sa.or_(zs.c.chunk < a, zs.c.chunk + param("size", sa.Interval) > s.c.b)
+    c = (sa.select(zs, edge.label("edge"))
+         .where(s.c.b > a, sa.not_(s.c.pending), zs.c.zone_id == z, zs.c.quantity == q, zs.c.interval == unit,
+                zs.c.chunk >= param("first", TZ), zs.c.chunk < s.c.b)
+         .lateral("c"))
+    return (sa.select(s.c.known, s.c.ids, s.c.unplaced, s.c.b, s.c.pending, c.c.chunk, c.c.n, c.c.n_suppressed,
+                      c.c.docs, c.c.raw_size, sa.case((c.c.edge, c.c.idx)), sa.case((c.c.edge, c.c.ends)),
+                      sa.case((c.c.edge, c.c.suppressed)))
+            .select_from(s.outerjoin(c, sa.true()))
+            .order_by(c.c.chunk))
+
+
+_PAGE = {"z", "q", "unit", "k", "v", "a", "hi", "first", "size"}
+ADMIN_ZONE_DEVICES = admin_zone_devices()
+H3_ZONE_DEVICES = h3_zone_devices()
+ADMIN_ZONE_PAGE = psycopg_sql(zone_page(ADMIN_ZONE_DEVICES.add_columns(sa.null().cast(ARRAY(sa.Float)).label("unplaced"))),
+                              _PAGE)
+H3_ZONE_PAGE = psycopg_sql(zone_page(H3_ZONE_DEVICES),
+                           _PAGE | {"res", "cell", "keep", "set", "lat_lo", "lat_hi", "lon_lo", "lon_hi"})
+LISTED_ZONE_PAGE = psycopg_sql(zone_page(listed_zone_devices()), _PAGE | {"ids"})
+
+
+def _members(pairs: list[tuple[str, int]]) -> Any:
+    """(zone_id, device_id) pairs as a relation (two zipped unnest() calls)."""
+    return sa.select(
+        sa.func.unnest(sa.literal([z for z, _ in pairs], ARRAY(sa.Text))).label("zone_id"),
+        sa.func.unnest(sa.literal([d for _, d in pairs], ARRAY(sa.Integer))).label("device_id"),
+    ).subquery("m")
+
+
+def zone_aggregates(pairs: list[tuple[str, int]], codes: list[int], start: datetime, end: datetime,
+                    interval: Interval, k: int) -> sa.Select[Any]:
+    """The zone series of every zone in `pairs` over [start, end), per (zone_id, quantity,
+    period). A zone-hour with fewer than k distinct reporting devices is left out of every
+    aggregate and counted in `suppressed_hours`; a period whose hours were all suppressed has
+    n_devices = 0 (and is not published). Used by the live path (one zone) and by the
+    materialisation (`zone_rollup`, all zones), so both publish the same rows."""
+    h, m = tables.hourly, _members(pairs)
+    hour_devices = sa.func.count().filter(h.c.n > 0).over(partition_by=(m.c.zone_id, h.c.quantity, h.c.hour))
+    base = (sa.select(m.c.zone_id, h, hour_devices.label("hour_devices"))
+            .join_from(h, m, m.c.device_id == h.c.device_id)
+            .where(h.c.quantity.in_(codes), h.c.hour >= start, h.c.hour < end).subquery("b"))
+
+    keys = (base.c.zone_id, base.c.quantity, period(base.c.hour, interval).label("period"))
+    kept = base.c.hour_devices >= k
+    n_devices = sa.func.count(sa.distinct(base.c.device_id)).filter(kept, base.c.n > 0).label("n_devices")
+    suppressed = (sa.func.count(sa.distinct(base.c.hour))
+                  .filter(base.c.hour_devices < k, base.c.hour_devices > 0).label("suppressed_hours"))
+    return (sa.select(*keys, n_devices, suppressed, *aggregates(base, where=kept))
+            .where(base.c.hour_devices > 0).group_by(*keys))
+
+
+def zone_rows() -> sa.Select[Any]:
+    z = tables.zones
+    return sa.select(z.c.id, z.c.name, z.c.kind, z.c.properties).order_by(z.c.id)
+
+
+def zone_geometry(zone_id: str) -> sa.Select[Any]:
+    return sa.select(tables.zones.c.geometry).where(tables.zones.c.id == zone_id)
+
+
+# --- mobile and reference stations --------------------------------------------------------------
+
+def public_mobile_devices() -> sa.Select[Any]:
+    d = tables.devices
+    return (sa.select(d.c.id, d.c.privacy_zones)
+            .where(d.c.kind == "mobile", d.c.consent_public.is_(True), d.c.status != "unreliable"))
+
+
+def located_readings(device_ids: list[int], start: datetime, end: datetime) -> sa.Select[Any]:
+    """Every located reading of the devices in [start, end), by device and time (trips need
+    every position, whatever the quantity)."""
+    r = tables.readings
+    return (sa.select(r.c.device_id, r.c.time, r.c.quantity, r.c.value, r.c.flags, r.c.lat, r.c.lon)
+            .where(r.c.device_id.in_(device_ids), r.c.time >= start, r.c.time < end,
+                   r.c.lat.isnot(None), r.c.lon.isnot(None))
+            .order_by(r.c.device_id, r.c.time))
+
+
+def stations() -> sa.Select[Any]:
+    s = tables.reference_stations
+    return sa.select(s).order_by(s.c.code)
+
+
+def station_exists(code: str) -> sa.Select[Any]:
+    s = tables.reference_stations
+    return sa.select(s.c.code).where(s.c.code == code)
+
+
+def station_series(code: str, quantity: int, start: datetime, end: datetime, interval: Interval,
+                   after: datetime | None, limit: int | None) -> sa.Select[Any]:
+    """A station's valid measurements (validity unknown or > 0) per period."""
+    rr = tables.reference_readings
+    valid = sa.or_(rr.c.validity.is_(None), rr.c.validity > 0)
+    p = period(rr.c.time, interval).label("period")
+    stmt = (sa.select(p, sa.func.count().label("n"), sa.func.avg(rr.c.value).label("mean"),
+                      sa.func.min(rr.c.value).label("min"), sa.func.max(rr.c.value).label("max"),
+                      sa.func.percentile_cont(0.5).within_group(rr.c.value).label("median"),
+                      sa.func.stddev_samp(rr.c.value).label("sd"))
+            .where(rr.c.station_code == code, rr.c.quantity == quantity, rr.c.time >= start,
+                   rr.c.time < end, valid)
+            .group_by(p).order_by(p))
+    if after is not None:
+        stmt = stmt.having(p > after)
+    if limit is not None:
+        stmt = stmt.limit(limit + 1)
+    return stmt
