@@ -3,7 +3,7 @@
 Data: a scratch database (created next to CIVICAIR_DATABASE_URL and dropped afterwards, or an
 embedded PostgreSQL in a temporary folder) holding 200 fixed devices in 50 administrative zones
 (4 per zone) and one year of `hourly` rows per device (1.75 M rows, generated with SQL), then
-the zone series materialised as the api worker keeps them (`api/zone_rollup.py`).
+the zone series materialised as the api worker keeps them (`readmodel/zone_rollup.py`).
 Server: uvicorn in its own process (`--workers` processes) on loopback. Client: `--concurrency`
 keep-alive connections in this process (asyncio + httptools, see `_Client`).
 
@@ -16,7 +16,7 @@ both for:
 - cached: the same URL repeatedly (in-process response cache hit).
 Two baselines are measured in the same run, so the figures read across machines of different
 speeds: the uncached requests with nothing materialised (live aggregation, the code before
-`api/zone_rollup.py`), and HTTP alone (a bare ASGI app in the same uvicorn setup serving a body
+`readmodel/zone_rollup.py`), and HTTP alone (a bare ASGI app in the same uvicorn setup serving a body
 of the same size): ratios to both are printed.
 Each request asks for `GET /v1/zones/{id}/series?quantity=pm25&datetime_from=<1 year ago>&
 datetime_to=<end>&limit=1000` (the first page of the year: 1000 hourly rows) with
@@ -324,7 +324,7 @@ def bench_api(
             conc_c += lat
             rounds_c.append(requests / elapsed)
         # baseline 1, the same requests with nothing materialised (every row aggregated live, as
-        # before api/zone_rollup.py): fewer requests, it is slow
+        # before readmodel/zone_rollup.py): fewer requests, it is slow
         engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
         with engine.begin() as conn:
             conn.execute(sa.text("delete from zone_rollup"))

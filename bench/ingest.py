@@ -46,7 +46,7 @@ BASE_VALUES = (6.0, 9.0, 14.0, 18.5, 62.0, 1012.0)
 
 
 def mosquitto_config(port: int) -> str:
-    """Broker settings that make ack-after-commit fast and lossless (SPEC §5)."""
+    """Broker settings that make ack-after-commit fast and lossless (docs/storage.md#broker-settings)."""
     return (f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
             "max_queued_messages 0\nmax_inflight_messages 0\nmax_queued_bytes 0\n")
 
@@ -183,7 +183,7 @@ def _ceiling_and_naive(conninfo: str, ids: list[int], naive_sample: int) -> tupl
                     best = min(best, time.perf_counter() - t0)
                 return len(rows) / best
 
-            plain = copy_rate(False)  # SPEC §9: "plain COPY of the same rows"
+            plain = copy_rate(False)  # docs/targets.md#ingest: "plain COPY of the same rows"
             binary = copy_rate(True)
             sample = rows[:naive_sample]
             t0 = time.perf_counter()

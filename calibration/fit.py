@@ -1,4 +1,4 @@
-"""Calibration models ``ref = a + b·raw + c·RH`` (SPEC §6), vectorised over devices.
+"""Calibration models ``ref = a + b·raw + c·RH`` (docs/calibration.md#device-model), vectorised over devices.
 
 Inputs are (devices × hours) grids with NaN for missing hours, so one call fits every device:
 the normal equations of all devices are built with one ``einsum`` and solved with one batched
@@ -145,12 +145,9 @@ def fit_robust_linear(raw, ref, rh=None, *, min_pairs: int = 3) -> LinearModel:
     return fit_huber(raw, ref, rh, min_pairs=min_pairs).model(0)
 
 
-def fit_ols_linear(raw, ref, rh=None, *, min_pairs: int = 3) -> LinearModel:
-    return fit_ols(raw, ref, rh, min_pairs=min_pairs).model(0)
-
 
 def epa_correction(pm25, rh=None) -> np.ndarray:
-    """US-EPA PurpleAir correction (Barkjohn et al. 2021), as SPEC §6 states it:
+    """US-EPA PurpleAir correction (Barkjohn et al. 2021), as docs/calibration.md#us-epa-fallback states it:
     ``0.524·PM − 0.0862·RH + 5.75`` up to 343 µg/m³, ``0.46·PM + 3.93e-4·PM² + 2.97`` above.
     Missing RH is taken as 50 %; the result is never negative."""
     pm = np.asarray(pm25, float)

@@ -1,4 +1,4 @@
-"""QA flags of SPEC §6, each with its evidence, vectorised over (devices × hours) grids.
+"""QA flags of docs/calibration.md#qa-flags, each with its evidence, vectorised over (devices × hours) grids.
 
 Input grids hold hourly means (NaN where the hour failed the coverage rule); row i is device i,
 column j is hour ``hour0 + j``. Every detector returns a boolean grid of the hours it flags;

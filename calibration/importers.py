@@ -1,7 +1,7 @@
 """Reference data files → typed rows (pure: bytes in, rows + line-numbered problems out).
 
 * station lists: CSV (code, name, lat, lon, type; `,` or `;`) or GeoJSON points;
-* measurements: the French LCSQA "E2" daily CSV and the EEA e-reporting CSV (SPEC §6).
+* measurements: the French LCSQA "E2" daily CSV and the EEA e-reporting CSV (docs/calibration.md#reference-importers).
 
 Encodings are detected (BOM, then UTF-8, then Latin-1), never assumed. Rows with validity ≤ 0 or
 an empty value are ignored (counted), unsupported pollutants are skipped (counted), malformed
@@ -28,7 +28,7 @@ E2_HEADER = ["Date de début", "Date de fin", "Organisme", "code zas", "Zas", "c
 EEA_COLUMNS = {"AirQualityStationEoICode", "AirPollutant", "Concentration", "UnitOfMeasurement",
                "DatetimeBegin", "Validity"}
 POLLUTANTS = {"PM2.5": "pm25", "PM10": "pm10", "NO2": "no2", "O3": "o3"}
-# to µg/m³ at 20 °C / 1013 hPa (SPEC §3)
+# to µg/m³ at 20 °C / 1013 hPa (docs/calibration.md#validity-and-units)
 UNIT_FACTORS = {"µg-m3": 1.0, "µg/m3": 1.0, "ug/m3": 1.0, "µg/m³": 1.0, "mg-m3": 1000.0, "mg/m3": 1000.0}
 PPB_FACTORS = {"no2": 1.88, "o3": 1.96}
 

@@ -1,4 +1,4 @@
-"""Hourly means with the coverage rule, and pairing of sensor and reference hours (SPEC §6).
+"""Hourly means with the coverage rule, and pairing of sensor and reference hours (docs/calibration.md#hourly-coverage-rule).
 
 Pure: numpy arrays in, numpy arrays out. Times are ``datetime64`` (UTC, no offset) or integer
 epoch hours; an hour is ``[h, h+1)``. A mean is kept only when the hour holds at least
@@ -89,12 +89,3 @@ def pair_hourly(
     span = [x for x in (sensor.hours, reference.hours) if x.size]
     expected = int(max(a.max() for a in span) - min(a.min() for a in span) + 1) if span else 0
     return Pairs(hours, s.mean[si], r.mean[ri], rh_values, expected)
-
-
-def to_grid(
-    device_index: np.ndarray, hour_index: np.ndarray, values: np.ndarray, n_devices: int, n_hours: int
-) -> np.ndarray:
-    """Scatter (device, hour, value) triples into a (devices × hours) float grid, NaN elsewhere."""
-    grid = np.full((n_devices, n_hours), np.nan)
-    grid[device_index, hour_index] = values
-    return grid

@@ -1,4 +1,4 @@
-"""Reliability status per device (SPEC §6): reliable, suspect, unreliable, insufficient_data,
+"""Reliability status per device (docs/calibration.md#reliability-status): reliable, suspect, unreliable, insufficient_data,
 with the reasons. Vectorised: inputs are per-device arrays (flagged hours, metrics, stars)."""
 
 from __future__ import annotations

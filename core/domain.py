@@ -17,7 +17,7 @@ class QuantityInfo:
     code: int  # stored in readings.quantity (smallint)
     name: str  # canonical name used everywhere in the API
     unit: str
-    low: float  # plausible range (SPEC §3); outside → flag OUT_OF_RANGE
+    low: float  # plausible range (docs/quantities.md#plausible-ranges); outside → flag OUT_OF_RANGE
     high: float
     label: str
 
@@ -127,16 +127,3 @@ class Uplink:
     topic: str = ""
     raw: bytes = b""
     battery_pct: float | None = None  # ChirpStack event/status battery level (0-100 %)
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One row of `readings`."""
-
-    device_id: int
-    time: datetime
-    quantity: int  # QuantityInfo.code
-    value: float
-    flags: int = 0
-    lat: float | None = None
-    lon: float | None = None

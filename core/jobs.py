@@ -1,7 +1,7 @@
 """Scheduled jobs run by `civicair up` (calibration, rollups, retention, exports).
 
 Each package contributes jobs through a `jobs(settings, db)` function in its `worker.py`;
-`core.runtime` collects them. A job must be idempotent: several service processes may run it.
+`civicair.runtime` collects them. A job must be idempotent: several service processes may run it.
 """
 
 from __future__ import annotations

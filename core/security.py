@@ -15,7 +15,7 @@ API_KEY_PREFIX = "cak_"  # civicair partner API key
 
 
 def pseudonym(secret: str, device_uid: str) -> str:
-    """Public id of a device: first 12 hex chars of HMAC-SHA256(secret, device uid) (SPEC §7)."""
+    """Public id of a device: first 12 hex chars of HMAC-SHA256(secret, device uid) (docs/privacy.md#pseudonyms)."""
     return hmac.new(secret.encode(), device_uid.encode(), hashlib.sha256).hexdigest()[:12]
 
 

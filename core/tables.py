@@ -241,7 +241,7 @@ sa.Index("hourly_series", hourly.c.device_id, hourly.c.quantity, hourly.c.hour,
          postgresql_include=["n", "sum", "sum_sq", "min", "max", "mean", "n_flagged", "flags_any",
                              "calibrated_mean"])
 
-# Materialised zone series (migration 0008; maintained by api/zone_rollup.py). One row per chunk
+# Materialised zone series (migration 0008; maintained by readmodel/zone_rollup.py). One row per chunk
 # (a UTC day of hourly rows, an ISO week of daily rows): `docs` the published rows' JSON joined by
 # commas, `idx` each row's position in the chunk, `ends` each row's end offset in `docs`,
 # `suppressed` the suppressed zone-hours per position.

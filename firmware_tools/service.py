@@ -162,7 +162,7 @@ def erase_code(settings: Settings, uid: str, now: int | None = None) -> tuple[st
 def erase_device(conn: Any, settings: Settings, device_id: int, confirm: str) -> dict[str, int]:
     """Erase everything about the device (raw readings, uplinks, hourly rows, calibrations, flags,
     quarantined/dead-lettered raw messages naming it) and the device row with all personal fields.
-    Published aggregates of other tables stay (SPEC §7). Requires the code from `erase_code`."""
+    Published aggregates of other tables stay (docs/privacy.md#erasure). Requires the code from `erase_code`."""
     row = _device(conn, device_id)
     reason = credentials.check_erase_confirmation(_secret(settings), row.uid, confirm, int(time.time()))
     if reason is not None:

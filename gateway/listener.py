@@ -1,5 +1,5 @@
 """MQTT listener (paho-mqtt 2): subscribes, converts each message into an `Inbound` and hands it
-to the bounded writer queue. Delivery (SPEC §5):
+to the bounded writer queue. Delivery (docs/storage.md#delivery-guarantees):
 
 - QoS 1 subscriptions on a persistent session; the message is acknowledged (manual ack) only
   after its batch committed (or was spooled to disk). Acks are tied to the connection they came

@@ -1,4 +1,4 @@
-"""Scheduled jobs of the gateway package (collected by core.runtime): `gateway.mosquitto_sync`
+"""Scheduled jobs of the gateway package (collected by civicair.runtime): `gateway.mosquitto_sync`
 keeps Mosquitto's password and ACL files in step with the devices table, so that credentials a
 volunteer just registered (or rotated, or revoked) take effect within
 `CIVICAIR_MOSQUITTO_SYNC_INTERVAL_S`, and reloads the broker when they changed."""

@@ -1,4 +1,4 @@
-"""Plausibility flags of one reading (pure, SPEC §3 and §6): a `core.domain.Flag` bitmask.
+"""Plausibility flags of one reading (pure, docs/quantities.md#ingest-flags and docs/calibration.md#qa-flags): a `core.domain.Flag` bitmask.
 
 Flagged values are stored, never dropped, and excluded from aggregates (the rollup counts them
 in `n_flagged` only).

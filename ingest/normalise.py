@@ -1,4 +1,4 @@
-"""Aliases → canonical quantities and units (pure, SPEC §3).
+"""Aliases → canonical quantities and units (pure, docs/quantities.md#aliases).
 
 `ALIASES` is an append-only table: other packages (gateway formats) add the names their wire
 formats use. Keys are lower case. A name not found as a whole is retried without its sensor
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from civicair.core.domain import QUANTITY_BY_NAME, Flag, QuantityInfo, Reading, Uplink
+from civicair.core.domain import QUANTITY_BY_NAME, Flag, QuantityInfo, Uplink
 from civicair.core.errors import InvalidPayload
 from civicair.ingest.flags import SENSOR_ERROR_SENTINELS, message_flags, value_flags
 
@@ -143,19 +143,3 @@ def readings_rows(
             flags |= Flag.SENSOR_ERROR
         out.append((device_id, time, q.code, value, int(flags), lat, lon, received_at))
     return out
-
-
-def uplink_to_readings(
-    uplink: Uplink,
-    device_id: int,
-    *,
-    now: datetime,
-    future_s: int = 300,
-    past_s: int = 7 * 24 * 3600,
-    mobile: bool = False,
-) -> list[Reading]:
-    """Readings of one uplink (see `readings_rows`)."""
-    time = uplink.time or uplink.link.ns_time or uplink.received_at or now
-    rows = readings_rows(uplink, device_id, time=time, now=now, received_at=uplink.received_at or now,
-                         mobile=mobile, future_s=future_s, past_s=past_s)
-    return [Reading(d, t, q, v, f, la, lo) for d, t, q, v, f, la, lo, _ in rows]

@@ -1,4 +1,4 @@
-"""Retention of raw readings (SPEC §5): TimescaleDB retention policy when `readings` is a
+"""Retention of raw readings (docs/storage.md#retention): TimescaleDB retention policy when `readings` is a
 hypertable, batched deletes otherwise. Rollups (`hourly`) are kept."""
 
 from __future__ import annotations

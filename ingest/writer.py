@@ -5,7 +5,7 @@ through COPY into a staging table, then `INSERT … ON CONFLICT DO NOTHING … R
 the rows that were new are folded into the hourly rollup in the same statement: a re-delivered
 message is stored once and counted once.
 
-Failure handling (SPEC §5):
+Failure handling (docs/storage.md#database-outage-and-spool):
 - database unreachable while committing → the batch goes to the on-disk spool (fsync'd) and is
   acknowledged there: it is durable on disk, so the broker need not keep it. New batches join
   the spool, in order, until a replay (capped exponential backoff) drains it. Without a spool

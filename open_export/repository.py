@@ -1,6 +1,6 @@
 """SQL of the export package (read-only). Only data that holds no personal information is read
 here directly; everything built from volunteers' readings goes through the API's privacy-reviewed
-queries (api/queries.py), see open_export.providers."""
+queries (civicair.readmodel), see open_export.providers."""
 
 from __future__ import annotations
 

@@ -248,11 +248,6 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def encode_geojson(dataset: Dataset, rows: list[tuple[Any, ...]],
-                   geometry_of: Callable[[Mapping[str, Any]], dict[str, Any] | None],
-                   provenance: Mapping[str, str]) -> bytes:
-    return _encode(GeoJsonSink(dataset, buf := io.BytesIO(), geometry_of, provenance), rows, buf)
-
 
 class Sink(Protocol):
     def write(self, batch: list[tuple[Any, ...]]) -> None: ...

@@ -1,4 +1,4 @@
-"""Privacy rules for open data (SPEC §7). Pure: no I/O, no settings, no clock.
+"""Privacy rules for open data (docs/privacy.md#rules-at-a-glance). Pure: no I/O, no settings, no clock.
 
 - Fixed devices are shown at an H3 cell (`snap_to_cell`), never at their exact position.
 - Mobile points: split per device into trips (a gap > `TRIP_GAP` starts a new trip), drop the

@@ -1,4 +1,4 @@
-"""Scheduled jobs of the api package (collected by core.runtime)."""
+"""Scheduled jobs of the read model (collected by civicair.runtime)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ does, on plain PostgreSQL, for the k-anonymous zone series of the open-data API.
 - `zone_series` holds, per zone, quantity and interval, every whole period below the zone's
   watermark as the published JSON row (`doc`, bytes; NULL when every hour of it was suppressed) and the
   number of suppressed zone-hours. Rows are rendered by the same code as the live path
-  (`api.statements.zone_aggregates` + `zone_doc`), so a stored row and a live one are the same bytes.
+  (`statements.zone_aggregates` + `render.zone_doc`), so a stored row and a live one are the same bytes.
 - `zone_rollup` says what each zone's rows were built from: its eligible devices, k, the renderer
   version and the watermark. The API uses the stored rows only while all four still hold
   (`zone_series`, through `statements.zone_page`); otherwise it aggregates live, so a consent withdrawal or a device
@@ -13,7 +13,7 @@ does, on plain PostgreSQL, for the k-anonymous zone series of the open-data API.
   triggers, migration 0008): late readings, calibration refits, erasures. The API does not use
   stored rows of a span with a pending invalidation; `refresh` recomputes the days they touch.
 
-`refresh` runs as the api worker's `api.zone_rollup` job (every `zone_rollup_interval_s`) and as
+`refresh` runs as the `readmodel.zone_rollup` job (every `zone_rollup_interval_s`) and as
 `civicair zones refresh`. It takes a transaction-level advisory lock, so several processes can
 schedule it and only one works at a time; it is idempotent (delete + insert per span). Only zones
 with at least k eligible devices are materialised: the others are suppressed almost everywhere and

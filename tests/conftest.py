@@ -26,6 +26,8 @@ from civicair.core.db import Database, create_engine
 from civicair.core.migrate import upgrade
 from civicair.core.settings import Settings
 
+pytest_plugins = ("tests.city",)
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 

@@ -1,6 +1,6 @@
 """Public open-data endpoints (no authentication). Only pseudonyms, H3 cells, k-anonymous
-aggregates and official station data leave here; the rules live in the read model (civicair.readmodel) and
-api/anonymise.py so the export files publish exactly the same thing."""
+aggregates and official station data leave here; the rules live in the read model
+(civicair.readmodel), so the export files publish exactly the same thing."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ def list_zones(request: Request, conn: ReadConn, settings: SettingsDep, fmt: For
                         "in `meta.suppressed`.",
             responses=_ok(examples.ZONE_SERIES), openapi_extra={"parameters": query_parameters(SeriesQuery)})
 async def zone_series(request: Request, zone_id: Annotated[str, PathId]) -> Response:
-    # The busiest endpoint (SPEC §9 target) is async, validates its query in one call
+    # The busiest endpoint (docs/targets.md#open-api target) is async, validates its query in one call
     # (SeriesQuery) and reads the stored rows from the event loop on an async pool of autocommit
     # connections (no thread hop, no BEGIN/ROLLBACK round trips); only live periods, when the
     # page has any, take a worker thread.

@@ -1,4 +1,4 @@
-"""`POST /v1/push/sensor-community` and `POST /v1/push` (SPEC §4), device-token auth."""
+"""`POST /v1/push/sensor-community` and `POST /v1/push` (docs/formats.md#http-push), device-token auth."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """civicair compact binary v1: the LoRaWAN payload of civicair sensors (pure, no I/O).
 
-Sent on fPort 1 (see ``gateway.codecs.codec_for_port``). Big-endian, at most 28 bytes, so it
+Sent on fPort 1 (see ``gateway.codecs.decode_port_payload``). Big-endian, at most 28 bytes, so it
 fits every EU868 data rate (DR0 allows 51). A field that the sensor did not measure carries its
 "n/a" sentinel; optional blocks are present only when their flag bit is set, in flag-bit order.
 

@@ -1,4 +1,4 @@
-"""ChirpStack v4 MQTT integration (SPEC §4): `event/up` and `event/status`, JSON (camelCase, the
+"""ChirpStack v4 MQTT integration (docs/formats.md#chirpstack-v4): `event/up` and `event/status`, JSON (camelCase, the
 protobuf JSON mapping) or Protobuf (`integration.UplinkEvent` / `integration.StatusEvent`).
 Protobuf is converted to the same dict with `MessageToDict`, so one reader serves both (pure).
 

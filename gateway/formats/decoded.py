@@ -24,7 +24,7 @@ _LAT = ("latitude", "lat")
 _LON = ("longitude", "lon", "lng")
 _ALT = ("altitude", "alt", "height")
 MAX_DEPTH = 4
-# names network-server codecs commonly use → the canonical quantity names (SPEC §3)
+# names network-server codecs commonly use → the canonical quantity names (docs/formats.md#network-server-decoded-objects)
 RENAME = {
     "temperaturesensor": "temperature", "humiditysensor": "humidity", "barometer": "pressure",
     "barometersensor": "pressure", "barometric_pressure": "pressure", "relative_humidity": "humidity",

@@ -1,4 +1,4 @@
-"""Direct MQTT JSON (SPEC §4): topic civicair/v1/devices/{uid}/up,
+"""Direct MQTT JSON (docs/formats.md#direct-mqtt-json): topic civicair/v1/devices/{uid}/up,
 payload {"time": ISO-8601, "readings": {"pm25": 12.1, ...}, "location": {"lat":..,"lon":..}}."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""sensor.community (airrohr firmware) HTTP push bodies (SPEC §4), both forms (pure).
+"""sensor.community (airrohr firmware) HTTP push bodies (docs/formats.md#sensor-community-push), both forms (pure).
 
 * Pin form (the firmware's push to sensor.community): header `X-Pin: n` selects which sensor
   of the node sent the values, names are unprefixed: pin 1 `P0`/`P1`/`P2` (PM1/PM10/PM2.5),

@@ -1,4 +1,4 @@
-"""The Things Stack v3 MQTT uplinks (SPEC §4), topic `v3/{app}@{tenant}/devices/{device_id}/up`
+"""The Things Stack v3 MQTT uplinks (docs/formats.md#the-things-stack-v3), topic `v3/{app}@{tenant}/devices/{device_id}/up`
 (pure). TTS omits zero, empty and false fields: a missing `f_cnt`/`f_port` is 0. The device is
 named by its DevEUI when `end_device_ids.dev_eui` is present, else by its TTS device id."""
 

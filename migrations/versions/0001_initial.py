@@ -259,7 +259,7 @@ def upgrade() -> None:
         )
         op.execute("select add_compression_policy('readings', interval '7 days')")
     else:
-        # Plain PostgreSQL (SPEC §5): BRIN on time for range scans and retention; the primary
+        # Plain PostgreSQL (docs/storage.md#timescaledb-and-plain-postgresql): BRIN on time for range scans and retention; the primary
         # key (device_id, time, quantity) serves per-device lookups.
         op.create_index("readings_time_brin", "readings", ["time"], postgresql_using="brin")
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.api.conftest import T0
+from tests.city import T0
 
 pytestmark = pytest.mark.db
 

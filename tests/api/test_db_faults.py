@@ -13,7 +13,7 @@ from civicair.core.db import open_database
 from civicair.readmodel.zone_rollup import refresh
 from pydantic import SecretStr
 
-from tests.api.conftest import T0, serve_app
+from tests.city import T0, serve_app
 from tests.ingest.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.db

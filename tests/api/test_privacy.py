@@ -11,7 +11,7 @@ import h3
 import httpx
 import pytest
 
-from tests.api.conftest import T0
+from tests.city import T0
 
 pytestmark = pytest.mark.db
 

@@ -1,4 +1,4 @@
-"""Public endpoints over real HTTP against a seeded database (see tests/api/conftest.py)."""
+"""Public endpoints over real HTTP against a seeded database (see tests/city.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from tests.api.conftest import T0
+from tests.city import T0
 
 pytestmark = pytest.mark.db
 
@@ -169,7 +169,7 @@ def test_quantities_licences_and_csv(city, live_api) -> None:
 
 
 def test_device_series_falls_back_to_readings_not_rolled_up_yet(db, live_api, unique) -> None:
-    from tests.api.seed import add_device, add_readings, reading
+    from tests.seed import add_device, add_readings, reading
 
     with db.engine.begin() as conn:
         did, pseudo = add_device(conn, f"ca-{unique}", lat=48.58, lon=7.75)

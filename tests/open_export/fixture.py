@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from civicair.core import tables
 from sqlalchemy.engine import Engine
 
-from tests.api.seed import add_device, add_readings, build_hourly, reading
+from tests.seed import add_device, add_readings, build_hourly, reading
 
 DAY = date(2026, 11, 20)
 T0 = datetime(2026, 11, 20, tzinfo=UTC)

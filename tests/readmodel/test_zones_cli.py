@@ -15,7 +15,7 @@ from civicair.core import tables
 from civicair.core.errors import InvalidInput
 from civicair.readmodel.zones import parse_zones
 
-from tests.api.seed import add_device
+from tests.seed import add_device
 
 pytestmark = pytest.mark.db
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Materialised zone series (api/zone_rollup.py): the stored rows give exactly what live
+"""Materialised zone series (readmodel/zone_rollup.py): the stored rows give exactly what live
 aggregation gives, are used while valid, and stop being used the moment a write, a membership
 change or another k makes them stale."""
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from civicair.readmodel import params, stored, zone_series
 from civicair.readmodel.zone_rollup import refresh
 
-from tests.api.conftest import T0
+from tests.city import T0
 
 pytestmark = pytest.mark.db
 
@@ -162,7 +162,7 @@ def test_refresh_is_incremental_idempotent_and_exclusive(city, db, settings) -> 
 
 
 def test_triggers_log_every_write_to_hourly(db, settings, unique) -> None:
-    from tests.api.seed import add_device
+    from tests.seed import add_device
 
     with db.engine.begin() as conn:
         did, _ = add_device(conn, f"ca-{unique}-t", lat=48.58, lon=7.75)
@@ -184,8 +184,8 @@ def test_random_spans_pages_and_intervals_read_the_same_stored_or_live(db, setti
 
     from civicair.readmodel.zones import parse_zones, refresh_device_zones, upsert_zones
 
-    from tests.api.conftest import ZONE
-    from tests.api.seed import add_device
+    from tests.city import ZONE
+    from tests.seed import add_device
 
     rng = random.Random(20261123)
     start = T0 - timedelta(days=9, hours=7)

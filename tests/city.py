@@ -1,4 +1,5 @@
-"""Fixtures of the api tests: a server factory with custom settings, and a seeded small city."""
+"""Fixtures of the HTTP tests (a plugin of the root conftest): a server factory with custom settings,
+and a seeded small city."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from civicair.core import tables
 from civicair.core.db import Database
 from civicair.core.settings import Settings
 
-from tests.api.seed import add_device, add_readings, build_hourly, reading
 from tests.conftest import wait_until
+from tests.seed import add_device, add_readings, build_hourly, reading
 
 T0 = datetime(2026, 1, 12, 0, 0, tzinfo=UTC)
 M_PER_DEG_LAT = 111_195.0

@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from tests.api.conftest import T0
-from tests.api.seed import BUILD_HOURLY, add_device, add_readings, reading
+from tests.city import T0
+from tests.seed import BUILD_HOURLY, add_device, add_readings, reading
 
 
 @given(st.floats(-89.99, 89.99), st.floats(-179.99, 179.99), st.integers(0, 10),
