@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def read_conn(request: Request) -> Iterator[Connection]:
@@ -64,7 +64,7 @@ async def read_pool(request: Request) -> AsyncConnectionPool:
                                        name="api-read", open=False)
             await pool.open(wait=False)
             state.read_pool, state.read_pool_loop = pool, loop
-    return state.read_pool  # type: ignore[no-any-return]
+    return state.read_pool
 
 
 async def close_read_pool(state: Any) -> None:

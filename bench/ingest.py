@@ -77,7 +77,7 @@ def message_body(seq: int, now: float) -> bytes:
     return json.dumps({"time": t, "readings": readings}).encode()
 
 
-def _publisher(url: str, topics: list[str], messages: int, rate: float, start_evt, out_q) -> None:  # type: ignore[no-untyped-def]
+def _publisher(url: str, topics: list[str], messages: int, rate: float, start_evt, out_q) -> None:
     import paho.mqtt.client as mqtt
 
     parts = urlsplit(url)
@@ -124,11 +124,11 @@ def _publish(url: str, topics: list[str], messages: int, publishers: int, rate_m
     return min(r[0] for r in results), max(r[1] for r in results)
 
 
-def _count(conn, ids: list[int]) -> int:  # type: ignore[no-untyped-def]
+def _count(conn, ids: list[int]) -> int:
     return int(conn.execute("select count(*) from readings where device_id = any(%s)", (ids,)).fetchone()[0])
 
 
-def _wait_stored(conn, ids: list[int], expected: int, stall_s: float = 20.0) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+def _wait_stored(conn, ids: list[int], expected: int, stall_s: float = 20.0) -> tuple[int, float]:
     """Poll until `expected` readings are queryable (or no progress for stall_s)."""
     last_n, last_change = -1, time.time()
     while True:

@@ -11,7 +11,7 @@ quarantine_app = typer.Typer(help="Messages from unknown devices: list, attach t
 mosquitto_app = typer.Typer(help="Mosquitto password/ACL files from the devices table.", no_args_is_help=True)
 
 
-def _db():  # type: ignore[no-untyped-def]
+def _db():
     from civicair.core.console import database_or_exit
 
     return database_or_exit()

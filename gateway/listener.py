@@ -165,7 +165,7 @@ class MqttListener:
         metrics.MQTT_CONNECTED.set(0)
 
     # --- paho callbacks (paho's network thread): convert and enqueue only --------------------
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.warning("MQTT connect refused by %s:%d: %s", self.host, self.port, reason_code)
             return
@@ -181,14 +181,14 @@ class MqttListener:
                  self.host, self.port, "v5" if self.protocol == mqtt.MQTTv5 else "3.1.1",
                  flags.session_present, [t for t, _ in subs])
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         failed = [rc for rc in reason_codes if rc.is_failure]
         if failed:
             log.warning("MQTT subscription refused by %s:%d: %s", self.host, self.port, failed)
         self.connected.set()
         metrics.MQTT_CONNECTED.set(1)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         metrics.MQTT_CONNECTED.set(0)
         if not self._stopping.is_set():
@@ -210,7 +210,7 @@ class MqttListener:
                 self._decoders[topic] = cached
         return cached
 
-    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message) -> None:
         if self._paused.is_set():
             return  # not acked: the broker sends it again on the next session
         self.received += 1

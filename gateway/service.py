@@ -72,7 +72,7 @@ def replay_quarantined(db: Database, router: TopicRouter) -> ReplayResult:
     return ReplayResult(len(rows), stored.readings_written, stored.dead_letters)
 
 
-def _decode_as(router: TopicRouter, topic: str, uid: str):  # type: ignore[no-untyped-def]
+def _decode_as(router: TopicRouter, topic: str, uid: str):
     def decode(payload: bytes) -> Uplink:
         return replace(router.decode(topic, payload), device=DeviceRef(RefScheme.CIVICAIR, uid))
 

@@ -247,10 +247,10 @@ def readings_is_hypertable(conn: Connection) -> bool:
     )).scalar())
 
 
-def add_timescale_retention(conn: Connection, days: int) -> None:
-    conn.execute(sa.text(
-        "select add_retention_policy('readings', make_interval(days => :d), if_not_exists => true)"
-    ), {"d": days})
+def set_timescale_retention(conn: Connection, days: int) -> None:
+    """The hypertable's retention policy, replaced so a changed setting takes effect."""
+    conn.execute(sa.text("select remove_retention_policy('readings', if_exists => true)"))
+    conn.execute(sa.text("select add_retention_policy('readings', make_interval(days => :d))"), {"d": days})
 
 
 def delete_readings_before(conn: Connection, cutoff: datetime, limit: int) -> int:

@@ -41,7 +41,7 @@ def apply_retention(engine: sa.Engine, days: int, *, batch: int = 10_000,
     with engine.begin() as conn:
         timescale = repo.timescaledb_installed(conn) and repo.readings_is_hypertable(conn)
         if timescale:
-            repo.add_timescale_retention(conn, days)
+            repo.set_timescale_retention(conn, days)
     readings = 0 if timescale else _delete_in_batches(engine, repo.delete_readings_before, cutoff, batch)
     uplinks = _delete_in_batches(engine, repo.delete_uplinks_before, cutoff, batch)
     log.info("retention applied method=%s cutoff=%s readings_deleted=%d uplinks_deleted=%d",

@@ -259,7 +259,7 @@ class BatchWriter:
         self._conn: psycopg.Connection | None = None
 
     @classmethod
-    def from_settings(cls, settings, conninfo: str, inbox: queue.Queue[Inbound], **kwargs) -> BatchWriter:  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings, conninfo: str, inbox: queue.Queue[Inbound], **kwargs) -> BatchWriter:
         return cls(conninfo, inbox, batch_max_rows=settings.batch_max_rows,
                    batch_max_age_ms=settings.batch_max_age_ms, clock_future_s=settings.clock_future_s,
                    clock_past_s=settings.clock_past_s,

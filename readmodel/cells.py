@@ -15,7 +15,7 @@ def public_cell(h3_cell: str | None, lat: float | None, lon: float | None, resol
         if res == resolution:
             return h3_cell
         if res > resolution:
-            return h3.cell_to_parent(h3_cell, resolution)
+            return str(h3.cell_to_parent(h3_cell, resolution))
     if lat is not None and lon is not None:
         return anonymise.snap_to_cell(lat, lon, resolution)
     return None

@@ -116,7 +116,7 @@ class QuantityFilter(BaseModel):
     def info(self) -> QuantityInfo:
         return QUANTITY_BY_NAME[self.quantity]
 
-    def where(self, column: Any) -> sa.ColumnElement[bool]:
+    def where(self, column: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:
         return column == self.info.code
 
 

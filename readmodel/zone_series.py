@@ -71,7 +71,7 @@ def zone_device_ids(conn: Connection, settings: Settings, zone_id: str) -> list[
 
 def zone_list(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
     """Administrative zones, then the H3 cells holding published devices."""
-    counts: dict[str, int] = dict(conn.execute(statements.zone_members_counts()).all())  # type: ignore[arg-type]
+    counts: dict[str, int] = dict(conn.execute(statements.zone_members_counts()).all())
     out: list[dict[str, Any]] = [
         {"id": r.id, "name": r.name, "kind": r.kind, "n_devices": int(counts.get(r.id, 0)),
          "properties": r.properties or {}}
@@ -163,7 +163,7 @@ def _advance(steps: Generator[Step, Any, SeriesJson], answer: Any) -> Step | Ser
     try:
         return steps.send(answer)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+        return done.value
 
 
 def zone_series_json(conn: Connection, settings: Settings, zone_id: str, quantity: str | QuantityFilter,
@@ -199,7 +199,7 @@ async def _fetch_async(pool: AsyncConnectionPool, statement: str, params: dict[s
         async with pool.connection() as conn:
             try:
                 async with conn.cursor(binary=True) as cur:
-                    await cur.execute(statement, params)  # type: ignore[arg-type]
+                    await cur.execute(statement, params)
                     return await cur.fetchall()
             except psycopg.OperationalError:
                 if attempt == 2 or not conn.broken:

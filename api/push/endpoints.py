@@ -33,7 +33,7 @@ def _json_body(example: dict[str, Any]) -> dict[str, Any]:
         "schema": {"type": "object"}, "example": example}}}}
 
 
-async def _store(request: Request, source: str, topic: str, body: bytes, decode) -> JSONResponse:  # type: ignore[no-untyped-def]
+async def _store(request: Request, source: str, topic: str, body: bytes, decode) -> JSONResponse:
     db = request.app.state.db
     try:
         uplinks = await run_in_threadpool(decode)
