@@ -1,0 +1,19 @@
+"""Schema changes of issue 19 (nothing dropped, operations); empty until that work lands (a fixed slot in
+the chain, so work on several issues can add migrations side by side).
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,19 @@
+"""Schema changes of issue 17 (signed-in web); empty until that work lands (a fixed slot in
+the chain, so work on several issues can add migrations side by side).
+
+Revision ID: 0015
+Revises: 0014
+"""
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
