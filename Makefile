@@ -5,7 +5,7 @@ PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-FOLDERS := core gateway ingest calibration readmodel api open_export firmware_tools migrations demo bench
+FOLDERS := core gateway ingest calibration readmodel api open_export firmware_tools migrations demo bench sta
 
 .PHONY: run test install lint typecheck lock bench clean
 

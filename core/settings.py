@@ -141,6 +141,11 @@ class Settings(BaseSettings):
     device_interval_s: int = Field(default=150, ge=10, description="Measurement interval written into bundles.")
     erase_confirm_ttl_s: int = Field(default=900, ge=30, description="Validity of an erase confirmation token.")
 
+    # --- SensorThings API (sta/) ---------------------------------------------------------------
+    sta_default_top: int = Field(default=100, ge=1, le=1000, description="SensorThings page size without $top.")
+    sta_max_top: int = Field(default=1000, ge=1, le=10000, description=(
+        "Largest SensorThings page: a larger $top is served in pages of this size, with @iot.nextLink."))
+
     @field_validator("database_url", "read_database_url", mode="before")
     @classmethod
     def _check_db_url(cls, v: object) -> object:

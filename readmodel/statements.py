@@ -149,7 +149,7 @@ def hourly_extent(device_ids: list[int], code: int) -> sa.Select[Any]:
     """The first and the last hour of `hourly` rows of the devices for one quantity: two index
     probes per device (`hourly_series`), not a scan of their rows."""
     h = tables.hourly
-    ids = sa.func.unnest(sa.literal(device_ids, ARRAY(sa.Integer))).table_valued("device_id").alias("ids")
+    ids = sa.func.unnest(sa.literal(device_ids, ARRAY(sa.Integer))).table_valued("device_id").render_derived("ids")
 
     def probe(order: Any, name: str) -> Any:
         return (sa.select(h.c.hour).where(h.c.device_id == ids.c.device_id, h.c.quantity == code)

@@ -1,0 +1,92 @@
+"""SensorThings JSON of the entities (docs/sensorthings.md#mapping): control information
+(`@iot.id`, `@iot.selfLink`, `<Nav>@iot.navigationLink`), `$select`, Observations from public
+series rows. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from civicair.core.errors import BadQuery
+from civicair.sta import ids
+from civicair.sta.schema import NAVS, PROPERTIES
+
+HOUR = timedelta(hours=1)
+OBSERVATION_COMPONENTS = ("id", "phenomenonTime", "result", "resultTime", "resultQuality", "validTime", "parameters")
+
+
+def iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def check_select(entity_set: str, select: tuple[str, ...]) -> None:
+    known = set(PROPERTIES[entity_set]) | set(NAVS[entity_set])
+    for name in select:
+        if name not in known:
+            raise BadQuery(f"$select: {entity_set} have no property {name!r}; they have "
+                           f"{', '.join(sorted(known))}")
+
+
+def control(base: str, entity_set: str, entity_id: int, select: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if not select or "id" in select:
+        out["@iot.id"] = entity_id
+    if not select:
+        out["@iot.selfLink"] = f"{base}/{entity_set}({entity_id})"
+    return out
+
+
+def nav_links(base: str, entity_set: str, entity_id: int, select: tuple[str, ...], out: dict[str, Any]) -> None:
+    for nav in NAVS[entity_set]:
+        if not select or nav in select:
+            out[f"{nav}@iot.navigationLink"] = f"{base}/{entity_set}({entity_id})/{nav}"
+
+
+def entity(base: str, entity_set: str, entity_id: int, props: dict[str, Any], select: tuple[str, ...]) -> dict[str, Any]:
+    out = control(base, entity_set, entity_id, select)
+    for name in PROPERTIES[entity_set]:
+        if name != "id" and (not select or name in select):
+            out[name] = props.get(name)
+    nav_links(base, entity_set, entity_id, select, out)
+    return out
+
+
+def observation_props(kind: str, row: dict[str, Any]) -> dict[str, Any]:
+    """An Observation's properties from a public series row (its values as published)."""
+    start = row["period"]["datetime_from"]
+    end = start + HOUR
+    quality: dict[str, Any] = {"n_readings": row["n_readings"], "coverage": row["coverage"]}
+    parameters: dict[str, Any] = {"summary": row["summary"]}
+    if kind != "station":
+        quality.update(calibrated=row["calibrated"], flags=row["flags"])
+        parameters.update(raw_mean=row["raw_mean"], calibrated_mean=row["calibrated_mean"])
+    if kind == "zone":
+        quality["n_devices"] = row["n_devices"]
+    return {"phenomenonTime": f"{iso(start)}/{iso(end)}", "resultTime": iso(end), "result": row["value"],
+            "resultQuality": quality, "validTime": None, "parameters": parameters}
+
+
+def observation(base: str, ds_id: int, kind: str, row: dict[str, Any], select: tuple[str, ...]) -> dict[str, Any]:
+    obs_id = ids.observation_id(ds_id, row["period"]["datetime_from"])
+    out = control(base, "Observations", obs_id, select)
+    props = observation_props(kind, row)
+    for name in OBSERVATION_COMPONENTS[1:]:
+        if not select or name in select:
+            out[name] = props[name]
+    nav_links(base, "Observations", obs_id, select, out)
+    return out
+
+
+def components(select: tuple[str, ...]) -> tuple[str, ...]:
+    if not select:
+        return OBSERVATION_COMPONENTS
+    for name in select:
+        if name not in OBSERVATION_COMPONENTS:
+            raise BadQuery(f"$select: {name!r} is not a component of a dataArray; components: "
+                           f"{', '.join(OBSERVATION_COMPONENTS)}")
+    return tuple(dict.fromkeys(select))
+
+
+def data_array_row(ds_id: int, kind: str, row: dict[str, Any], comps: tuple[str, ...]) -> list[Any]:
+    props = observation_props(kind, row)
+    return [ids.observation_id(ds_id, row["period"]["datetime_from"]) if c == "id" else props[c] for c in comps]
