@@ -52,7 +52,9 @@ def public_devices() -> sa.Select[Any]:
     d, h, q = tables.devices, tables.hourly, tables.quantities
     quantities = sa.func.array(
         sa.select(q.c.name)
-        .where(sa.exists(sa.select(1).where(h.c.device_id == d.c.id, h.c.quantity == q.c.code)))
+        # correlate_except: `devices` is the outer query's (left alone, SQLAlchemy added it to the
+        # EXISTS, which then held for any device with the quantity)
+        .where(sa.exists(sa.select(1).where(h.c.device_id == d.c.id, h.c.quantity == q.c.code).correlate_except(h)))
         .order_by(q.c.code)
         .scalar_subquery()
     )

@@ -11,6 +11,7 @@ privacy rules (consent, eligibility, k) stay where they are.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -101,8 +102,10 @@ def public_things(conn: Connection, settings: Settings) -> tuple[list[PublicThin
     for z in zones:
         if (thing_id := ids.get(("zone", z["id"]))) is None:
             continue
-        names = {q for i in members.get(z["id"], ()) for q in quantities_of.get(i, ())}
-        codes = tuple(sorted(QUANTITY_BY_NAME[q].code for q in names if q in QUANTITY_BY_NAME))
+        # a quantity fewer than k of the zone's devices measure has every hour suppressed: no series
+        measuring = Counter(q for i in members.get(z["id"], ()) for q in quantities_of.get(i, ()))
+        codes = tuple(sorted(QUANTITY_BY_NAME[q].code for q, n in measuring.items()
+                             if q in QUANTITY_BY_NAME and n >= settings.k_anonymity))
         area = anonymise.cell_polygon(z["id"]) if z["kind"] == "h3" else geometries.get(z["id"])
         out.append(PublicThing(thing_id, "zone", z["id"], z["name"], z, codes, dict.fromkeys(codes, ZONE_PROCEDURE),
                                None, area))

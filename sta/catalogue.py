@@ -159,7 +159,8 @@ def build(conn: Connection, settings: Settings) -> Catalogue:
             "metadata": sheet or (f"{model}: see docs/sensorthings.md#sensors" if procedure else
                                   f"{model}: no datasheet on record"),
             "properties": {"kind": "procedure" if procedure else "sensor model"}})
-    for code, q in sorted(QUANTITY_BY_CODE.items()):
+    for code in sorted({c for _, c in datastreams.values()}):
+        q = QUANTITY_BY_CODE[code]
         sets["ObservedProperties"][code] = Entity("ObservedProperties", code, {
             "name": vocabulary.LABELS[q.name], "definition": vocabulary.DEFINITIONS[q.name],
             "description": q.label, "properties": {"quantity": q.name, "unit": q.unit}})

@@ -82,6 +82,8 @@ def _expand(text: str, depth: int) -> tuple[Expand, ...]:
         names = [n.strip() for n in head.split("/")]
         if not all(n.isidentifier() for n in names):
             raise BadQuery(f"$expand: {head[:60]!r} is not a navigation path")
+        if depth + len(names) - 1 > MAX_EXPAND_DEPTH:
+            raise BadQuery(f"$expand: nested deeper than {MAX_EXPAND_DEPTH} levels")
         pairs: list[tuple[str, str]] = []
         for opt in split_top(inner, ";", "$expand") if inner.strip() else []:
             key, eq, value = opt.strip().partition("=")

@@ -108,8 +108,9 @@ class Evaluator:
         geoms = [self._geometry(a, read) for a in call.args]
         if any(g is None for g in geoms):
             return None
-        if call.name == "geo.length":
-            return float(geoms[0].length)  # type: ignore[union-attr]
+        if call.name == "geo.length":  # of a line; other geometries have none
+            line = geoms[0].geom_type in ("LineString", "MultiLineString", "LinearRing")  # type: ignore[union-attr]
+            return float(geoms[0].length) if line else None  # type: ignore[union-attr]
         return float(geoms[0].distance(geoms[1]))  # type: ignore[union-attr]
 
     def __call__(self, read: Callable[[str], BaseGeometry | None]) -> bool:

@@ -6,6 +6,7 @@ with `build_app` (what `civicair api` serves) on a free port."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from civicair.core.db import Database
 from civicair.core.settings import Settings
 
 from tests.city import City, seed_city
-from tests.conftest import wait_until
+from tests.conftest import truncate_all, wait_until
 from tests.seed import add_device
 
 YEAR_START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -44,6 +45,15 @@ where abs(hashtext(d.id::text || h::text)) % 100 >= 8
   and not (d.k in (1, 2) and h >= '2025-03-10' and h < '2025-03-13')
 """
 
+# Ten days of temperature from the first device's BME280 (another quantity, another sensor model).
+TEMPERATURE = """
+insert into hourly (device_id, quantity, hour, n, sum, sum_sq, min, max, mean, n_flagged, flags_any)
+select d.id, 6, h, 10, 10 * v, 10 * v * v + 1, v - 0.3, v + 0.2, v, 0, 0
+from devices d, generate_series(:start, :end - interval '1 hour', interval '1 hour') as h,
+     lateral (select 2 + 4 * sin(extract(epoch from h) / 86400.0 * 6.283) as v) as x
+where d.uid = 'year-0'
+"""
+
 
 @dataclass
 class StaCity:
@@ -66,7 +76,14 @@ def seed_year(db: Database) -> None:
                        name=f"Year device {k}", owner_name=f"Owner Year{k}",
                        sensor_models=["SPS30", "BME280"] if k == 0 else ["SDS011"])
         conn.execute(sa.text(YEAR_HOURLY), {"start": YEAR_START, "end": YEAR_END})
+        conn.execute(sa.text(TEMPERATURE), {"start": YEAR_START, "end": YEAR_START + timedelta(days=10)})
         refresh_device_zones(conn)
+        # first/last seen, as ingest keeps them (HistoricalLocations come from first_seen)
+        conn.execute(sa.text("update devices d set first_seen = s.a, last_seen = s.b from (select device_id, "
+                             "min(time) a, max(time) b from readings group by 1) s where s.device_id = d.id"))
+        conn.execute(sa.text("update devices d set first_seen = s.a, last_seen = s.b + interval '1 hour' from "
+                             "(select device_id, min(hour) a, max(hour) b from hourly group by 1) s "
+                             "where s.device_id = d.id and d.first_seen is null"))
 
 
 def prepare(db: Database, settings: Settings) -> None:
@@ -102,12 +119,19 @@ def serve_sta(settings: Settings, db: Database) -> Iterator[tuple[str, Settings]
         thread.join(10)
 
 
-@pytest.fixture
-def sta_city(db: Database, settings: Settings, unique: str) -> Iterator[StaCity]:
-    city = seed_city(db, unique)
+@pytest.fixture(scope="module")
+def sta_city(_session_db: Database, mqtt_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaCity]:
+    """Seeded once per module (the tests only read): the database is emptied first, as the `db`
+    fixture does for each test."""
+    db = _session_db
+    truncate_all(db.engine)
+    settings = Settings(database_url=db.url, mqtt_url=mqtt_url, data_dir=tmp_path_factory.mktemp("sta"),
+                        pseudonym_secret="test-secret", _env_file=None)  # type: ignore[call-arg]
+    city = seed_city(db, uuid.uuid4().hex[:10])
     seed_year(db)
     city.private += [f"year-{k}" for k in range(4)] + [f"Year device {k}" for k in range(4)]
     city.private += [f"year{k}@example.org" for k in range(4)] + [f"70b3d57ed0ff{k:04x}" for k in range(4)]
     with serve_sta(settings, db) as (base, served):
         prepare(db, served)
         yield StaCity(city, base, f"{base}/sta/v1.1")
+    truncate_all(db.engine)
