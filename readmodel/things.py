@@ -19,7 +19,15 @@ from typing import Any
 import sqlalchemy as sa
 from civicair.core.domain import QUANTITY_BY_CODE, QUANTITY_BY_NAME
 from civicair.core.settings import Settings
-from civicair.readmodel import anonymise, devices, registry, statements, stations, zone_rollup, zone_series
+from civicair.readmodel import (
+    anonymise,
+    devices,
+    registry,
+    statements,
+    stations,
+    zone_rollup,
+    zone_series,
+)
 from civicair.readmodel.params import Interval, TimeRange
 from civicair.readmodel.render import parse_rows
 from sqlalchemy.engine import Connection
@@ -98,7 +106,7 @@ def public_things(conn: Connection, settings: Settings) -> tuple[list[PublicThin
             (c["latitude"], c["longitude"]) if c else None,
             anonymise.cell_polygon(r["h3_cell"]) if r["h3_cell"] else None))
     members = zone_rollup.memberships(conn, settings)  # zones with at least k eligible devices
-    geometries = dict(conn.execute(statements.zone_geometries()).all())
+    geometries: dict[str, Any] = {r.id: r.geometry for r in conn.execute(statements.zone_geometries())}
     for z in zones:
         if (thing_id := ids.get(("zone", z["id"]))) is None:
             continue
@@ -163,9 +171,11 @@ def extent(conn: Connection, settings: Settings, thing: PublicThing, code: int) 
         ids = zone_series.zone_device_ids(conn, settings, thing.key)
         if len(ids) < settings.k_anonymity:
             return None
-        span = tuple(conn.execute(statements.hourly_extent(ids, code)).one())  # type: ignore[assignment]
+        first, last = conn.execute(statements.hourly_extent(ids, code)).one()
+        span = (first, last) if first is not None else None
     else:
-        span = tuple(conn.execute(statements.station_extent(thing.key, code)).one())  # type: ignore[assignment]
+        first, last = conn.execute(statements.station_extent(thing.key, code)).one()
+        span = (first, last) if first is not None else None
     if span is None or span[0] is None:
         return None
     return span[0], span[1] + HOUR

@@ -82,5 +82,5 @@ def install(app: Any, settings: Settings, db: Database) -> SensorThingsApp:
     """Mount the service at /sta/v1.1 of `app` (a Starlette / FastAPI application)."""
     sta = SensorThingsApp(settings, db)
     app.router.routes.insert(0, Route(PREFIX, sta, methods=None))
-    app.router.routes.insert(1, Mount(PREFIX, app=sta))
+    app.router.routes.insert(1, Mount(PREFIX, app=sta))  # type: ignore[arg-type]
     return sta

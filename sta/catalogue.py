@@ -125,7 +125,8 @@ def build(conn: Connection, settings: Settings) -> Catalogue:
             "properties": {"h3_cell": t.public["h3_cell"]} if t.kind == "device" else {}})
         sets["FeaturesOfInterest"][t.id] = Entity("FeaturesOfInterest", t.id, {
             "name": f"Area of {t.name}", "description": "The air sampled by the thing's observations",
-            "encodingType": vocabulary.GEOJSON, "feature": t.area, "properties": {}})
+            "encodingType": vocabulary.GEOJSON, "feature": t.area,
+            "properties": {"h3_cell": t.public["h3_cell"]} if t.kind == "device" else {}})
         if t.kind == "device" and t.public["first_seen"] is not None:
             sets["HistoricalLocations"][t.id] = Entity("HistoricalLocations", t.id,
                                                       {"time": iso(t.public["first_seen"])}, {"thing_id": t.id})
@@ -143,6 +144,8 @@ def build(conn: Connection, settings: Settings) -> Catalogue:
                                      "unit_label": q.unit, "publicApi": f"{api}?quantity={q.name}&interval=hour"}
             if t.kind == "zone":
                 props["k_anonymity"] = settings.k_anonymity
+            if t.kind == "device":
+                props["h3_cell"] = t.public["h3_cell"]  # observedArea is this cell
             sets["Datastreams"][ds_id] = Entity("Datastreams", ds_id, {
                 "name": f"{vocabulary.LABELS[q.name]} hourly mean, {t.name}",
                 "description": f"Hourly mean of {q.label.lower()} ({q.unit}) of {t.name}",

@@ -23,7 +23,17 @@ from typing import Any
 import sqlalchemy as sa
 from civicair.core.errors import BadQuery
 from civicair.sta import spatial
-from civicair.sta.expression import COMPARISONS, Binary, Call, Literal, Node, Path, Unary, calls_of, paths_of
+from civicair.sta.expression import (
+    COMPARISONS,
+    Binary,
+    Call,
+    Literal,
+    Node,
+    Path,
+    Unary,
+    calls_of,
+    paths_of,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 

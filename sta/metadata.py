@@ -135,7 +135,7 @@ def collection(conn: Connection, relations: Relations, entity_set: str, base: tu
         rows = list(catalogue.sets[entity_set].values())
         if base is not None:
             rows = [e for e in rows if e.column(base[0]) == base[1]]
-        total = len(rows)
+        total: int | None = len(rows)
         if after is not None:
             rows = [e for e in rows if e.id > after[0]]
         elif skip:

@@ -101,6 +101,7 @@ def serve_sta(settings: Settings, db: Database) -> Iterator[tuple[str, Settings]
     """A real uvicorn serving `build_app` on a free port, `public_base_url` set to it."""
     import uvicorn
     from civicair.core.broker import free_port
+
     from civicair.runtime import build_app
 
     port = free_port()
