@@ -48,15 +48,14 @@ def psycopg_sql(stmt: sa.Executable, names: set[str]) -> str:
 # --- devices ------------------------------------------------------------------------------------
 
 def public_devices() -> sa.Select[Any]:
-    """Consenting devices with their public fields and the quantities they have hourly data of."""
+    """Consenting devices with their public fields and the quantities they have hourly data of.
+    One index probe per (device, quantity), as a LATERAL with LIMIT 1: an EXISTS is planned as a
+    semi-join reading every hourly row of the device (1.2 ms a device-year instead of 0.02)."""
     d, h, q = tables.devices, tables.hourly, tables.quantities
+    probe = (sa.select(sa.literal(1).label("one"))
+             .where(h.c.device_id == d.c.id, h.c.quantity == q.c.code).correlate(d, q).limit(1).lateral("probe"))
     quantities = sa.func.array(
-        sa.select(q.c.name)
-        # correlate_except: `devices` is the outer query's (left alone, SQLAlchemy added it to the
-        # EXISTS, which then held for any device with the quantity)
-        .where(sa.exists(sa.select(1).where(h.c.device_id == d.c.id, h.c.quantity == q.c.code).correlate_except(h)))
-        .order_by(q.c.code)
-        .scalar_subquery()
+        sa.select(q.c.name).select_from(q.join(probe, sa.true())).order_by(q.c.code).scalar_subquery()
     )
     return sa.select(
         d.c.id, d.c.pseudonym, d.c.kind, d.c.sensor_models, d.c.h3_cell, d.c.lat, d.c.lon,

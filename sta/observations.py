@@ -192,9 +192,10 @@ class Reader:
             lo = step
         return n
 
-    def seek(self, ds: int, a: datetime, b: datetime, skip: int, desc: bool) -> datetime:
-        """The window edge past which `skip` rows of [a, b) lie (at most one row per hour, so a
-        window of n hours holds at most n rows: each step counts the next `remaining` hours)."""
+    def seek(self, ds: int, a: datetime, b: datetime, skip: int, desc: bool) -> tuple[datetime, int]:
+        """(the window edge past which `skip` rows of [a, b) lie, the rows still to skip when
+        [a, b) holds fewer). At most one row per hour, so a window of n hours holds at most n
+        rows: each step counts the next `remaining` hours (one step on a gapless series)."""
         remaining, step = skip, skip
         while remaining > 0 and a < b:
             width = min(timedelta(hours=step), b - a, self.max_window)
@@ -209,7 +210,7 @@ class Reader:
             else:
                 a = hi
             step = max(remaining, step * 2 if n == 0 else remaining)
-        return b if desc else a
+        return (b if desc else a), remaining
 
     def fast_page(self, p: Plan, top: int, skip: int, cursor: dict[str, Any] | None,
                   want_count: bool) -> ObservationPage:
@@ -234,13 +235,10 @@ class Reader:
             if ds == start_ds and start_hour is not None:
                 a, b = (a, min(b, start_hour)) if desc else (max(a, start_hour + HOUR), b)
             if skip and a < b:
-                n = self.count(ds, a, b)
-                if skip >= n:
-                    skip -= n
+                edge, skip = self.seek(ds, a, b, skip, desc)
+                if skip:  # this datastream holds fewer rows: skip on into the next one
                     continue
-                edge = self.seek(ds, a, b, skip, desc)
                 a, b = (a, edge) if desc else (edge, b)
-                skip = 0
             size = timedelta(hours=max(need, 24))
             while a < b and need > 0:
                 width = min(size, b - a, self.max_window)

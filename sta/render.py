@@ -5,6 +5,7 @@ series rows. Pure."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from civicair.core.errors import BadQuery
@@ -17,6 +18,14 @@ OBSERVATION_COMPONENTS = ("id", "phenomenonTime", "result", "resultTime", "resul
 
 def iso(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
+
+
+@lru_cache(maxsize=65536)
+def _hour_strings(epoch_hour: int) -> tuple[str, str, str]:
+    """(start, end, "start/end") of an hour: pages of many datastreams repeat the same hours."""
+    start = ids.hour_of(epoch_hour)
+    a, b = iso(start), iso(start + HOUR)
+    return a, b, f"{a}/{b}"
 
 
 def check_select(entity_set: str, select: tuple[str, ...]) -> None:
@@ -53,8 +62,7 @@ def entity(base: str, entity_set: str, entity_id: int, props: dict[str, Any], se
 
 def observation_props(kind: str, row: dict[str, Any]) -> dict[str, Any]:
     """An Observation's properties from a public series row (its values as published)."""
-    start = row["period"]["datetime_from"]
-    end = start + HOUR
+    _, end, interval = _hour_strings(ids.epoch_hours(row["period"]["datetime_from"]))
     quality: dict[str, Any] = {"n_readings": row["n_readings"], "coverage": row["coverage"]}
     parameters: dict[str, Any] = {"summary": row["summary"]}
     if kind != "station":
@@ -62,7 +70,7 @@ def observation_props(kind: str, row: dict[str, Any]) -> dict[str, Any]:
         parameters.update(raw_mean=row["raw_mean"], calibrated_mean=row["calibrated_mean"])
     if kind == "zone":
         quality["n_devices"] = row["n_devices"]
-    return {"phenomenonTime": f"{iso(start)}/{iso(end)}", "resultTime": iso(end), "result": row["value"],
+    return {"phenomenonTime": interval, "resultTime": end, "result": row["value"],
             "resultQuality": quality, "validTime": None, "parameters": parameters}
 
 

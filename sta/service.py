@@ -138,8 +138,13 @@ class Request:
                 items = self.data_array(page, q)
             else:
                 render.check_select(entity_set, q.select)
-                items = [self.render("Observations", Obs(ds, self.catalogue.datastreams[ds][0].kind, row), q)
-                         for ds, row in page.rows]
+                if q.expand:
+                    items = [self.render("Observations", Obs(ds, self.catalogue.datastreams[ds][0].kind, row), q)
+                             for ds, row in page.rows]
+                else:  # the paging hot path: no per-row objects
+                    kinds = {ds: t.kind for ds, (t, _) in self.catalogue.datastreams.items()}
+                    items = [render.observation(self.base, ds, kinds[ds], row, q.select) for ds, row in page.rows]
+                    self.expanded += len(items)
             total, last = page.count, page.last
         else:
             if q.result_format:
