@@ -37,11 +37,11 @@ def error(status: int, message: str, path: str) -> Response:
 class SensorThingsApp:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings, self.db = settings, db
-        self.catalogues = CatalogueCache(settings.api_cache_ttl_s)
+        self.catalogues = CatalogueCache(settings.api_cache_ttl_s, db.read_engine.connect, settings)
 
     def run(self, path: str, pairs: list[tuple[str, str]]) -> Result:
         with self.db.read_engine.connect() as conn:  # one read transaction: one snapshot
-            catalogue = self.catalogues.get(conn, self.settings)
+            catalogue = self.catalogues.get(conn)
             return handle(conn, self.settings, catalogue, path, pairs)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
