@@ -8,8 +8,8 @@ import json
 import typer
 from civicair.bench.api import bench_api
 from civicair.bench.ingest import bench_ingest
-from civicair.bench.startup import bench_cli
 from civicair.bench.sta import bench_sta
+from civicair.bench.startup import bench_cli
 
 bench_app = typer.Typer(help="Benchmarks: print ratios against a baseline measured in the same run.",
                         no_args_is_help=True)

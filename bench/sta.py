@@ -41,6 +41,7 @@ def app_factory() -> Any:
     from civicair.api.app import prepare_to_serve
     from civicair.core.db import open_database
     from civicair.core.settings import load_settings
+
     from civicair.runtime import build_app
 
     settings = load_settings()

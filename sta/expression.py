@@ -184,8 +184,8 @@ class _Parser:
             raise self.fail(tok, "expected a value, a property or a function")
         word = tok.text
         low = word.lower()
-        if low == "not":
-            return Unary("not", self.expression(7))
+        if low == "not":  # binds like SQL's NOT: over a comparison (a negated number is no condition)
+            return Unary("not", self.expression(BINDING["and"]))
         if low in ("true", "false"):
             return Literal("bool", low == "true")
         if low == "null":

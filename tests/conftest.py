@@ -166,6 +166,7 @@ def live_api(settings: Settings, db: Database) -> Iterator[str]:
     it) on a real uvicorn server on a free loopback port; yields its URL."""
     import uvicorn
     from civicair.core.broker import free_port
+
     from civicair.runtime import build_app
 
     port = free_port()

@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.sta.conftest import YEAR_BOX, YEAR_ZONE, StaCity
 
@@ -434,3 +436,27 @@ def test_k_suppressed_hours_are_absent_and_consent_withdrawal_applies_at_once(st
     assert outage == []  # two of the four sensors out: every hour below k = 3
     assert sta(f"Observations({ds * (1 << 24) + int(datetime(2025, 3, 11, tzinfo=UTC).timestamp()) // 3600})",
                status=404)
+
+
+FILTER_WORDS = st.sampled_from([
+    "name", "result", "phenomenonTime", "resultTime", "id", "properties/kind", "resultQuality/n_devices",
+    "Datastream/@iot.id", "Datastream/Thing/name", "FeatureOfInterest/feature", "location", "eq", "ne", "gt",
+    "lt", "ge", "le", "and", "or", "not", "add", "sub", "mul", "div", "mod", "(", ")", ",", "'zone'", "1", "-3",
+    "2.5", "0", "true", "null", "2025-06-01T00:00:00Z", "2025-06-01T00:00:00Z/2025-06-02T00:00:00Z",
+    "duration'PT1H'", "geography'POINT(7.6 48.4)'", "geography'POLYGON((7.5 48.3, 7.7 48.3, 7.7 48.5, 7.5 48.3))'",
+    "substringof(", "tolower(", "year(", "round(", "geo.distance(", "st_within(", "geo.intersects(", "length(",
+    "mindatetime(", "now()", "99999999999999999999", "'", "/"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(entity_set=st.sampled_from(["Things", "Locations", "Datastreams", "Observations"]),
+       words=st.lists(FILTER_WORDS, min_size=1, max_size=9))
+def test_fuzzed_filters_are_answered_200_or_400_never_500(sta_city: StaCity, entity_set: str, words: list[str]) -> None:
+    text = " ".join(words)
+    params = {"$filter": text, "$top": "5"}
+    if entity_set == "Observations":
+        params["$filter"] = f"phenomenonTime lt 2025-01-03T00:00:00Z and ({text})"
+    r = httpx.get(f"{sta_city.sta}/{entity_set}", params=params, timeout=30)
+    assert r.status_code in (200, 400), (text, r.status_code, r.text[:300])
+    if r.status_code == 400:
+        assert r.json()["message"]
