@@ -40,7 +40,9 @@ class SensorThingsApp:
         self.catalogues = CatalogueCache(settings.api_cache_ttl_s, db.read_engine.connect, settings)
 
     def run(self, path: str, pairs: list[tuple[str, str]]) -> Result:
-        with self.db.read_engine.connect() as conn:  # one read transaction: one snapshot
+        # autocommit: each statement its own snapshot, as the public API's zone series reads (no
+        # BEGIN / ROLLBACK round trips); the read model's functions are written for that
+        with self.db.read_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             catalogue = self.catalogues.get(conn)
             return handle(conn, self.settings, catalogue, path, pairs)
 

@@ -4,7 +4,8 @@ its Location, FeatureOfInterest (and a HistoricalLocation for devices), a Datast
 quantity it publishes, the Sensors and ObservedProperties those use.
 
 A catalogue is built once per `ttl` seconds per process (`CatalogueCache`), like the public
-API's response cache; Datastream spans (`phenomenonTime`) are read when first needed."""
+API's response cache; Datastream spans (`phenomenonTime`) and data extents are read when first
+needed and kept with it."""
 
 from __future__ import annotations
 
@@ -58,6 +59,9 @@ class Catalogue:
     things: dict[int, PublicThing]
     datastreams: dict[int, tuple[PublicThing, int]]  # id → (thing, quantity code)
     spans: dict[int, tuple[datetime, datetime] | None] = field(default_factory=dict)  # published hours [first, last]
+    # the hours [lo, hi) holding a datastream's data (readmodel.things.extent), read when first
+    # needed and kept with the catalogue: a page of the newest hours is at most a TTL behind
+    extents: dict[int, tuple[datetime, datetime] | None] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def span(self, ds_id: int, compute: Callable[[PublicThing, int], tuple[datetime, datetime] | None]

@@ -162,7 +162,7 @@ class Reader:
     def __init__(self, conn: Connection, settings: Settings, catalogue: Catalogue) -> None:
         self.conn, self.settings, self.catalogue = conn, settings, catalogue
         self.max_window = timedelta(days=settings.max_range_days)
-        self.extents: dict[int, tuple[datetime, datetime] | None] = {}
+        self.extents = catalogue.extents
 
     def extent(self, ds: int, lo: datetime | None, hi: datetime | None) -> tuple[datetime, datetime] | None:
         if ds not in self.extents:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import groupby
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -141,9 +142,15 @@ class Request:
                 if q.expand:
                     items = [self.render("Observations", Obs(ds, self.catalogue.datastreams[ds][0].kind, row), q)
                              for ds, row in page.rows]
-                else:  # the paging hot path: no per-row objects
-                    kinds = {ds: t.kind for ds, (t, _) in self.catalogue.datastreams.items()}
-                    items = [render.observation(self.base, ds, kinds[ds], row, q.select) for ds, row in page.rows]
+                elif not q.select:  # the paging hot path
+                    items = []
+                    for ds, rows in groupby(page.rows, key=lambda pair: pair[0]):
+                        kind = self.catalogue.datastreams[ds][0].kind
+                        items += render.observations(self.base, ds, kind, [row for _, row in rows])
+                    self.expanded += len(items)
+                else:
+                    items = [render.observation(self.base, ds, self.catalogue.datastreams[ds][0].kind, row, q.select)
+                             for ds, row in page.rows]
                     self.expanded += len(items)
             total, last = page.count, page.last
         else:

@@ -6,6 +6,7 @@ location; what they read equals the public API's hourly series value for value."
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -120,3 +121,14 @@ def test_descending_pages_as_frost_orders_by_default(sta_city: StaCity) -> None:
     expected = public_series(sta_city.base, YEAR_ZONE)
     assert [o.phenomenon_time.split("/")[0] for o in newest] == sorted(expected, reverse=True)
     assert [o.result for o in newest] == [expected[k] for k in sorted(expected, reverse=True)]
+
+
+def test_the_readme_example_runs(sta_city: StaCity) -> None:
+    """The README's frost-sta-client example, against this server."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## SensorThings API 1.1")[1]
+    code = section.split("```python\n")[1].split("```")[0].replace("http://127.0.0.1:8000/sta/v1.1", sta_city.sta)
+    printed: list[tuple[object, ...]] = []
+    exec(compile(code, "README.md", "exec"), {"print": lambda *a: printed.append(a)})  # noqa: S102 - our own README
+    assert printed and all(n >= 3 for *_, n in printed)
+    assert all(str(p[0]) >= "2025-12-01" for p in printed)
