@@ -162,7 +162,9 @@ def test_malformed_paths_are_400(sta: Any, path: str) -> None:
     sta(path, status=400)
 
 
-def test_writes_are_refused_with_405(sta: Any) -> None:
+def test_writes_are_refused_with_405_and_head_is_served(sta: Any) -> None:
+    head = httpx.head(f"{sta.root}/Things")
+    assert head.status_code == 200 and head.content == b"" and head.headers["content-type"] == "application/json"
     for method in ("POST", "PATCH", "PUT", "DELETE"):
         r = httpx.request(method, f"{sta.root}/Things", json={"name": "x"})
         assert r.status_code == 405 and r.json()["message"]
