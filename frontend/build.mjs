@@ -3,7 +3,7 @@
 // server's asset() helper reads; widget.js keeps a stable name: communes embed its URL.
 import * as esbuild from "esbuild";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { gzipSync } from "node:zlib";
 
 const OUT = process.env.OUT || "dist";
@@ -24,7 +24,7 @@ const builds = await Promise.all([
 const manifest = {};
 for (const b of builds) {
   for (const [file, meta] of Object.entries(b.metafile.outputs)) {
-    const name = file.slice(OUT.length + 1);
+    const name = basename(file); // every output is flat in OUT (metafile paths are relative to the cwd)
     if (meta.entryPoint) {
       const key = Object.entries({ ...ENTRIES, "widget.js": "src/widget.js" }).find(([, src]) => meta.entryPoint === src);
       if (key) manifest[key[0]] = name;

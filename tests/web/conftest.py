@@ -147,7 +147,7 @@ def commune_site(civicair: str) -> Any:
 <title>Commune de Strasbourg</title></head><body><main><h1>Bienvenue sur le site de la commune</h1>
 <h2>Dans un cadre</h2>
 <iframe id="frame" src="{civicair}/embed/zones/67482?lang=fr" title="Qualité de l'air à Strasbourg"
-        width="320" height="240" style="border:0"></iframe>
+        width="320" height="320" style="border:0"></iframe>
 <h2>Composant web</h2>
 <civicair-air id="direct" zone="67447" lang="fr"></civicair-air>
 <script src="{civicair}/static/dist/widget.js" defer></script>
