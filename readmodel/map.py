@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 import xxhash
 from civicair.core import tables
 from civicair.core.domain import QUANTITY_BY_NAME

@@ -36,7 +36,7 @@ def zone_index(conn: Connection, settings: Settings, zone_id: str, quantity: str
     rows = zone_reads.zone_series(conn, settings, zone_id, quantity, TimeRange(datetime_from=start, datetime_to=end),
                                   Interval.HOUR)
     by_hour = {r["period"]["datetime_from"]: r["value"] for r in rows}
-    hours = []
+    hours: list[dict[str, Any]] = []
     for i in range(HOURS):
         t = start + timedelta(hours=i)
         value = by_hour.get(t)

@@ -164,8 +164,9 @@ def settings(db: Database, mqtt_url: str, tmp_path: Path) -> Settings:
 def live_api(settings: Settings, db: Database) -> Iterator[str]:
     """The FastAPI app served by a real uvicorn server on a free loopback port; yields its URL."""
     import uvicorn
-    from civicair.runtime import build_app
     from civicair.core.broker import free_port
+
+    from civicair.runtime import build_app
 
     port = free_port()
     app = build_app(settings, db)

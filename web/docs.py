@@ -3,11 +3,9 @@ script file (no inline script), with `lang` set and colours fixed for contrast (
 
 from __future__ import annotations
 
-from civicair.web.render import csp
+from civicair.web.render import ENV, csp
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-
-from civicair.web.render import ENV
 
 router = APIRouter(include_in_schema=False)
 

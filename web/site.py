@@ -47,10 +47,10 @@ class CacheHeaders:
 def install(app: FastAPI, settings: Settings, *, dist: Path = DIST) -> None:
     assets = Assets(dist)
     app.state.web_assets = assets
-    app.mount(DIST_URL, CacheHeaders(StaticFiles(directory=dist, check_dir=False)), name="web-dist")  # type: ignore[arg-type]
-    app.mount("/static/docs", CacheHeaders(StaticFiles(directory=STATIC / "docs"), stable=(".js", ".css")),  # type: ignore[arg-type]
+    app.mount(DIST_URL, CacheHeaders(StaticFiles(directory=dist, check_dir=False)), name="web-dist")
+    app.mount("/static/docs", CacheHeaders(StaticFiles(directory=STATIC / "docs"), stable=(".js", ".css")),
               name="web-docs")
-    app.mount("/static-offline-docs", CacheHeaders(StaticFiles(directory=SWAGGER_STATIC),  # type: ignore[arg-type]
+    app.mount("/static-offline-docs", CacheHeaders(StaticFiles(directory=SWAGGER_STATIC),
                                                    stable=(".js", ".css", ".png")), name="swagger-ui")
     app.include_router(docs.router)
     app.include_router(pages.router)

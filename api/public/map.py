@@ -9,11 +9,11 @@ import gzip
 from typing import Annotated
 
 from civicair.api.deps import ReadConn, SettingsDep
+from civicair.api.middleware import etag_matches
 from civicair.api.public.render import dumps, respond
 from civicair.readmodel import indices
 from civicair.readmodel.map import latest_snapshot
 from civicair.readmodel.zone_index import zone_index
-from civicair.api.middleware import etag_matches
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
