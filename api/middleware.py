@@ -8,7 +8,8 @@
   size); over the limit → 429 problem+json with `Retry-After`. The bucket lives in this
   process: behind several API processes, rate-limit at the reverse proxy instead.
 
-`install(app, settings)` adds them (and CORS for `settings.cors_origins`).
+`install(app, settings)` adds them (and CORS for `settings.cors_origins`). Public GETs (`OPEN_PREFIXES`) also
+send `Access-Control-Allow-Origin: *`, without credentials, so any page may read the open data.
 """
 
 from __future__ import annotations

@@ -45,7 +45,15 @@ def map_latest(request: Request, conn: ReadConn, settings: SettingsDep,
     return Response(gzip.decompress(snap.body_gzip), media_type="application/json", headers=headers)
 
 
-@router.get("/zones/{zone_id}/index", summary="A zone's current index and its last 24 hours (the widget)")
+INDEX_EXAMPLE = {"meta": {"name": "civicair open data", "k_anonymity": 3, "found": 1}, "results": [
+    {"zone": "67482", "name": "Strasbourg", "quantity": "pm25", "unit": "µg/m³", "scale": "eaqi",
+     "current": {"datetime_from": "2026-01-12T09:00:00Z", "value": 12.4, "band": 2, "colour": "#50CCAA",
+                 "text": "#000000", "label": {"en": "Fair", "fr": "Correct"}},
+     "hours": [{"datetime_from": "2026-01-12T09:00:00Z", "value": 12.4, "band": 2, "colour": "#50CCAA"}]}]}
+
+
+@router.get("/zones/{zone_id}/index", summary="A zone's current index and its last 24 hours (the widget)",
+            responses={200: {"description": "OK", "content": {"application/json": {"example": INDEX_EXAMPLE}}}})
 def get_zone_index(request: Request, conn: ReadConn, settings: SettingsDep,
                    zone_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")],
                    quantity: QuantityQ = MapQuantity("pm25"), scale: ScaleQ = ScaleName("eaqi")) -> Response:

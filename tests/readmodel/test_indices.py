@@ -23,7 +23,7 @@ def test_the_published_tables() -> None:
     assert indices.ATMO.upper["pm10"] == (20, 40, 50, 100, 150)
     assert indices.ATMO.upper["o3"] == (50, 100, 130, 240, 380)
     assert indices.band(indices.EAQI, "pm25", 20.0) == 3 and indices.band(indices.ATMO, "pm25", 20.0) == 2
-    assert "d'après les seuils de l'indice ATMO" in indices.ATMO.name_fr.lower()
+    assert indices.ATMO.name_fr.startswith("D'après les seuils de l'indice ATMO")
 
 
 def test_no_value_or_an_unknown_quantity_is_band_zero() -> None:
