@@ -169,7 +169,7 @@ def bench_sta(
             admin.dispose()
         tmp.cleanup()
     pages_all = first + walk
-    result = {
+    result: dict[str, Any] = {
         "rows_per_year": rows, "datastreams": len(datastreams), "passes": repeat - 1,
         "first": _summary(first), "every_page": _summary(pages_all), "deep_nextlink": _summary(deep_link),
         "deep_skip": _summary(deep_skip), "baseline_public_api": _summary(baseline),

@@ -435,7 +435,7 @@ def _raw_mean(sub: Any) -> Any:
     return sa.case((n > 0, sub.c.s / sa.cast(n, sa.Float)))
 
 
-def zone_hour_values(pairs: list[tuple[str, int]], code: int, start: datetime, end: datetime, k: int) -> sa.Select[Any]:
+def zone_published_hours(pairs: list[tuple[str, int]], code: int, start: datetime, end: datetime, k: int) -> sa.Select[Any]:
     """A zone's published hours over [start, end) (k-suppressed hours left out), from the live
     aggregation (`zone_aggregates`), as the columns `_hour_values` names."""
     sub = zone_aggregates(pairs, [code], start, end, Interval.HOUR, k).subquery("za")
@@ -444,13 +444,13 @@ def zone_hour_values(pairs: list[tuple[str, int]], code: int, start: datetime, e
             .where(sub.c.n_devices > 0))
 
 
-def device_hour_values(device_id: int, code: int, start: datetime, end: datetime) -> sa.Select[Any]:
+def device_published_hours(device_id: int, code: int, start: datetime, end: datetime) -> sa.Select[Any]:
     sub = device_series(tables.hourly, device_id, code, start, end, Interval.HOUR, None).subquery("ds")
     return _hour_values(sub, sub.c.calibrated, _raw_mean(sub), sub.c.n_readings, sa.null(), sub.c.device_hours,
                         sa.literal(1))
 
 
-def station_hour_values(code: str, quantity: int, start: datetime, end: datetime) -> sa.Select[Any]:
+def station_published_hours(code: str, quantity: int, start: datetime, end: datetime) -> sa.Select[Any]:
     sub = station_series(code, quantity, start, end, Interval.HOUR, None, None).subquery("ss")
     cols = _hour_values(sub, sa.cast(sa.null(), sa.Float), None, sub.c.n, sa.null(), sub.c.n, sa.literal(1))
     # station values are published unrounded and never calibrated by civicair

@@ -187,8 +187,8 @@ def hour_values(conn: Connection, settings: Settings, thing: PublicThing, code: 
     for a zone the live aggregation, the path every stored row was rendered from."""
     if thing.kind == "zone":
         ids = zone_series.zone_device_ids(conn, settings, thing.key)
-        return statements.zone_hour_values([(thing.key, i) for i in ids], code, lo, hi, settings.k_anonymity)
+        return statements.zone_published_hours([(thing.key, i) for i in ids], code, lo, hi, settings.k_anonymity)
     if thing.kind == "device":
         device_id = devices.device_id_of(conn, thing.key)
-        return statements.device_hour_values(device_id, code, lo, hi)
-    return statements.station_hour_values(thing.key, code, lo, hi)
+        return statements.device_published_hours(device_id, code, lo, hi)
+    return statements.station_published_hours(thing.key, code, lo, hi)

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import groupby
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any
 from urllib.parse import urlencode
 
