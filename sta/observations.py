@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from civicair.core.errors import BadQuery
+from civicair.core.errors import BadQuery, NotFound
 from civicair.core.settings import Settings
 from civicair.readmodel import things as reads
 from civicair.sta import ids
@@ -164,10 +164,15 @@ class Reader:
         self.max_window = timedelta(days=settings.max_range_days)
         self.extents = catalogue.extents
 
+    # A thing that stopped being public since the catalogue was built (consent withdrawn, zone
+    # deleted) is refused by the read model (NotFound): its datastream reads as empty.
     def extent(self, ds: int, lo: datetime | None, hi: datetime | None) -> tuple[datetime, datetime] | None:
         if ds not in self.extents:
             thing, code = self.catalogue.datastreams[ds]
-            self.extents[ds] = reads.extent(self.conn, self.settings, thing, code)
+            try:
+                self.extents[ds] = reads.extent(self.conn, self.settings, thing, code)
+            except NotFound:
+                return None
         e = self.extents[ds]
         if e is None:
             return None
@@ -179,7 +184,10 @@ class Reader:
         out: list[dict[str, Any]] = []
         while lo < hi:
             step = min(hi, lo + self.max_window)
-            out += reads.window(self.conn, self.settings, thing, code, lo, step)
+            try:
+                out += reads.window(self.conn, self.settings, thing, code, lo, step)
+            except NotFound:
+                return []
             lo = step
         return out
 
@@ -188,7 +196,10 @@ class Reader:
         n = 0
         while lo < hi:
             step = min(hi, lo + self.max_window)
-            n += reads.count(self.conn, self.settings, thing, code, lo, step)
+            try:
+                n += reads.count(self.conn, self.settings, thing, code, lo, step)
+            except NotFound:
+                return 0
             lo = step
         return n
 
@@ -268,7 +279,10 @@ class Reader:
             if e is None:
                 continue
             thing, code = self.catalogue.datastreams[ds]
-            rel = reads.hour_values(self.conn, self.settings, thing, code, *e).subquery()
+            try:
+                rel = reads.hour_values(self.conn, self.settings, thing, code, *e).subquery()
+            except NotFound:
+                continue
             parts.append(sa.select(sa.literal(ds, sa.BigInteger).label("ds_id"),
                                    sa.literal(thing.id, sa.BigInteger).label("foi_id"), *rel.c))
         if len(parts) > MAX_SQL_DATASTREAMS:

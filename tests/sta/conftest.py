@@ -97,8 +97,9 @@ def prepare(db: Database, settings: Settings) -> None:
 
 
 @contextmanager
-def serve_sta(settings: Settings, db: Database) -> Iterator[tuple[str, Settings]]:
-    """A real uvicorn serving `build_app` on a free port, `public_base_url` set to it."""
+def serve_sta(settings: Settings, db: Database, catalogue_ttl_s: float = 0.0) -> Iterator[tuple[str, Settings]]:
+    """A real uvicorn serving `build_app` on a free port, `public_base_url` set to it (the
+    catalogue rebuilt on every request unless `catalogue_ttl_s`)."""
     import uvicorn
     from civicair.core.broker import free_port
 
@@ -106,7 +107,7 @@ def serve_sta(settings: Settings, db: Database) -> Iterator[tuple[str, Settings]
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    settings = settings.model_copy(update={"public_base_url": base, "api_cache_ttl_s": 0.0,
+    settings = settings.model_copy(update={"public_base_url": base, "api_cache_ttl_s": catalogue_ttl_s,
                                            "rate_limit_per_minute": 1_000_000})
     server = uvicorn.Server(uvicorn.Config(build_app(settings, db), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))

@@ -47,3 +47,29 @@ def test_things_appear_once_registered_and_a_withdrawn_consent_hides_them_at_onc
                          .values(consent_public=True))
         prepare(db, served)
         assert client.get(f"{base}/sta/v1.1/Things({f1})").json()["@iot.id"] == f1  # the same id again
+
+
+def test_a_stale_catalogue_serves_no_observation_of_a_device_that_withdrew(db: Any, settings: Any) -> None:
+    import sqlalchemy as sa
+    from civicair.core import tables
+
+    from tests.city import seed_city
+
+    city = seed_city(db, "stale")
+    with serve_sta(settings, db, catalogue_ttl_s=3600) as (base, served), httpx.Client() as client:
+        prepare(db, served)
+        things = client.get(f"{base}/sta/v1.1/Things").json()["value"]
+        f1 = next(t["@iot.id"] for t in things if t["properties"].get("pseudonym") == city.pseudonyms["F1"])
+        ds = f1 * 16 + 2
+        assert client.get(f"{base}/sta/v1.1/Datastreams({ds})/Observations").json()["value"]
+        with db.engine.begin() as conn:
+            conn.execute(sa.update(tables.devices).where(tables.devices.c.id == city.fixed["F1"])
+                         .values(consent_public=False))
+        # still listed by the hour-old catalogue, but the read model refuses its series at once
+        assert client.get(f"{base}/sta/v1.1/Things({f1})").status_code == 200
+        assert client.get(f"{base}/sta/v1.1/Datastreams({ds})/Observations").json()["value"] == []
+        everything = client.get(f"{base}/sta/v1.1/Observations", params={"$top": "1000"})
+        assert everything.status_code == 200 and everything.json()["value"]
+        assert all(o["@iot.id"] >> 24 != ds for o in everything.json()["value"])
+        filtered = client.get(f"{base}/sta/v1.1/Observations", params={"$filter": "result gt 0", "$top": "1000"})
+        assert filtered.status_code == 200 and all(o["@iot.id"] >> 24 != ds for o in filtered.json()["value"])
