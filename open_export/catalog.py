@@ -204,6 +204,7 @@ class _Builder:
         self.add(cat, DCTERMS.spatial, self.location("catalogue"))
         self.add(cat, DCAT.themeTaxonomy, URIRef(THEMES))
         self.add(URIRef(THEMES), RDF.type, SKOS.ConceptScheme)
+        self.add(URIRef(THEMES), DCTERMS.title, Literal("Data theme", lang="en"))  # the EU vocabulary's name
         created = read_state(self.root).created_at
         if created is not None:
             self.add(cat, DCTERMS.issued, _time(created))
