@@ -212,8 +212,8 @@ def _serve_api(settings: Settings, app: Any, sock: socket.socket) -> None:
 
     from civicair.api.app import prepare_to_serve
 
-    console.print(f"api: listening on {settings.api_host}:{settings.api_port}, "
-                  f"public URL {settings.public_base_url}/docs", highlight=False)
+    console.print(f"api: public URL {settings.public_base_url}/docs", highlight=False, soft_wrap=True)
+    console.print(f"api: listening on {settings.api_host}:{settings.api_port}", highlight=False)
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port,
         log_level="warning" if settings.log_level != "debug" else "debug",

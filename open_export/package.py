@@ -106,13 +106,14 @@ def file_digest(path: Path, cache: HashCache) -> tuple[int, str, str]:
 
 def _resource(d: Dataset, ext: str) -> dict[str, Any]:
     if ext == "csv":
-        return {"format": "csv", "encoding": "utf-8", "schema": field_schema(d)}
+        return {"type": "table", "format": "csv", "encoding": "utf-8", "schema": field_schema(d)}
     if ext == "parquet":
         # frictionless reads Parquet through pandas, which shows a null of an integer or number
         # column as NaN (and of a time as NaT): those are this file's missing values
-        return {"format": "parquet", "schema": {**field_schema(d), "missingValues": ["", "nan", "NaT"]}}
-    return {"format": "json", "encoding": "utf-8", "dialect": {"json": {"property": "features", "keyed": True}},
-            "schema": feature_schema(d)}
+        return {"type": "table", "format": "parquet", "schema": {**field_schema(d), "missingValues": ["", "nan", "NaT"]}}
+    # a table (not frictionless' default "map" resource for GeoJSON): one row per feature
+    return {"type": "table", "format": "json", "encoding": "utf-8",
+            "dialect": {"json": {"property": "features", "keyed": True}}, "schema": feature_schema(d)}
 
 
 def build_datapackage(root: Path, datasets: Iterable[Dataset], meta: Mapping[str, Any],
@@ -157,10 +158,11 @@ def build_datapackage(root: Path, datasets: Iterable[Dataset], meta: Mapping[str
                 "temporal": {"start": ef.period.start.strftime(TIME_FORMAT), "end": ef.period.end.strftime(TIME_FORMAT)},
                 **_resource(d, ef.ext),
             }
-            if ef.ext == "parquet":
-                # frictionless reads Parquet through pyarrow, not its byte stream, so it cannot
-                # count or hash those bytes and would report every Parquet file as damaged: their
-                # integrity is SHA256SUMS / SHA512SUMS (and the catalogue's checksums)
+            if ef.ext != "csv":
+                # frictionless reads Parquet through pyarrow and JSON through ijson, not through its
+                # counting byte stream, so it cannot count or hash those bytes and would report
+                # every such file as damaged: their integrity is SHA256SUMS / SHA512SUMS (and the
+                # catalogue's checksums), their content is what it validates
                 del res["bytes"], res["hash"]
             if d.id in homepages:
                 res["homepage"] = homepages[d.id]

@@ -66,6 +66,9 @@ def to_csv(results: list[dict[str, Any]], columns: Sequence[str] = ()) -> bytes:
     """CSV with a header; `columns`: the header of an empty page (and the first columns)."""
     rows = [flatten(r) for r in results]
     fields: list[str] = list(columns)
+    # a null object (a mobile device's coordinates) is its columns left empty, not a column of its own
+    parents = {c.rsplit(".", i)[0] for c in fields for i in range(1, c.count(".") + 1)}
+    rows = [{k: v for k, v in r.items() if not (v is None and k in parents)} for r in rows]
     for r in rows:
         for k in r:
             if k not in fields:

@@ -268,3 +268,48 @@ def test_cli_export_and_clear_errors(db, settings, tmp_path) -> None:
     assert month.returncode == 0 and (out / "reference-stations" / "reference-stations_2026-11.parquet").is_file()
     csv_text = (out / "zone-hourly" / f"zone-hourly_{DAY.isoformat()}.csv").read_text("utf-8")
     assert list(csv.DictReader(io.StringIO(csv_text)))[0]["zone_id"] == ZONE
+
+
+def test_frictionless_checks_the_content_of_parquet_and_geojson_files(exported, settings, tmp_path) -> None:
+    """Not only bytes and hashes: a Parquet column of the wrong type and a GeoJSON feature with a
+    broken geometry fail validation (the datapackage rebuilt, so the hashes match), and the
+    GeoJSON properties' JSON Schema holds for real files and catches a wrong type."""
+    import shutil
+
+    import jsonschema
+    import pyarrow as pa
+    from civicair.open_export.package import build_datapackage
+    from civicair.open_export.service import package_meta
+
+    _, out, _ = exported
+    label = DAY.isoformat()
+    package = json.loads((out / "datapackage.json").read_text("utf-8"))
+    geo = next(r for r in package["resources"] if r["path"] == f"zone-hourly/zone-hourly_{label}.geojson")
+    schema = next(f for f in geo["schema"]["fields"] if f["name"] == "properties")["jsonSchema"]
+    for ds in BY_ID:
+        for feature in json.loads((out / ds / f"{ds}_{label}.geojson").read_text("utf-8"))["features"]:
+            jsonschema.validate(feature["properties"], schema if ds == "zone-hourly" else next(
+                f for f in next(r for r in package["resources"] if r["path"] == f"{ds}/{ds}_{label}.geojson"
+                                )["schema"]["fields"] if f["name"] == "properties")["jsonSchema"])
+    broken = json.loads((out / "zone-hourly" / f"zone-hourly_{label}.geojson").read_text("utf-8"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**broken["features"][0]["properties"], "value": "abc"}, schema)
+
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    broken["features"][0]["geometry"] = {"type": "Polygon", "coordinates": "not coordinates"}
+    broken["features"].append({**broken["features"][0], "type": "Nope"})
+    (bad / "zone-hourly" / f"zone-hourly_{label}.geojson").write_text(json.dumps(broken), "utf-8")
+    table = pq.read_table(bad / "devices" / f"devices_{label}.parquet")
+    stars = table.schema.get_field_index("stars")
+    table = table.set_column(stars, pa.field("stars", pa.string()), pa.array(["many"] * table.num_rows))
+    pq.write_table(table, bad / "devices" / f"devices_{label}.parquet")
+    body, _, _ = build_datapackage(bad, list(BY_ID.values()), package_meta(settings), {})
+    (bad / "datapackage.json").write_bytes(body)
+    report = frictionless.validate(str(bad / "datapackage.json"))
+    errors = {(task.place, err.field_name if hasattr(err, "field_name") else None, err.type)
+              for task in report.tasks for err in task.errors}
+    assert (f"devices/devices_{label}.parquet", "stars", "type-error") in errors
+    assert (f"zone-hourly/zone-hourly_{label}.geojson", "geometry", "type-error") in errors
+    assert (f"zone-hourly/zone-hourly_{label}.geojson", "type", "constraint-error") in errors
+    assert not {e for e in errors if e[2] in ("hash-count", "byte-count")}  # content errors, not bytes
