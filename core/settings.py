@@ -47,7 +47,7 @@ class Settings(BaseSettings):
 
     # --- open data ----------------------------------------------------------------------------
     # the title and URL of Etalab's licence exactly as the portals' licence registers know them
-    # (udata `lov2`; a CKAN register entry): docs/open-data.md#licences
+    # (udata `lov2`; a CKAN register entry): docs/open-data.md#licence-and-attribution
     licence_name: str = "Licence Ouverte / Open Licence version 2.0"
     licence_url: str = "https://www.etalab.gouv.fr/licence-ouverte-open-licence"
     attribution: str = "civicair contributors and volunteers"

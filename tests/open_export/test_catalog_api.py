@@ -260,3 +260,15 @@ def test_files_answer_head_and_conditional_get(api) -> None:
     again = api.get("/exports/zone-hourly/latest.csv", headers={"If-None-Match": first.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
     assert api.head("/catalog.ttl").status_code == 200
+
+
+def test_the_served_data_package_validates_with_frictionless(portal) -> None:
+    """`frictionless validate <api>/exports/datapackage.json` (README): every file over HTTP, its
+    content checked (CSV with its bytes and hash), the month files and today's included."""
+    import frictionless
+
+    report = frictionless.validate(f"{portal.base}/exports/datapackage.json")
+    assert report.valid, report.flatten(["resourcePath", "rowNumber", "fieldName", "type", "note"])[:10]
+    formats = {task.place.rsplit(".", 1)[-1] for task in report.tasks}
+    assert formats == {"csv", "parquet", "geojson"} and len(report.tasks) > 20
+    assert all(task.stats.get("rows") is not None for task in report.tasks)  # read as tables, row by row
