@@ -5,14 +5,20 @@ PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-FOLDERS := core gateway ingest calibration readmodel api open_export firmware_tools migrations demo bench
+FOLDERS := core gateway ingest calibration readmodel api open_export firmware_tools migrations web demo bench
+# The public web's front-end (frontend/: npm lock, esbuild) is bundled into web/static/dist at install.
+NODE    ?= node
+NPM     ?= npm
+WEB_DIST := web/static/dist
+HAVE_NODE := $(shell command -v $(NODE) >/dev/null 2>&1 && command -v $(NPM) >/dev/null 2>&1 && echo yes)
+WEB_SRC := $(wildcard frontend/src/*) frontend/build.mjs
 
 # The real portal harvesters (udata; CKAN + ckanext-dcat) in venvs of their own: their
 # dependencies clash with ours and with each other (tests/open_export/harvesters/README.md).
 HARVEST_UDATA := .venv-harvest-udata
 HARVEST_CKAN  := .venv-harvest-ckan
 
-.PHONY: run test install lint typecheck lock bench clean harvesters
+.PHONY: run test install lint typecheck lock bench clean web harvesters
 
 $(STAMP): pyproject.toml setup.py requirements/dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,14 +26,28 @@ $(STAMP): pyproject.toml setup.py requirements/dev.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) web
+
+## The map, chart and widget scripts (npm ci only when the lock changed; esbuild only when a source did).
+ifeq ($(HAVE_NODE),yes)
+web: $(WEB_DIST)/manifest.json
+
+frontend/node_modules/.package-lock.json: frontend/package.json frontend/package-lock.json
+	cd frontend && $(NPM) ci --prefer-offline --no-audit --no-fund --loglevel=error
+
+$(WEB_DIST)/manifest.json: frontend/node_modules/.package-lock.json $(WEB_SRC)
+	cd frontend && OUT=$(abspath $(WEB_DIST)) $(NODE) build.mjs
+else
+web:
+	@echo "civicair: Node.js/npm not found: the map, chart and widget scripts are not built; the API, /docs and the pages (without their scripts) still serve (apt-get install nodejs npm, then make install)."
+endif
 
 ## Run the whole service with simulated sensors (embedded PostgreSQL + MQTT broker unless configured).
-run: $(STAMP)
+run: $(STAMP) web
 	$(VENV)/bin/civicair up --demo
 
 ## Lint, type-check and run every test (real PostgreSQL + MQTT: the machine's, else embedded).
-test: lint harvesters
+test: lint web harvesters
 	$(PY) -m pytest
 
 ## The harvester venvs, from their hash-pinned lock files (rebuilt when a lock changes).
@@ -68,4 +88,4 @@ lock: $(STAMP)
 	    --generate-hashes --quiet -o requirements/harvest-$$h.lock; done
 
 clean:
-	rm -rf $(VENV) $(HARVEST_UDATA) $(HARVEST_CKAN) build .civicair .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(HARVEST_UDATA) $(HARVEST_CKAN) build .civicair .pytest_cache .ruff_cache .mypy_cache $(WEB_DIST) frontend/node_modules

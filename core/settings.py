@@ -144,6 +144,16 @@ class Settings(BaseSettings):
     device_interval_s: int = Field(default=150, ge=10, description="Measurement interval written into bundles.")
     erase_confirm_ttl_s: int = Field(default=900, ge=30, description="Validity of an erase confirmation token.")
 
+    # --- web (public pages, map) -----------------------------------------------------------------
+    map_tiles_url: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="Base-map tiles (XYZ URL template) the map's browser loads. Empty: no base map.")
+    map_tiles_attribution: str = Field(
+        default='&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+        description="Attribution of the base-map tiles (HTML), shown on the map.")
+    map_refresh_interval_s: float = Field(
+        default=60.0, ge=5, description="How often the map's latest values are rendered (readmodel.map job).")
+
     # --- portal harvesting, public URLs, embedded broker (issue 15) ----------------------------------
     portal_slugs: dict[str, str] = Field(default_factory=dict, description=(
         "Dataset id → the slug the portal gave the harvested dataset (its page is PORTAL_BASE_URL/<slug>). "

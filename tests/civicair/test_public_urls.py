@@ -137,7 +137,7 @@ def test_every_public_url_follows_the_api_port_and_the_bundle_the_running_broker
         reg = httpx.post(f"{base}/v1/volunteer/devices", json=form, timeout=10)
         assert reg.status_code == 201, reg.text
         creds = reg.json()["credentials"]
-        assert reg.json()["public_url"].startswith(f"{base}/v1/devices/")
+        assert reg.json()["public_url"].startswith(f"{base}/sensors/")  # the sensor's page
         bundle = httpx.get(f"{base}/v1/volunteer/device/bundle.zip",
                            headers={"Authorization": f"Bearer {creds['device_token']}"}, timeout=10)
         assert bundle.status_code == 200, bundle.text

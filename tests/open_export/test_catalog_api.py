@@ -86,6 +86,7 @@ def test_catalogue_parses_in_both_serialisations_and_lists_every_dataset(api, se
         assert g_ld.value(ds, DCTERMS.license) == licence
         assert g_ld.value(licence, RDFS.label) and g_ld.value(licence, DCTERMS.type)
         assert g_ld.value(ds, DCAT.landingPage) == URIRef(f"{served.public_base_url}/datasets/{ds_id}")
+        assert api.get(str(g_ld.value(ds, DCAT.landingPage))).status_code == 200  # the page exists (web/)
         for prop in (DCTERMS.title, DCTERMS.description):  # one literal per language, tagged
             assert sorted(t.language for t in g_ld.objects(ds, prop)) == ["en", "fr"]
         assert len(set(g_ld.objects(ds, DCTERMS.language))) == 2
