@@ -60,25 +60,23 @@ def crawl(base: str) -> list[tuple[str, httpx.Response]]:
 
 def crawl_sta(base: str) -> list[tuple[str, httpx.Response]]:
     """Every SensorThings entity, navigation link and observation page (links are absolute, on
-    the configured public URL: rewritten onto this server)."""
+    the public URL, which follows the server's port)."""
     out: list[tuple[str, httpx.Response]] = []
-    public = "http://127.0.0.1:8000"  # the test settings' CIVICAIR_PUBLIC_BASE_URL
     seen: set[str] = set()
     with httpx.Client(headers={"Accept-Encoding": "gzip"}) as client:
 
         def fetch(url: str) -> httpx.Response:
-            url = url.replace(public, base, 1)
+            assert url.startswith(base + "/sta/v1.1"), url
             r = client.get(url)
             out.append((url.replace(base, ""), r))
             assert r.status_code < 500, (url, r.text)
             return r
 
         def walk(url: str, depth: int = 0) -> None:
-            key = url.replace(public, base, 1)
-            if key in seen or depth > 3:
+            if url in seen or depth > 3:
                 return
-            seen.add(key)
-            r = fetch(key)
+            seen.add(url)
+            r = fetch(url)
             if r.status_code != 200 or not r.headers["content-type"].startswith("application/json"):
                 return
             body = r.json()
@@ -89,10 +87,12 @@ def crawl_sta(base: str) -> list[tuple[str, httpx.Response]]:
             if "@iot.nextLink" in body:
                 walk(body["@iot.nextLink"], depth)
 
+        expand = {"Things": "Locations,HistoricalLocations,Datastreams", "Observations": "FeatureOfInterest,Datastream",
+                  "Datastreams": "Thing,Sensor,ObservedProperty", "Locations": "Things"}
         root = fetch(f"{base}/sta/v1.1").json()
         for entity_set in root["value"]:
-            walk(entity_set["url"] + "?$top=1000&$expand=Locations,Datastreams,FeatureOfInterest"
-                 if entity_set["name"] in ("Things", "Observations") else entity_set["url"] + "?$top=1000")
+            options = f"&$expand={expand[entity_set['name']]}" if entity_set["name"] in expand else ""
+            walk(f"{entity_set['url']}?$top=1000{options}")
         for ds in fetch(f"{base}/sta/v1.1/Datastreams?$top=1000").json()["value"]:
             walk(ds["Observations@iot.navigationLink"] + "?$top=1000&$expand=FeatureOfInterest,Datastream/Thing")
             fetch(ds["Observations@iot.navigationLink"] + "?$resultFormat=dataArray&$top=1000")
