@@ -170,6 +170,11 @@ class Settings(BaseSettings):
         "The publisher's ADMS type (http://purl.org/adms/publishertype/<code>): LocalAuthority, "
         "RegionalAuthority, NationalAuthority, NonProfitOrganisation, ..."))
 
+    # --- SensorThings API (sta/) ---------------------------------------------------------------
+    sta_default_top: int = Field(default=100, ge=1, le=1000, description="SensorThings page size without $top.")
+    sta_max_top: int = Field(default=1000, ge=1, le=10000, description=(
+        "Largest SensorThings page: a larger $top is served in pages of this size, with @iot.nextLink."))
+
     _public_base_derived: bool = PrivateAttr(default=False)
 
     @model_validator(mode="after")

@@ -305,3 +305,17 @@ map_snapshots = sa.Table(
     sa.Column("raw_size", sa.Integer, nullable=False),
     sa.Column("body", BYTEA, nullable=False),
 )
+
+# --- SensorThings (issue 18, migration 0016) ----------------------------------------------------
+# The integer ids of the SensorThings entities: one row per public thing (kind device → pseudonym,
+# zone → zone id, station → code) or sensor model (kind sensor → model name). Never deleted, so an
+# id is never reused (readmodel/registry.py).
+sta_ids = sa.Table(
+    "sta_ids",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(always=True), primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("kind", "key", name="sta_ids_kind_key"),
+)

@@ -55,6 +55,55 @@ def device_list(conn: Connection, settings: Settings, after: str | None = None,
     return [_device_row(r, settings) for r in conn.execute(stmt)]
 
 
+def public_device_rows(conn: Connection, settings: Settings) -> list[tuple[int, dict[str, Any]]]:
+    """(internal id, public row) of every consenting device, by pseudonym. The internal id stays
+    in the read model (readmodel/things.py joins zone members with it); only the row is public."""
+    stmt = statements.public_devices().order_by(tables.devices.c.pseudonym)
+    return [(int(r.id), _device_row(r, settings)) for r in conn.execute(stmt)]
+
+
+def device_series_count(conn: Connection, settings: Settings, pseudonym: str, quantity: str | QuantityFilter,
+                        time_range: TimeRange) -> int:
+    """How many hourly rows `device_series` publishes over the range, counted in SQL (the covering
+    `hourly_series` index), with the same fallback to raw readings when the rollup has none."""
+    info = quantity_info(quantity)
+    start, end = time_range.resolve(settings.max_range_days)
+    d = tables.devices
+    dev = conn.execute(sa.select(d.c.id, d.c.kind, d.c.consent_public).where(d.c.pseudonym == pseudonym)).first()
+    if dev is None or dev.kind != "fixed" or not dev.consent_public:
+        raise DeviceNotFound(f"no public fixed device {pseudonym[:40]!r}")
+    n = 0
+    for source in (tables.hourly, statements.hourly_from_readings(dev.id, info.code, start, end)):
+        n = int(conn.execute(statements.device_series_count(source, dev.id, info.code, start, end)).scalar() or 0)
+        if n:
+            break
+    return n
+
+
+def device_series_extent(conn: Connection, pseudonym: str, quantity: str | QuantityFilter) -> tuple[datetime, datetime] | None:
+    """The first and last hour a consenting fixed device has data of (the rollup, else readings)."""
+    info = quantity_info(quantity)
+    d = tables.devices
+    dev = conn.execute(sa.select(d.c.id).where(d.c.pseudonym == pseudonym, d.c.kind == "fixed",
+                                              d.c.consent_public.is_(True))).first()
+    if dev is None:
+        return None
+    row = conn.execute(statements.hourly_extent([dev.id], info.code)).one()
+    if row[0] is None:
+        row = conn.execute(statements.readings_extent(dev.id, info.code)).one()
+    return (row[0], row[1]) if row[0] is not None else None
+
+
+def device_id_of(conn: Connection, pseudonym: str) -> int:
+    """The internal id of a consenting fixed device (for statements of the read model only)."""
+    d = tables.devices
+    dev = conn.execute(sa.select(d.c.id).where(d.c.pseudonym == pseudonym, d.c.kind == "fixed",
+                                              d.c.consent_public.is_(True))).first()
+    if dev is None:
+        raise DeviceNotFound(f"no public fixed device {pseudonym[:40]!r}")
+    return int(dev.id)
+
+
 def device_detail(conn: Connection, settings: Settings, pseudonym: str) -> dict[str, Any]:
     r = conn.execute(statements.public_devices().where(tables.devices.c.pseudonym == pseudonym)).first()
     if r is None:

@@ -11,6 +11,7 @@ statements are built here like the others and compiled once, at import, for the 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,13 +48,14 @@ def psycopg_sql(stmt: sa.Executable, names: set[str]) -> str:
 # --- devices ------------------------------------------------------------------------------------
 
 def public_devices() -> sa.Select[Any]:
-    """Consenting devices with their public fields and the quantities they have hourly data of."""
+    """Consenting devices with their public fields and the quantities they have hourly data of.
+    One index probe per (device, quantity), as a LATERAL with LIMIT 1: an EXISTS is planned as a
+    semi-join reading every hourly row of the device (1.2 ms a device-year instead of 0.02)."""
     d, h, q = tables.devices, tables.hourly, tables.quantities
+    probe = (sa.select(sa.literal(1).label("one"))
+             .where(h.c.device_id == d.c.id, h.c.quantity == q.c.code).correlate(d, q).limit(1).lateral("probe"))
     quantities = sa.func.array(
-        sa.select(q.c.name)
-        .where(sa.exists(sa.select(1).where(h.c.device_id == d.c.id, h.c.quantity == q.c.code)))
-        .order_by(q.c.code)
-        .scalar_subquery()
+        sa.select(q.c.name).select_from(q.join(probe, sa.true())).order_by(q.c.code).scalar_subquery()
     )
     return sa.select(
         d.c.id, d.c.pseudonym, d.c.kind, d.c.sensor_models, d.c.h3_cell, d.c.lat, d.c.lon,
@@ -134,6 +136,63 @@ def device_series(source: Any, device_id: int, code: int, start: datetime, end: 
                    source.c.hour >= start, source.c.hour < end)
             .group_by(p).order_by(p))
     return stmt.having(p > after) if after is not None else stmt
+
+
+def device_series_count(source: Any, device_id: int, code: int, start: datetime, end: datetime) -> sa.Select[Any]:
+    """The number of hourly rows `device_series` gives over [start, end)."""
+    hours = (sa.select(source.c.hour).distinct()
+             .where(source.c.device_id == device_id, source.c.quantity == code,
+                    source.c.hour >= start, source.c.hour < end).subquery("hours"))
+    return sa.select(sa.func.count()).select_from(hours)
+
+
+def hourly_extent(device_ids: list[int], code: int) -> sa.Select[Any]:
+    """The first and the last hour of `hourly` rows of the devices for one quantity: two index
+    probes per device (`hourly_series`), not a scan of their rows."""
+    h = tables.hourly
+    ids = sa.func.unnest(sa.literal(device_ids, ARRAY(sa.Integer))).table_valued("device_id").render_derived("ids")
+
+    def probe(order: Any, name: str) -> Any:
+        return (sa.select(h.c.hour).where(h.c.device_id == ids.c.device_id, h.c.quantity == code)
+                .order_by(order).limit(1).lateral(name))
+
+    first, last = probe(h.c.hour.asc(), "first"), probe(h.c.hour.desc(), "last")
+    return (sa.select(sa.func.min(first.c.hour), sa.func.max(last.c.hour))
+            .select_from(ids.join(first, sa.true()).join(last, sa.true())))
+
+
+def readings_extent(device_id: int, code: int) -> sa.Select[Any]:
+    r = tables.readings
+    hour = sa.func.date_trunc("hour", r.c.time, "UTC")
+    return sa.select(sa.func.min(hour), sa.func.max(hour)).where(r.c.device_id == device_id, r.c.quantity == code)
+
+
+def py_round(x: Any, digits: int) -> Any:
+    """`x` (double precision) rounded exactly as Python's `round(x, digits)` rounds a float, so
+    that SQL compares the numbers `render.rounded` publishes: half to even on the exact binary
+    value (PostgreSQL's own `round(numeric)` rounds half away from zero, and its float → numeric
+    cast keeps 15 digits only). The float is split into its integer part and its fraction, each
+    scaled by a power of two that makes it an exact integer (exact for |x| ≥ 2⁻²⁰; below, every
+    rounding to ≤ 5 digits is ±0), then rounded in exact numeric arithmetic."""
+    num = sa.Numeric
+    ax = sa.func.abs(x)
+    whole = sa.func.trunc(x)
+    frac = x - whole  # exact (Sterbenz)
+
+    def scaled(bits: int) -> Any:
+        # a power of two as its exact decimal expansion (Decimal of a float is exact)
+        return (sa.cast(sa.cast(frac * sa.literal(float(2 ** bits), sa.Float), sa.BigInteger), num)
+                * sa.literal_column(format(Decimal(2.0 ** -bits), "f"), num))
+
+    exact = sa.cast(sa.cast(whole, sa.BigInteger), num) + sa.case(
+        (ax >= 1, scaled(52)), (ax >= 2.0 ** -10, scaled(62)), else_=scaled(72))
+    t = exact * sa.literal_column(str(10 ** digits), num)
+    f = sa.func.floor(t)
+    d = t - f
+    half = sa.literal_column("0.5", num)  # numeric: a float parameter would round d first
+    r = sa.case((d > half, f + 1), (d < half, f), else_=f + sa.func.abs(sa.func.mod(f, 2)))
+    unit = "0." + "0" * (digits - 1) + "1" if digits else "1"
+    return sa.cast(r * sa.literal_column(unit, num), sa.Float)
 
 
 # --- zones --------------------------------------------------------------------------------------
@@ -353,3 +412,61 @@ def station_series(code: str, quantity: int, start: datetime, end: datetime, int
     if limit is not None:
         stmt = stmt.limit(limit + 1)
     return stmt
+
+
+# --- the published hourly rows as a relation (SensorThings filters on results) ------------------
+
+def _hour_values(sub: Any, calibrated: Any, raw: Any, n_readings: Any, n_devices: Any, observed: Any,
+                 expected: Any) -> sa.Select[Any]:
+    """The published columns of hourly rows `sub` (aggregates with `period`), computed as
+    `render.series_row` computes them (values rounded by `py_round`), for SQL to filter on."""
+    cal = py_round(calibrated, 3)
+    value = sa.func.coalesce(cal, py_round(raw, 3)) if raw is not None else calibrated
+    percent = py_round(sa.cast(100.0 * observed, sa.Float) / sa.func.nullif(expected, 0), 1)
+    return sa.select(sub.c.period.label("hour"), value.label("value"), cal.isnot(None).label("calibrated"),
+                     sa.cast(n_readings, sa.Integer).label("n_readings"),
+                     sa.cast(n_devices, sa.Integer).label("n_devices"),
+                     sa.cast(observed, sa.Integer).label("observed_count"),
+                     sa.cast(expected, sa.Integer).label("expected_count"), percent.label("percent_complete"))
+
+
+def _raw_mean(sub: Any) -> Any:
+    n = sub.c.n_readings
+    return sa.case((n > 0, sub.c.s / sa.cast(n, sa.Float)))
+
+
+def zone_published_hours(pairs: list[tuple[str, int]], code: int, start: datetime, end: datetime, k: int) -> sa.Select[Any]:
+    """A zone's published hours over [start, end) (k-suppressed hours left out), from the live
+    aggregation (`zone_aggregates`), as the columns `_hour_values` names."""
+    sub = zone_aggregates(pairs, [code], start, end, Interval.HOUR, k).subquery("za")
+    return (_hour_values(sub, sub.c.calibrated, _raw_mean(sub), sub.c.n_readings, sub.c.n_devices,
+                         sub.c.device_hours, sub.c.n_devices)
+            .where(sub.c.n_devices > 0))
+
+
+def device_published_hours(device_id: int, code: int, start: datetime, end: datetime) -> sa.Select[Any]:
+    sub = device_series(tables.hourly, device_id, code, start, end, Interval.HOUR, None).subquery("ds")
+    return _hour_values(sub, sub.c.calibrated, _raw_mean(sub), sub.c.n_readings, sa.null(), sub.c.device_hours,
+                        sa.literal(1))
+
+
+def station_published_hours(code: str, quantity: int, start: datetime, end: datetime) -> sa.Select[Any]:
+    sub = station_series(code, quantity, start, end, Interval.HOUR, None, None).subquery("ss")
+    cols = _hour_values(sub, sa.cast(sa.null(), sa.Float), None, sub.c.n, sa.null(), sub.c.n, sa.literal(1))
+    # station values are published unrounded and never calibrated by civicair
+    return cols.with_only_columns(*[sub.c.mean.label("value") if c.name == "value" else
+                                    (sa.false().label("calibrated") if c.name == "calibrated" else c)
+                                    for c in cols.selected_columns])
+
+
+def station_extent(code: str, quantity: int) -> sa.Select[Any]:
+    """The first and last hour of a station's valid measurements."""
+    rr = tables.reference_readings
+    valid = sa.or_(rr.c.validity.is_(None), rr.c.validity > 0)
+    return sa.select(sa.func.min(rr.c.time), sa.func.max(rr.c.time)).where(
+        rr.c.station_code == code, rr.c.quantity == quantity, valid)
+
+
+def zone_geometries() -> sa.Select[Any]:
+    z = tables.zones
+    return sa.select(z.c.id, z.c.geometry)

@@ -162,7 +162,8 @@ def settings(db: Database, mqtt_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def live_api(settings: Settings, db: Database) -> Iterator[str]:
-    """The FastAPI app served by a real uvicorn server on a free loopback port; yields its URL."""
+    """The application `civicair api` serves (`build_app`: the API and the surfaces mounted beside
+    it) on a real uvicorn server on a free loopback port; yields its URL."""
     import uvicorn
     from civicair.core.broker import free_port
 

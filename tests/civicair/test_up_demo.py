@@ -53,6 +53,16 @@ def test_up_demo_serves_health_and_devices(database_url: str, db, tmp_path) -> N
 
         hours = wait_until(strasbourg_hours, 60, interval=1, message="published hours of the Strasbourg zone")
         assert all(h["n_devices"] >= 3 for h in hours)
+
+        def sensorthings_zone() -> list[dict] | None:  # numbered by the readmodel.sta_ids job
+            r = httpx.get(f"{base}/sta/v1.1/Things", timeout=10, params={
+                "$filter": "properties/zone_id eq '67482'",
+                "$expand": "Datastreams($filter=ObservedProperty/name eq 'PM2.5';$expand=Observations($top=3))"})
+            things = r.json()["value"] if r.status_code == 200 else []
+            return things[0]["Datastreams"][0]["Observations"] or None if things and things[0]["Datastreams"] else None
+
+        observations = wait_until(sensorthings_zone, 90, interval=1, message="SensorThings observations of the zone")
+        assert all(o["resultQuality"]["n_devices"] >= 3 for o in observations)
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
