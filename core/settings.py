@@ -141,6 +141,22 @@ class Settings(BaseSettings):
     device_interval_s: int = Field(default=150, ge=10, description="Measurement interval written into bundles.")
     erase_confirm_ttl_s: int = Field(default=900, ge=30, description="Validity of an erase confirmation token.")
 
+    # --- trust (issue 19a: docs/privacy.md) ----------------------------------------------------
+    publication_qa_days: float = Field(default=7.0, ge=0, description=(
+        "A new device's data become public this many days after its first stored reading, unless it is "
+        "unreliable then (an operator may approve it sooner, or withhold it)."))
+    publication_requires_approval: bool = Field(default=False, description=(
+        "Publish only devices an operator approved (no automatic publication after the QA window)."))
+    registration_limit: int = Field(default=5, ge=0, description=(
+        "Registrations one client network (IPv4 address, IPv6 /64) may make per window; 0: no limit."))
+    registration_window_s: int = Field(default=3600, ge=1, description="The window of the registration limit.")
+    mobile_max_speed_kmh: float = Field(default=45.0, gt=0, description=(
+        "Mobile points implying a faster move from the previous kept point are dropped as implausible."))
+    mobile_max_cells_per_hour: int = Field(default=120, ge=1, description=(
+        "A mobile device whose kept points of one hour lie in more H3 cells is left out of that hour."))
+    mobile_rollup_interval_s: float = Field(default=120.0, ge=5, description=(
+        "How often the mobile rollup takes in the trips closed since (mobile cells appear then)."))
+
     @field_validator("database_url", "read_database_url", mode="before")
     @classmethod
     def _check_db_url(cls, v: object) -> object:

@@ -1,5 +1,6 @@
-"""Public devices and their series (docs/privacy.md#fixed-devices): consenting devices by
-pseudonym, a fixed device's public H3 cell, never its exact position or identity."""
+"""Public devices and their series (docs/privacy.md#fixed-devices): consenting, established
+devices by pseudonym, a fixed device's public H3 cell, never its exact position or identity; a
+mobile device's first and last seen only as UTC days (docs/privacy.md#mobile-data)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,13 @@ from civicair.readmodel.params import (
     page_window,
     quantity_info,
 )
+from civicair.readmodel.publication import qa_cutoff
 from civicair.readmodel.render import SeriesPage, series_row
 from sqlalchemy.engine import Connection
+
+
+def _day(t: datetime | None) -> datetime | None:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0) if t is not None else None
 
 
 def _device_row(r: Any, settings: Settings) -> dict[str, Any]:
@@ -36,8 +42,9 @@ def _device_row(r: Any, settings: Settings) -> dict[str, Any]:
         "coordinates": {"latitude": centre[0], "longitude": centre[1]} if centre else None,
         "status": r.status,
         "stars": r.stars,
-        "first_seen": r.first_seen,
-        "last_seen": r.last_seen,
+        # a bike's times of day would give its riding schedule: only the UTC day is public
+        "first_seen": r.first_seen if r.kind == "fixed" else _day(r.first_seen),
+        "last_seen": r.last_seen if r.kind == "fixed" else _day(r.last_seen),
         "quantities": list(r.quantities or []),
         "has_series": r.kind == "fixed",
     }
@@ -45,9 +52,9 @@ def _device_row(r: Any, settings: Settings) -> dict[str, Any]:
 
 def device_list(conn: Connection, settings: Settings, after: str | None = None,
                 limit: int | None = None) -> list[dict[str, Any]]:
-    """Public (consenting) devices by pseudonym, after the pseudonym `after`."""
+    """Public (consenting, established) devices by pseudonym, after the pseudonym `after`."""
     d = tables.devices
-    stmt = statements.public_devices().order_by(d.c.pseudonym)
+    stmt = statements.public_devices(qa_cutoff(settings)).order_by(d.c.pseudonym)
     if after:
         stmt = stmt.where(d.c.pseudonym > after)
     if limit:
@@ -56,7 +63,8 @@ def device_list(conn: Connection, settings: Settings, after: str | None = None,
 
 
 def device_detail(conn: Connection, settings: Settings, pseudonym: str) -> dict[str, Any]:
-    r = conn.execute(statements.public_devices().where(tables.devices.c.pseudonym == pseudonym)).first()
+    r = conn.execute(statements.public_devices(qa_cutoff(settings))
+                     .where(tables.devices.c.pseudonym == pseudonym)).first()
     if r is None:
         raise DeviceNotFound(f"no public device {pseudonym[:40]!r}")
     return _device_row(r, settings)
@@ -66,13 +74,14 @@ def device_series_page(conn: Connection, settings: Settings, pseudonym: str,
                        quantity: str | QuantityFilter, time_range: TimeRange,
                        interval: Interval | str = Interval.HOUR, after: datetime | None = None,
                        limit: int | None = None) -> SeriesPage:
-    """One page of a fixed consenting device's series (mobile devices have none)."""
+    """One page of a fixed public device's series (mobile devices have none)."""
     interval = Interval(interval)
     info = quantity_info(quantity)
     start, end = time_range.resolve(settings.max_range_days)
     d = tables.devices
-    dev = conn.execute(sa.select(d.c.id, d.c.kind, d.c.consent_public).where(d.c.pseudonym == pseudonym)).first()
-    if dev is None or dev.kind != "fixed" or not dev.consent_public:
+    dev = conn.execute(sa.select(d.c.id, d.c.kind).where(
+        d.c.pseudonym == pseudonym, statements.public_device(), statements.established(qa_cutoff(settings)))).first()
+    if dev is None or dev.kind != "fixed":
         raise DeviceNotFound(f"no public fixed device {pseudonym[:40]!r} (mobile devices have no per-device series)")
     start, end, nxt = page_window(start, end, after, limit, interval)
     rows: list[dict[str, Any]] = []

@@ -7,6 +7,7 @@ import logging
 from civicair.core.db import Database
 from civicair.core.jobs import Job
 from civicair.core.settings import Settings
+from civicair.readmodel.mobile_rollup import refresh as refresh_mobile
 from civicair.readmodel.zone_rollup import refresh as refresh_zone_series
 from civicair.readmodel.zones import refresh_device_zones
 
@@ -24,5 +25,12 @@ def jobs(settings: Settings, db: Database) -> list[Job]:
         log.info("zone series materialised up to %s: %d zones rebuilt, %d updated, %d rows in %.1f s",
                  result.watermark.isoformat(), result.rebuilt, result.updated, result.rows, result.seconds)
 
+    def mobile_rollup() -> None:
+        with db.engine.begin() as conn:
+            result = refresh_mobile(conn, settings)
+        log.info("mobile rollup: %d closed trips of %d devices (%d still open), %d rows in %.1f s",
+                 result.trips, result.devices, result.open_trips, result.rows, result.seconds)
+
     return [Job("readmodel.device_zones", 600.0, refresh, first_delay_s=10.0),
-            Job("readmodel.zone_rollup", settings.zone_rollup_interval_s, zone_rollup, first_delay_s=30.0)]
+            Job("readmodel.zone_rollup", settings.zone_rollup_interval_s, zone_rollup, first_delay_s=30.0),
+            Job("readmodel.mobile_rollup", settings.mobile_rollup_interval_s, mobile_rollup, first_delay_s=20.0)]

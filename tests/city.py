@@ -17,7 +17,7 @@ from civicair.core.db import Database
 from civicair.core.settings import Settings
 
 from tests.conftest import wait_until
-from tests.seed import add_device, add_readings, build_hourly, reading
+from tests.seed import add_device, add_readings, build_hourly, reading, refresh_mobile
 
 T0 = datetime(2026, 1, 12, 0, 0, tzinfo=UTC)
 M_PER_DEG_LAT = 111_195.0
@@ -149,6 +149,7 @@ def seed_city(db: Database, unique: str) -> City:
              "validity": 1 if h != 3 else -1, "source": "e2"} for h in range(6)])
         upsert_zones(conn, parse_zones(ZONE))
         refresh_device_zones(conn)
+        refresh_mobile(conn)
     return city
 
 
