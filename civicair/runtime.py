@@ -2,7 +2,7 @@
 written once. Every package sits below it; it starts them in order and stops them in reverse.
 
 Order: database (embedded if none configured) → migrations → broker (embedded if none
-configured) → ingest writer + MQTT listener → scheduler → demo simulator → API (uvicorn, main
+configured: authenticating devices like Mosquitto) → ingest writer + MQTT listener → scheduler → demo simulator → API (uvicorn, main
 thread). Ctrl-C (SIGINT) or SIGTERM stops them in reverse order.
 """
 
@@ -26,7 +26,7 @@ from civicair.core.db import Database, libpq_url, open_database
 from civicair.core.errors import ServiceUnavailable, SettingsError
 from civicair.core.jobs import Job, Scheduler
 from civicair.core.migrate import upgrade
-from civicair.core.settings import Settings, redact_url
+from civicair.core.settings import Settings, check_secrets, redact_url
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -148,12 +148,51 @@ def build_app(settings: Settings, db: Database, *, mqtt_url: str | None = None,
     return create_app(settings, db, mqtt_url=mqtt_url, broker_status=broker_status)
 
 
+@dataclass
+class Broker:
+    """The embedded broker and the URLs of its service accounts."""
+
+    broker: EmbeddedBroker
+    gateway_url: str  # the gateway's own account: reads everything
+    network_server_url: str | None  # the demo's simulated ChirpStack / TTS: writes under their prefixes
+
+
+def start_embedded_broker(settings: Settings, db: Database, *, demo: bool) -> Broker:
+    """The embedded broker, authenticating devices against the devices table and authorising them
+    like the Mosquitto files (gateway/embedded_auth.py); fresh random passwords for the gateway's
+    account and, with `demo`, for the demo's simulated network servers."""
+    import secrets
+
+    from civicair.gateway.embedded_auth import BrokerDirectory, ServiceAccount, broker_plugins
+
+    gateway = ServiceAccount("civicair-gateway", secrets.token_urlsafe(24), read=("#",))
+    services = [gateway]
+    if settings.mosquitto_chirpstack_user and settings.mosquitto_chirpstack_password:
+        prefix = f"{settings.chirpstack_topic_prefix}/#"
+        services.append(ServiceAccount(settings.mosquitto_chirpstack_user,
+                                       settings.mosquitto_chirpstack_password.get_secret_value(),
+                                       read=(prefix,), write=(prefix,)))
+    lns = None
+    if demo:
+        lns = ServiceAccount("civicair-demo-network-server", secrets.token_urlsafe(24),
+                             write=(f"{settings.chirpstack_topic_prefix}/#", f"{settings.tts_topic_prefix}/#"))
+        services.append(lns)
+    host = "127.0.0.1"
+    broker = EmbeddedBroker(host=host, plugins=broker_plugins(BrokerDirectory(db, settings.direct_topic_prefix, services)))
+    broker.start()
+
+    def url(account: ServiceAccount) -> str:
+        return f"mqtt://{account.username}:{account.password}@{host}:{broker.port}"
+
+    return Broker(broker, url(gateway), url(lns) if lns else None)
+
+
 def _start_demo(settings: Settings, db: Database, mqtt_url: str, stack: ExitStack,
-                pipeline: Pipeline | None, scheduler: Scheduler | None) -> None:
+                pipeline: Pipeline | None, scheduler: Scheduler | None, *, per_device: bool) -> None:
     from civicair.demo.simulator import Simulator
     from civicair.demo.zones import import_example_zones
 
-    sim = Simulator(settings, db, mqtt_url)
+    sim = Simulator(settings, db, mqtt_url, per_device=per_device)
     sim.start()
     stack.callback(sim.stop)
     console.print(f"demo: {sim.summary()}", highlight=False)
@@ -198,6 +237,7 @@ def _wait_for_signal() -> None:
 
 def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None:
     """Run the given components (`gateway`, `api`, `scheduler`) until SIGINT/SIGTERM."""
+    check_secrets(settings, demo=demo)
     if "api" in components:
         check_api_port(settings)
     with ExitStack() as stack:
@@ -206,13 +246,13 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
         console.print(f"database: {db.description}", highlight=False)
         upgrade(db.engine)
         mqtt_url = settings.mqtt_url
+        demo_url = mqtt_url
         needs_broker = bool(components & {"gateway"}) or demo
         if mqtt_url is None and needs_broker:
-            broker = EmbeddedBroker(host="127.0.0.1")
-            broker.start()
-            stack.callback(broker.stop)
-            mqtt_url = broker.url
-            console.print(f"broker: embedded amqtt at {mqtt_url}", highlight=False)
+            embedded = start_embedded_broker(settings, db, demo=demo)
+            stack.callback(embedded.broker.stop)
+            mqtt_url, demo_url = embedded.gateway_url, embedded.network_server_url
+            console.print(f"broker: embedded amqtt at {embedded.broker.url} (devices authenticated)", highlight=False)
         elif mqtt_url is not None:
             check_broker(mqtt_url)
             console.print(f"broker: {redact_url(mqtt_url)}", highlight=False)
@@ -227,8 +267,8 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
             scheduler = Scheduler(collect_jobs(settings, db))
             scheduler.start()
             stack.callback(scheduler.stop)
-        if demo and mqtt_url:
-            _start_demo(settings, db, mqtt_url, stack, pipeline, scheduler)
+        if demo and demo_url:
+            _start_demo(settings, db, demo_url, stack, pipeline, scheduler, per_device=settings.mqtt_url is None)
 
         def broker_status() -> dict[str, Any]:
             if pipeline is None:

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEMO_PSEUDONYM_SECRET = "change-me-civicair-pseudonym-secret"  # noqa: S105 - the demo's, refused elsewhere
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CIVICAIR_", env_file=".env", extra="ignore")
@@ -35,8 +37,8 @@ class Settings(BaseSettings):
     api_reuse_port: bool = Field(default=False, description=(
         "Bind the API with SO_REUSEPORT so several `civicair api` processes share the port (one per core)."))
     pseudonym_secret: SecretStr = Field(
-        default=SecretStr("change-me-civicair-pseudonym-secret"),
-        description="HMAC key for public device pseudonyms. Set it in production.",
+        default=SecretStr(DEMO_PSEUDONYM_SECRET),
+        description="HMAC key for public device pseudonyms and blocked ids; the default is refused outside --demo.",
     )
     portal_base_url: str = "https://data.example-metropole.fr/datasets"
     public_base_url: str = Field(
@@ -192,6 +194,17 @@ def redact_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
+
+
+def check_secrets(settings: Settings, *, demo: bool) -> None:
+    """Refuse the demonstration pseudonym secret outside the demo (docs/privacy.md#pseudonyms):
+    anyone knowing it links public pseudonyms to device ids."""
+    from civicair.core.errors import SettingsError
+
+    if not demo and settings.pseudonym_secret.get_secret_value() == DEMO_PSEUDONYM_SECRET:
+        raise SettingsError("CIVICAIR_PSEUDONYM_SECRET is the public demonstration value: set a secret of your own "
+                            "(e.g. `openssl rand -hex 32`), the same in every civicair process, or run "
+                            "`civicair up --demo`")
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -52,6 +52,7 @@ devices = sa.Table(
     sa.Column("publication", sa.Text, nullable=False, server_default="pending"),
     sa.Column("publication_changed_at", TZ),
     sa.Column("publication_note", sa.Text),  # the operator's reason, private
+    sa.Column("publication_by", sa.Text),  # which operator (CLI user, partner key name)
     sa.Column("first_received_at", TZ),  # server time of the first stored reading: the QA window starts
     sa.CheckConstraint("kind in ('fixed','mobile')", name="devices_kind"),
     sa.CheckConstraint("transport in ('lorawan','mqtt','http')", name="devices_transport"),

@@ -106,3 +106,19 @@ def erase_device(conn: Connection, device_id: int, refs: Iterable[str], topic_pa
     ).rowcount
     counts["devices"] = conn.execute(sa.delete(d).where(d.c.id == device_id)).rowcount
     return counts
+
+
+def registrations_since(conn: Connection, client_key: str, since: datetime) -> tuple[int, datetime | None]:
+    """(registrations of this client network since `since`, the oldest of them), serialised per
+    network (transaction-level advisory lock), so concurrent requests cannot both pass the limit."""
+    r = tables.registrations
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(client_key))))
+    n, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(r.c.at))
+                             .where(r.c.client_key == client_key, r.c.at > since)).one()
+    return int(n), oldest
+
+
+def record_registration(conn: Connection, client_key: str, at: datetime, prune_before: datetime) -> None:
+    r = tables.registrations
+    conn.execute(sa.delete(r).where(r.c.at < prune_before))
+    conn.execute(sa.insert(r).values(client_key=client_key, at=at))

@@ -17,6 +17,7 @@ from civicair.core.errors import (
     DuplicateDevEUI,
     DuplicateDevice,
     InvalidInput,
+    RateLimited,
     SettingsError,
 )
 from civicair.core.security import hash_secret, new_device_token, new_device_uid, pseudonym
@@ -26,10 +27,12 @@ from civicair.firmware_tools.schemas import (
     Credentials,
     DeviceStatus,
     LoRaWANKeys,
+    PrivacyZoneIn,
     RegistrationRequest,
     RegistrationResult,
 )
 from civicair.gateway.mosquitto_auth import hash_mosquitto_password
+from civicair.readmodel import mobile_rollup
 from sqlalchemy.engine import Row
 
 
@@ -45,9 +48,27 @@ def _secret(settings: Settings) -> str:
     return settings.pseudonym_secret.get_secret_value()
 
 
+def check_registration_rate(conn: Any, settings: Settings, client_address: str, now: datetime | None = None) -> None:
+    """Count a registration from `client_address` (in the caller's transaction: a registration
+    that fails is not counted), or raise RateLimited (429) when its network already made
+    `registration_limit` in the last `registration_window_s` (docs/privacy.md#registration)."""
+    if settings.registration_limit == 0:
+        return
+    now = now or datetime.now(UTC)
+    window = timedelta(seconds=settings.registration_window_s)
+    key = credentials.client_key(_secret(settings), client_address)
+    n, oldest = repository.registrations_since(conn, key, now - window)
+    if n >= settings.registration_limit:
+        retry = max(1, int(((oldest or now) + window - now).total_seconds()) + 1)
+        raise RateLimited(f"at most {settings.registration_limit} registrations per {settings.registration_window_s} s "
+                          f"from one network; retry in {retry} s", retry_after=retry)
+    repository.record_registration(conn, key, now, prune_before=now - window)
+
+
 def register_device(conn: Any, settings: Settings, req: RegistrationRequest) -> RegistrationResult:
     """Create the device and return its credentials (shown once). Raises DuplicateDevEUI /
-    DuplicateDevice (409) when the DevEUI or chip id already belongs to a device."""
+    DuplicateDevice (409) when the DevEUI or chip id already belongs to a device. The device is
+    `pending`: public once past its QA window (docs/privacy.md#publication)."""
     if req.dev_eui and repository.uid_with_dev_eui(conn, req.dev_eui):
         raise DuplicateDevEUI(f"DevEUI {req.dev_eui} is already registered to another device",
                               parameter="dev_eui")
@@ -151,6 +172,24 @@ def rotate_credentials(conn: Any, settings: Settings, device_id: int) -> Credent
         creds.mqtt_topic = mqtt_topic(settings, row.uid)
     repository.update_device(conn, device_id, values)
     return creds
+
+
+def privacy_zones(conn: Any, device_id: int) -> list[PrivacyZoneIn]:
+    row = _device(conn, device_id)
+    return [PrivacyZoneIn.model_validate(z) for z in row.privacy_zones or ()]
+
+
+def set_privacy_zones(conn: Any, device_id: int, zones: list[PrivacyZoneIn]) -> list[PrivacyZoneIn]:
+    """Replace a mobile device's privacy zones (docs/privacy.md#privacy-zones). Its points leave
+    every public cell at once and come back, filtered by the new zones, with the next run of the
+    mobile rollup (which recomputes its whole history)."""
+    row = _device(conn, device_id)
+    if row.kind != DeviceKind.MOBILE.value:
+        raise InvalidInput("privacy zones are for mobile devices: a fixed device's position is never published",
+                           parameter="zones")
+    repository.update_device(conn, device_id, {"privacy_zones": [z.model_dump() for z in zones]})
+    mobile_rollup.invalidate_device(conn, device_id)
+    return zones
 
 
 def erase_code(settings: Settings, uid: str, now: int | None = None) -> tuple[str, int]:

@@ -41,6 +41,7 @@ def upgrade() -> None:
     op.add_column("devices", sa.Column("publication", sa.Text(), nullable=False, server_default="pending"))
     op.add_column("devices", sa.Column("publication_changed_at", TZ))
     op.add_column("devices", sa.Column("publication_note", sa.Text()))
+    op.add_column("devices", sa.Column("publication_by", sa.Text()))
     op.add_column("devices", sa.Column("first_received_at", TZ))
     op.create_check_constraint("devices_publication", "devices",
                                "publication in ('pending','approved','withheld')")
@@ -111,5 +112,6 @@ def downgrade() -> None:
     op.drop_index("dead_letters_device", table_name="dead_letters")
     op.drop_column("dead_letters", "device_id")
     op.drop_constraint("devices_publication", "devices")
-    for column in ("first_received_at", "publication_note", "publication_changed_at", "publication"):
+    for column in ("first_received_at", "publication_by", "publication_note", "publication_changed_at",
+                   "publication"):
         op.drop_column("devices", column)
