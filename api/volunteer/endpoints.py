@@ -14,6 +14,7 @@ from civicair.firmware_tools.schemas import (
     RegistrationRequest,
     RegistrationResult,
 )
+from civicair.open_export.erasure import erase_device_files
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
@@ -89,13 +90,16 @@ def erase(device: DeviceDep, conn: WriteConn, settings: SettingsDep,
           confirm: str | None = Query(default=None, description="Code returned by the first call")) -> JSONResponse:
     """Step 1 (no `confirm`): returns 202 and a confirmation code valid a few minutes.
     Step 2 (`?confirm=<code>`): deletes the device's raw readings, uplinks, hourly rows, calibrations,
-    flags, quarantined raw messages and the device row itself with every personal field (name, email,
-    exact position, DevEUI, chip id, credentials). Published aggregates hold no personal data and stay."""
+    flags, every quarantined or dead-lettered message naming it, its rows in every published export
+    file, and the device row itself with every personal field (name, email, exact position, DevEUI,
+    chip id, credentials); its hardware ids are blocked. Zone and mobile aggregates hold no
+    per-device data and stay (recomputed without it)."""
     if not confirm:
         code, expires = service.erase_code(settings, device.uid)
         return JSONResponse(status_code=202, content={
             "confirm": code, "expires_at": expires,
             "detail": "This erases all raw data and personal fields of the device and cannot be undone. "
                       "Repeat the request with ?confirm=<code> to proceed."})
-    counts = service.erase_device(conn, settings, device.id, confirm)
+    counts = service.erase_device(conn, settings, device.id, confirm,
+                                  lambda pseudonym: erase_device_files(conn, settings, pseudonym))
     return JSONResponse(status_code=200, content={"erased": device.pseudonym, "rows_deleted": counts})
