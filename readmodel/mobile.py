@@ -67,7 +67,12 @@ def mobile_cells_page(conn: Connection, settings: Settings, quantity: str | Quan
     lo, hi = whole_hours(*time_range.resolve(settings.max_range_days))
     after = decode_cursor(cursor) if cursor else None
     stmt = statements.mobile_cells_page(qa_cutoff(settings), settings.k_anonymity, info.code, lo, hi, after, limit)
-    rows = conn.execute(stmt).all()
+    savepoint = conn.begin_nested()
+    try:  # the planner settings end with the savepoint
+        conn.execute(statements.streaming_plan())
+        rows = conn.execute(stmt).all()
+    finally:
+        savepoint.rollback()
     nxt = None
     if limit is not None and len(rows) > limit:
         rows = rows[:limit]

@@ -313,13 +313,24 @@ def zone_geometry(zone_id: str) -> sa.Select[Any]:
 
 # --- mobile and reference stations --------------------------------------------------------------
 
+def streaming_plan() -> sa.Select[Any]:
+    """Planner settings for the rest of the transaction (`set_config(…, true)`; the driver undoes
+    them with a savepoint) under which `mobile_cells_page` runs as an ordered index-only scan with
+    streaming aggregations that stop at the page's limit. Without them PostgreSQL misjudges how
+    many cell-hours reach k (the HAVING), hashes the whole range and sorts it: 10-20x slower
+    (BENCHMARKS.md "Mobile cells")."""
+    return sa.select(*[sa.func.set_config(const(name), const(value), sa.true())
+                       for name, value in (("enable_hashagg", "off"), ("enable_sort", "off"),
+                                           ("max_parallel_workers_per_gather", "0"))])
+
+
 def mobile_cells_page(cutoff: Any, k: int, code: int, lo: datetime, hi: datetime,
                       after: tuple[datetime, int] | None, limit: int | None) -> sa.Select[Any]:
     """Public mobile cell-hours of quantity `code`, hours starting in [lo, hi) (whole hours: the
     caller aligns them), from the mobile rollup: each (hour, cell) summed over the trips of the
     published mobile devices, kept when at least `k` distinct devices are behind it; in (hour,
     cell) order after `after`, at most `limit` (+1, to tell whether a next page exists). Runs as
-    an ordered index scan with two streaming aggregations (BENCHMARKS.md "Mobile cells")."""
+    an ordered index-only scan with two streaming aggregations under `streaming_plan`."""
     m, d = tables.mobile_cell_hours, tables.devices
     members = sa.select(d.c.id).where(published_mobile(cutoff))
     conds = [m.c.quantity == code, m.c.hour >= lo, m.c.hour < hi, m.c.device_id.in_(members)]
