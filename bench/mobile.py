@@ -11,8 +11,9 @@ Server: uvicorn in its own process (the production app). Client: keep-alive conn
 <week start>&datetime_to=<week end + i s>&limit=1000` (distinct URLs: the response cache never
 answers, the answer is the same whole hours).
 
-Measured: p50/p95 with one client and with `--concurrency` clients; the server's RSS after a warm-up and after each phase (memory stays flat: the rows are aggregated in
-SQL, one page leaves it). Baselines in the
+Measured: p50/p95 with one client and with `--concurrency` clients; the server's RSS (response
+cache off) after a warm-up and after each phase, the concurrent one twice (memory stays flat: the
+rows are aggregated in SQL, one page leaves it). Baselines in the
 same run: the previous Python path (every located reading of the week loaded into this process,
 trips cut at the request's window, then filtered and aggregated in Python), timed in-process with
 its peak memory; and HTTP alone (a bare ASGI app serving a body of the same size).
@@ -187,6 +188,8 @@ def bench_mobile(
                       f"mobile rollup: {int(loaded['trips']):,} trips → {int(loaded['rollup_rows']):,} rows in "
                       f"{loaded['rollup_s']:.1f} s ({loaded['points'] / loaded['rollup_s']:,.0f} points/s)")
         port = free_port()
+        # no response cache (its 64 MiB of bodies would be the memory growth measured)
+        os.environ["CIVICAIR_API_CACHE_TTL_S"] = "0"
         procs.append(mp.get_context("spawn").Process(target=_serve, args=(url, port)))
         procs[0].start()
         base = f"http://127.0.0.1:{port}"
@@ -200,6 +203,8 @@ def bench_mobile(
         lat, _ = _drive(_run(base, [_path(100 + i) for i in range(requests)], 1))
         rss_mid = _rss_kib(procs[0].pid)
         conc, elapsed = _drive(_run(base, [_path(1000 + i) for i in range(requests)], concurrency))
+        rss_conc = _rss_kib(procs[0].pid)
+        _drive(_run(base, [_path(2000 + i) for i in range(requests)], concurrency))  # again: any leak shows
         rss_after = _rss_kib(procs[0].pid)
         _stop(procs)
         port = free_port()  # baseline: HTTP alone, a bare ASGI app serving a body of the same size
@@ -225,7 +230,7 @@ def bench_mobile(
         "concurrency": concurrency, "concurrent_p95_ms": round(_pct(conc, 0.95), 2),
         "concurrent_requests_per_s": round(requests / elapsed, 1),
         "rss_before_mib": round(rss_before / 1024, 1), "rss_mid_mib": round(rss_mid / 1024, 1),
-        "rss_after_mib": round(rss_after / 1024, 1),
+        "rss_concurrent_mib": round(rss_conc / 1024, 1), "rss_after_mib": round(rss_after / 1024, 1),
         "transport_p95_ms": round(_pct(lat_t, 0.95), 2),
         "python_path_s": round(py_s, 2), "python_path_peak_mib": round(py_peak / 2**20, 1),
         "python_path_cells": py_cells,
@@ -236,7 +241,8 @@ def bench_mobile(
                   f"≤ 100 ms: {'met' if result['p95_ms'] <= 100 else 'NOT met'}); p95 {result['concurrent_p95_ms']} ms, "
                   f"{result['concurrent_requests_per_s']} req/s with {concurrency} clients ({cells} cells, "
                   f"{size // 1024} KiB per page); server RSS after warm-up {result['rss_before_mib']} MiB, after the "
-                  f"sequential requests {result['rss_mid_mib']} MiB, after the concurrent ones {result['rss_after_mib']} MiB")
+                  f"sequential requests {result['rss_mid_mib']} MiB, after the concurrent ones "
+                  f"{result['rss_concurrent_mib']} MiB, after as many again {result['rss_after_mib']} MiB")
     console.print(f"baselines in this run: HTTP alone (same body) p95 {result['transport_p95_ms']} ms; the previous "
                   f"Python path {result['python_path_s']} s per request, {result['python_path_peak_mib']} MiB peak "
                   f"(p50 is {result['speedup_vs_python_path']}x faster)")
