@@ -115,5 +115,8 @@ def erase_device_files(conn: Connection, settings: Settings, pseudonym: str, *, 
             if outcome:
                 counts[outcome] += 1
     if counts["rewritten"] or counts["removed"]:
-        write_package(settings, root, available_datasets(settings), lambda p, data: write_atomic(p, data) and None)
+        def put(path: Path, data: bytes) -> None:
+            write_atomic(path, data)
+
+        write_package(settings, root, available_datasets(settings), put)
     return counts
