@@ -7,13 +7,12 @@ cells, and the embedded broker stores nothing an anonymous client publishes to a
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import re
 
 import httpx
 import paho.mqtt.client as mqtt
