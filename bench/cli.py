@@ -8,6 +8,7 @@ import json
 import typer
 from civicair.bench.api import bench_api
 from civicair.bench.ingest import bench_ingest
+from civicair.bench.map import bench_map
 from civicair.bench.mobile import bench_mobile
 from civicair.bench.startup import bench_cli
 
@@ -17,6 +18,7 @@ bench_app.command("api")(bench_api)
 bench_app.command("ingest")(bench_ingest)
 bench_app.command("cli")(bench_cli)
 bench_app.command("mobile")(bench_mobile)
+bench_app.command("map")(bench_map)
 
 
 @bench_app.command("calibration")

@@ -158,6 +158,15 @@ class Settings(BaseSettings):
         "A mobile device whose kept points of one hour lie in more H3 cells is left out of that hour."))
     mobile_rollup_interval_s: float = Field(default=120.0, ge=5, description=(
         "How often the mobile rollup takes in the trips closed since (mobile cells appear then)."))
+    # --- web (public pages, map) -----------------------------------------------------------------
+    map_tiles_url: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="Base-map tiles (XYZ URL template) the map's browser loads. Empty: no base map.")
+    map_tiles_attribution: str = Field(
+        default='&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+        description="Attribution of the base-map tiles (HTML), shown on the map.")
+    map_refresh_interval_s: float = Field(
+        default=60.0, ge=5, description="How often the map's latest values are rendered (readmodel.map job).")
 
     @field_validator("database_url", "read_database_url", mode="before")
     @classmethod

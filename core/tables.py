@@ -341,3 +341,18 @@ mobile_rollup = sa.Table(
     sa.Column("params", JSONB, nullable=False),  # what the rows were built with: rebuilt when it changes
     sa.Column("refreshed_at", TZ, nullable=False, server_default=sa.func.now()),
 )
+# --- web (migration 0014) -------------------------------------------------------------------------
+# The map's latest values (readmodel/map.py), rendered per (quantity, scale): `body` is the
+# gzip-compressed JSON, `hour_end` the end of its last hour, `version` the renderer's.
+map_snapshots = sa.Table(
+    "map_snapshots",
+    metadata,
+    sa.Column("quantity", sa.SmallInteger, primary_key=True),
+    sa.Column("scale", sa.Text, primary_key=True),
+    sa.Column("hour_end", TZ, nullable=False),
+    sa.Column("built_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("etag", sa.Text, nullable=False),
+    sa.Column("raw_size", sa.Integer, nullable=False),
+    sa.Column("body", BYTEA, nullable=False),
+)
