@@ -206,11 +206,13 @@ def redact_url(url: str) -> str:
 
 
 def check_secrets(settings: Settings, *, demo: bool) -> None:
-    """Refuse the demonstration pseudonym secret outside the demo (docs/privacy.md#pseudonyms):
-    anyone knowing it links public pseudonyms to device ids."""
+    """Refuse the demonstration pseudonym secret (or a `change-me…` placeholder of .env.example)
+    outside the demo (docs/privacy.md#pseudonyms): anyone knowing it links public pseudonyms to
+    device ids."""
     from civicair.core.errors import SettingsError
 
-    if not demo and settings.pseudonym_secret.get_secret_value() == DEMO_PSEUDONYM_SECRET:
+    secret = settings.pseudonym_secret.get_secret_value()
+    if not demo and (secret == DEMO_PSEUDONYM_SECRET or secret.startswith("change-me")):
         raise SettingsError("CIVICAIR_PSEUDONYM_SECRET is the public demonstration value: set a secret of your own "
                             "(e.g. `openssl rand -hex 32`), the same in every civicair process, or run "
                             "`civicair up --demo`")

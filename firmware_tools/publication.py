@@ -52,8 +52,7 @@ def publication_status(conn: Connection, settings: Settings, uid: str, now: date
 
 def list_publication(conn: Connection, settings: Settings, state: str = "awaiting", *, after: str | None = None,
                      limit: int = 100, now: datetime | None = None) -> list[PublicationStatus]:
-    """Devices in `state` (one of FILTERS), by uid after `after`; the oldest registrations of
-    the `awaiting` queue first would need a second key, so the order is the uid's."""
+    """Devices in `state` (one of FILTERS), in uid order after the uid `after`."""
     if state not in FILTERS:
         raise InvalidParameter("state", f"one of {', '.join(FILTERS)}, got {state[:40]!r}")
     now = now or datetime.now(UTC)

@@ -95,6 +95,9 @@ def test_the_default_pseudonym_secret_is_refused_outside_the_demo(database_url: 
     assert out.returncode == 2, out.stderr
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "CIVICAIR_PSEUDONYM_SECRET" in lines[0] and "--demo" in lines[0], out.stderr
+    placeholder = run_cli(*command, env={"CIVICAIR_DATABASE_URL": database_url, "CIVICAIR_MQTT_URL": "mqtt://127.0.0.1:1",
+                                         "CIVICAIR_PSEUDONYM_SECRET": "change-me-long-random"})  # .env.example's
+    assert placeholder.returncode == 2 and "CIVICAIR_PSEUDONYM_SECRET" in placeholder.stderr
     if command[0] == "device":
         import sqlalchemy as sa
         from civicair.core.db import create_engine
