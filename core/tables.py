@@ -341,6 +341,18 @@ mobile_rollup = sa.Table(
     sa.Column("params", JSONB, nullable=False),  # what the rows were built with: rebuilt when it changes
     sa.Column("refreshed_at", TZ, nullable=False, server_default=sa.func.now()),
 )
+
+# Past UTC days whose published data changed after they finished (migration 0013: statement
+# triggers on `hourly` and `reference_readings`); the export job rewrites their files, then
+# deletes the rows it handled.
+export_invalidations = sa.Table(
+    "export_invalidations",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("logged_at", TZ, nullable=False, server_default=sa.func.now()),
+)
+
 # --- web (migration 0014) -------------------------------------------------------------------------
 # The map's latest values (readmodel/map.py), rendered per (quantity, scale): `body` is the
 # gzip-compressed JSON, `hour_end` the end of its last hour, `version` the renderer's.

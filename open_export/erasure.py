@@ -1,13 +1,14 @@
 """Erasure in the published files (docs/privacy.md#erasure): every export file holding a device's
 per-device rows (the datasets with a `device` column: its hourly series, the device list) is
-rewritten without them, whatever its period (day or month) and name, or removed when nothing is
-left; then datapackage.json and SHA256SUMS are rebuilt, so the catalogue (built from the files
-and the checksums on each request) describes the new files. Aggregates (zones, mobile cells)
-hold no per-device row and stay.
+rewritten without them, whatever its period (day or month) and name (an empty file when nothing
+is left, as an export of a period whose rows all went writes one); then the package files
+(datapackage.json, the checksums) are rebuilt, so the catalogue (built from the files and the
+checksums on each request) describes the new files. Aggregates (zones, mobile cells) hold no
+per-device row and stay.
 
-Runs inside the erasure's transaction, after taking the export lock exclusively
-(`service.export_lock`): a running export finishes first, and the next one starts from a
-snapshot without the device.
+Runs inside the erasure's transaction, holding the export folder's lock and then the export
+lock exclusively (`service.export_lock`, in the order exports take them): a running export
+finishes first, and the next one starts from a snapshot without the device.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from civicair.core.settings import Settings
 from civicair.open_export.datasets import DEFAULT_DATASETS, Dataset
 from civicair.open_export.periods import FORMATS
 from civicair.open_export.service import LOCK_KEY, available_datasets, export_dir, write_package
+from civicair.open_export.state import folder_lock
 from civicair.open_export.writer import BATCH_ROWS
 from sqlalchemy.engine import Connection
 
@@ -38,6 +40,7 @@ def per_device_datasets(datasets: Sequence[Dataset] = DEFAULT_DATASETS) -> list[
 
 
 def _without_csv(data: bytes, pseudonym: str) -> bytes | None:
+    """The CSV without the device's rows (None: it had none)."""
     rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
     if not rows or DEVICE_COLUMN not in rows[0]:
         return None
@@ -73,50 +76,49 @@ def _without_geojson(data: bytes, pseudonym: str) -> tuple[bytes, int] | None:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n", len(kept)
 
 
-def _rewrite(path: Path, pseudonym: str) -> str | None:
-    """'rewritten' / 'removed' / None (the device was not in the file)."""
+def _rewrite(path: Path, pseudonym: str) -> bool:
+    """Whether the file held the device (and was rewritten without it)."""
     ext = path.suffix.lstrip(".")
+    data: bytes | None
     if ext == "parquet":
         done = _without_parquet(path, pseudonym)
-        data, left = done if done else (b"", -1)
+        data = done[0] if done else None
     else:
         raw = path.read_bytes()
         if pseudonym.encode() not in raw:
-            return None
+            return False
         if ext == "csv":
-            new = _without_csv(raw, pseudonym)
-            done = (new, new.count(b"\n") - 1) if new is not None else None
+            data = _without_csv(raw, pseudonym)
         else:
-            done = _without_geojson(raw, pseudonym)
-        data, left = done if done else (b"", -1)
-    if done is None:
-        return None
-    if left == 0:  # as an export with no rows writes no file
-        path.unlink()
-        return "removed"
+            geo = _without_geojson(raw, pseudonym)
+            data = geo[0] if geo else None
+    if data is None:
+        return False
     write_atomic(path, data)
-    return "rewritten"
+    return True
 
 
 def erase_device_files(conn: Connection, settings: Settings, pseudonym: str, *, root: Path | None = None) -> dict[str, int]:
     """Rewrite or remove every published file holding `pseudonym`'s rows; returns the counts.
     `conn`: the erasure's transaction (the export lock is held until it ends)."""
-    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
     root = root or export_dir(settings)
-    counts = {"rewritten": 0, "removed": 0}
-    for d in per_device_datasets():
-        folder = root / d.id
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir()):
-            if path.name.startswith(".") or not path.is_file() or path.suffix.lstrip(".") not in FORMATS:
+    counts = {"rewritten": 0}
+    if not root.is_dir():
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
+        return counts
+    with folder_lock(root):
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
+        for d in per_device_datasets():
+            folder = root / d.id
+            if not folder.is_dir():
                 continue
-            outcome = _rewrite(path, pseudonym)
-            if outcome:
-                counts[outcome] += 1
-    if counts["rewritten"] or counts["removed"]:
-        def put(path: Path, data: bytes) -> None:
-            write_atomic(path, data)
+            for path in sorted(folder.iterdir()):
+                if path.name.startswith(".") or not path.is_file() or path.suffix.lstrip(".") not in FORMATS:
+                    continue
+                counts["rewritten"] += _rewrite(path, pseudonym)
+        if counts["rewritten"]:
+            def put(path: Path, data: bytes) -> None:
+                write_atomic(path, data)
 
-        write_package(settings, root, available_datasets(settings), put)
+            write_package(settings, root, available_datasets(settings), put)
     return counts

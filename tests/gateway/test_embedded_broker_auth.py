@@ -66,7 +66,7 @@ def _count(db, table: sa.Table) -> int:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def embedded(db, settings, unique) -> Iterator[tuple[int, str]]:  # type: ignore[no-untyped-def]
-    broker = start_embedded_broker(settings, db, demo=False)
+    _, broker = start_embedded_broker(settings.model_copy(update={"embedded_broker_port": 0}), db, demo=False)
     pipe = start_pipeline(settings, libpq_url(db.url), broker.gateway_url, client_id=f"gw-{unique}", mqtt_v311=True)
     try:
         assert pipe.listener.connected.wait(10)
