@@ -166,7 +166,7 @@ def extent(conn: Connection, settings: Settings, thing: PublicThing, code: int) 
     if code not in thing.quantities:
         return None
     if thing.kind == "device":
-        span = devices.device_series_extent(conn, thing.key, QUANTITY_BY_CODE[code].name)
+        span = devices.device_series_extent(conn, settings, thing.key, QUANTITY_BY_CODE[code].name)
     elif thing.kind == "zone":
         ids = zone_series.zone_device_ids(conn, settings, thing.key)
         if len(ids) < settings.k_anonymity:
@@ -189,6 +189,6 @@ def hour_values(conn: Connection, settings: Settings, thing: PublicThing, code: 
         ids = zone_series.zone_device_ids(conn, settings, thing.key)
         return statements.zone_published_hours([(thing.key, i) for i in ids], code, lo, hi, settings.k_anonymity)
     if thing.kind == "device":
-        device_id = devices.device_id_of(conn, thing.key)
+        device_id = devices.device_id_of(conn, settings, thing.key)
         return statements.device_published_hours(device_id, code, lo, hi)
     return statements.station_published_hours(thing.key, code, lo, hi)

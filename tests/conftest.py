@@ -134,9 +134,9 @@ def mqtt_url() -> Iterator[str]:
     if _reachable("127.0.0.1", 1883):
         yield "mqtt://127.0.0.1:1883"
         return
-    from civicair.core.broker import EmbeddedBroker, free_port
+    from civicair.core.broker import ANONYMOUS, EmbeddedBroker, free_port
 
-    broker = EmbeddedBroker(port=free_port())
+    broker = EmbeddedBroker(port=free_port(), plugins=ANONYMOUS)
     broker.start()
     yield broker.url
     broker.stop()

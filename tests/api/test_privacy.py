@@ -1,5 +1,6 @@
 """Privacy crawl: every public endpoint in every format, over real HTTP, must not reveal a
-DevEUI, device name, uid, owner name or e-mail, nor an exact coordinate (to 4 decimals); every
+DevEUI, device name, uid, owner name or e-mail, nor an exact coordinate (to 4 decimals), nor
+anything of a device that is not public (no consent, or not established: its pseudonym); every
 zone-hour and mobile cell-hour served must hold at least k distinct devices. The SensorThings
 API (/sta/v1.1) is crawled too: every entity of every set, every navigation link, every
 datastream's observations."""
@@ -40,6 +41,8 @@ def crawl(base: str) -> list[tuple[str, httpx.Response]]:
             fetch("/v1/zones", **fmt)
             fetch("/v1/stations", **fmt)
             fetch("/v1/mobile/cells", **RANGE, **fmt)
+            fetch("/v1/mobile/cells", datetime_from=(T0 + timedelta(hours=8, minutes=3)).isoformat(),
+                  datetime_to=(T0 + timedelta(hours=10, minutes=7, seconds=30)).isoformat(), **fmt)
         fetch("/v1/zones", with_geometry="true")
         for d in devices:
             for fmt in FORMATS:
