@@ -87,6 +87,16 @@ def dead_letters_since(conn: Connection, since: datetime, limit: int = 50) -> li
     ).all())
 
 
+def latest_battery(conn: Connection, device_id: int) -> Row[Any] | None:
+    """The device's last status report (ChirpStack event/status) and its last battery voltage
+    from an uplink's payload, newest first."""
+    b = tables.battery_reports
+    return conn.execute(
+        sa.select(b.c.time, b.c.level_pct, b.c.external_power, b.c.margin_db)
+        .where(b.c.device_id == device_id).order_by(b.c.time.desc()).limit(1)
+    ).first()
+
+
 def erase_device(conn: Connection, device_id: int, refs: Iterable[str], topic_part: str) -> dict[str, int]:
     """Delete every row keyed by this device in every table that has a `device_id` column
     (readings, uplinks, hourly, calibrations, flags, status history, …), the quarantined and

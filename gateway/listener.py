@@ -27,12 +27,14 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
+from civicair.core.domain import DeviceRef
 from civicair.core.errors import InvalidPayload
 from civicair.gateway.routing import TopicRouter
 from civicair.ingest import metrics
 from civicair.ingest.writer import Inbound
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ class MqttListener:
         self._connack = threading.Event()  # a CONNACK arrived (the broker speaks our protocol)
         self._tcp_failed = threading.Event()  # the broker was unreachable (not merely silent)
         self._client: mqtt.Client | None = None
-        self._decoders: dict[str, tuple[Callable[[bytes], object], str]] = {}
+        self._decoders: dict[str, tuple[Callable[[bytes], object], str, DeviceRef | None]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -170,8 +172,12 @@ class MqttListener:
             log.warning("MQTT connect refused by %s:%d: %s", self.host, self.port, reason_code)
             return
         self._generation += 1
-        subs = [(t, 1) for t in self.router.subscriptions(self.shared_group)]
-        client.subscribe(subs)
+        # v5: retained messages only for a subscription the session did not have yet (not again at
+        # every reconnect); 3.1.1 brokers re-send them, and the writer recognises the copies.
+        qos: int | SubscribeOptions = (SubscribeOptions(qos=1, retainHandling=1) if self.protocol == mqtt.MQTTv5
+                                       else 1)
+        subs = [(t, qos) for t in self.router.subscriptions(self.shared_group)]
+        client.subscribe(subs)  # type: ignore[arg-type]
         self._connack.set()
         if flags.session_present:  # the subscriptions exist already: ready now
             self.connected.set()
@@ -195,8 +201,8 @@ class MqttListener:
             log.warning("MQTT disconnected from %s:%d: %s; reconnecting with backoff",
                         self.host, self.port, reason_code)
 
-    def _decoder(self, topic: str) -> tuple[Callable[[bytes], object], str]:
-        """(decoder, source route) of a topic, cached per topic."""
+    def _decoder(self, topic: str) -> tuple[Callable[[bytes], object], str, DeviceRef | None]:
+        """(decoder, source route, device the topic names) of a topic, cached per topic."""
         cached = self._decoders.get(topic)
         if cached is None:
             decode: Callable[[bytes], object]
@@ -204,8 +210,7 @@ class MqttListener:
                 decode = self.router.decoder_for(topic)
             except InvalidPayload as exc:
                 decode = _undecodable(exc.detail)
-            source_for = getattr(self.router, "source_for", None)
-            cached = (decode, source_for(topic) if source_for else "mqtt")
+            cached = (decode, self.router.source_for(topic), self.router.ref_for(topic))
             if len(self._decoders) < 100_000:
                 self._decoders[topic] = cached
         return cached
@@ -215,7 +220,7 @@ class MqttListener:
             return  # not acked: the broker sends it again on the next session
         self.received += 1
         topic = message.topic
-        decode, source = self._decoder(topic)
+        decode, source, ref = self._decoder(topic)
         mid, qos, generation = message.mid, message.qos, self._generation
 
         def ack() -> None:
@@ -223,7 +228,8 @@ class MqttListener:
                 client.ack(mid, qos)
 
         item = Inbound(source=source, topic=topic, payload=message.payload, received_at=datetime.now(UTC),
-                       decode=decode, ack=ack, redelivered=bool(message.dup))  # type: ignore[arg-type]
+                       decode=decode, ack=ack, redelivered=bool(message.dup),  # type: ignore[arg-type]
+                       retained=bool(message.retain), ref=ref)
         while True:  # bounded queue: block (back-pressure onto the broker) but stay stoppable
             try:
                 self.inbox.put(item, timeout=0.5)

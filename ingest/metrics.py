@@ -21,6 +21,10 @@ UPLINKS_DUPLICATE = Counter(
 )
 DEAD_LETTERS = Counter("civicair_dead_letters_total", "Unparseable messages stored as dead letters")
 QUARANTINED = Counter("civicair_quarantined_total", "Messages of unknown devices kept in quarantine")
+KEPT_REFUSED = Counter(
+    "civicair_kept_refused_total",
+    "Messages not kept because their device's dead-letter or quarantine quota was full", ["table"]
+)
 BATCHES = Counter("civicair_batches_total", "Committed batches", ["outcome"])
 BATCH_SIZE = Histogram(
     "civicair_batch_messages", "Messages per committed batch",

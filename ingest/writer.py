@@ -1,4 +1,5 @@
-"""Batch writer: decode → resolve → normalise → one transaction per batch → ack after commit.
+"""Batch writer thread of the MQTT path: drains the listener's queue into batches, stores each
+in one transaction (`ingest/store.py`), and acks its messages after the commit.
 
 The writer owns the transaction of each batch (STYLE: the outermost caller commits). Readings go
 through COPY into a staging table, then `INSERT … ON CONFLICT DO NOTHING … RETURNING`, and only
@@ -23,54 +24,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
 
 import psycopg
-from civicair.core.domain import Uplink
-from civicair.core.errors import InvalidPayload
 from civicair.ingest import metrics
-from civicair.ingest import repository as repo
-from civicair.ingest.normalise import readings_rows
 from civicair.ingest.spool import Spool
+from civicair.ingest.store import (  # noqa: F401 - the writer's message types, imported from here too
+    BatchResult,
+    DecodedMessage,
+    Inbound,
+    Outcome,
+    Quota,
+    decode_one,
+    store_batch,
+    store_decoded,
+    store_resilient,
+)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """A message as it arrived, before decoding. `ack` is called after its batch commits."""
-
-    source: str
-    topic: str
-    payload: bytes
-    received_at: datetime
-    decode: Callable[[bytes], Uplink]
-    ack: Callable[[], None] | None = None
-    redelivered: bool = False  # MQTT DUP flag: the broker sent it before, unacknowledged
-
-
-class DecodedMessage(NamedTuple):
-    """An `Inbound` after decoding: either an uplink or the decoding error. Picklable (spool).
-    A NamedTuple: one is built per message on the hot path (a frozen dataclass costs more)."""
-
-    source: str
-    topic: str
-    payload: bytes
-    received_at: datetime
-    uplink: Uplink | None
-    error: str | None = None
-    redelivered: bool = False
-
-
-@dataclass
-class BatchResult:
-    readings_written: int = 0
-    dead_letters: int = 0
-    quarantined: int = 0
-    readings_duplicate: int = 0
-    uplinks_duplicate: int = 0
 
 
 @dataclass
@@ -82,144 +53,12 @@ class WriterStats:
     uplinks_duplicate: int = 0
     dead_letters: int = 0
     quarantined: int = 0
+    refused: int = 0  # over a device's dead-letter / quarantine quota
+    battery_reports: int = 0
     spooled_batches: int = 0
     replayed_batches: int = 0
     last_commit: float | None = None
     errors: list[str] = field(default_factory=list)
-
-
-def decode_one(msg: Inbound) -> DecodedMessage:
-    try:
-        up = msg.decode(msg.payload)
-        return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, up, None, msg.redelivered)
-    except InvalidPayload as exc:
-        error = exc.detail
-    except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the message
-        error = f"decoder error: {type(exc).__name__}: {exc}"
-    return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, None, error, msg.redelivered)
-
-
-def store_batch(
-    conn: psycopg.Connection,
-    batch: list[Inbound],
-    *,
-    clock_future_s: int = 300,
-    clock_past_s: int = 7 * 24 * 3600,
-    now: datetime | None = None,
-    redelivery_window_s: int = 3600,
-) -> BatchResult:
-    """Decode, resolve, normalise and store `batch` in ONE transaction on `conn` (committed here).
-    Unparseable → dead_letters, unknown device → quarantine. Used by the MQTT writer thread and
-    the HTTP push endpoints alike."""
-    return store_decoded(conn, [decode_one(m) for m in batch], clock_future_s=clock_future_s,
-                         clock_past_s=clock_past_s, now=now, redelivery_window_s=redelivery_window_s)
-
-
-def _float(v: float | None) -> float | None:
-    return None if v is None else float(v)
-
-
-def _uplink_row_wanted(up: Uplink) -> bool:
-    """Whether an `uplinks` row is kept: for radio metadata, battery, or keys that recognise a
-    duplicate, and for a message without a time of its own (it takes its arrival time, so a
-    re-delivery could not be told from a new reading but by comparing with this row)."""
-    link = up.link
-    return (link.f_cnt is not None or link.dedup_id is not None or link.rssi is not None
-            or up.battery_v is not None or (up.time is None and link.ns_time is None))
-
-
-def store_decoded(
-    conn: psycopg.Connection,
-    items: list[DecodedMessage],
-    *,
-    clock_future_s: int = 300,
-    clock_past_s: int = 7 * 24 * 3600,
-    now: datetime | None = None,
-    redelivery_window_s: int = 3600,
-) -> BatchResult:
-    """Store decoded messages in one transaction (see `store_batch`).
-
-    A message re-delivered by the broker (DUP flag) that has no time of its own is a duplicate
-    when the device's stored uplinks of the `redelivery_window_s` before it hold the same
-    payload: its first delivery was stored but not acknowledged (a crash between the commit and
-    the ack). One with a time of its own needs no such test: its readings' keys repeat."""
-    result = BatchResult()
-    now = now or datetime.now(UTC)
-    dead: list[tuple] = []
-    quarantined: list[tuple] = []
-    reading_rows: list[tuple] = []
-    uplink_rows: list[tuple] = []
-    pending: dict[tuple[int, datetime], list[tuple]] = {}  # readings waiting on uplink dedup
-    seen_ids: set[str] = set()
-    seen_fcnt: set[tuple[int, int]] = set()
-    last_seen: dict[int, datetime] = {}
-    with conn.transaction():
-        repo.ensure_staging(conn)
-        ids = repo.resolve_devices(
-            conn, {(it.uplink.device.scheme, it.uplink.device.value) for it in items if it.uplink})
-        for it in items:
-            up = it.uplink
-            if up is None:
-                dead.append((it.received_at, it.source, it.topic, it.payload, (it.error or "")[:2000]))
-                continue
-            dev = ids.get((up.device.scheme, up.device.value))
-            if dev is None:
-                quarantined.append((it.received_at, it.source, it.topic, str(up.device.scheme),
-                                    up.device.value, it.payload))
-                continue
-            device_id, mobile = dev
-            received = up.received_at or it.received_at
-            t = up.time or up.link.ns_time or received
-            try:
-                rows = readings_rows(up, device_id, time=t, now=now, received_at=it.received_at,
-                                     mobile=mobile, future_s=clock_future_s, past_s=clock_past_s)
-            except InvalidPayload as exc:
-                dead.append((it.received_at, it.source, it.topic, it.payload, exc.detail[:2000]))
-                continue
-            if last_seen.get(device_id) is None or last_seen[device_id] < t:
-                last_seen[device_id] = t
-            if not _uplink_row_wanted(up):
-                reading_rows.extend(rows)
-                continue
-            link = up.link
-            key = (device_id, t)
-            dup = key in pending or (link.dedup_id is not None and link.dedup_id in seen_ids) or (
-                link.f_cnt is not None and (device_id, link.f_cnt) in seen_fcnt)
-            if dup:
-                result.uplinks_duplicate += 1
-                continue
-            pending[key] = rows
-            if link.dedup_id is not None:
-                seen_ids.add(link.dedup_id)
-            if link.f_cnt is not None:
-                seen_fcnt.add((device_id, link.f_cnt))
-            gw = min(link.gateway_count, 32767) if link.gateway_count is not None else None
-            recheck = it.redelivered and up.time is None and link.ns_time is None
-            uplink_rows.append((device_id, t, str(up.route), received, link.f_cnt, link.f_port,
-                                _float(link.rssi), _float(link.snr), gw, link.ns_time, link.dedup_id,
-                                _float(up.battery_v), bytes(up.raw or it.payload), recheck))
-        if uplink_rows:
-            new = repo.insert_uplinks(conn, uplink_rows, redelivery_window_s)
-            for key, rows in pending.items():
-                if key in new:
-                    reading_rows.extend(rows)
-                else:
-                    result.uplinks_duplicate += 1
-        if reading_rows:
-            result.readings_written = repo.insert_readings(conn, reading_rows)
-            result.readings_duplicate = len(reading_rows) - result.readings_written
-        repo.insert_dead_letters(conn, dead)
-        repo.insert_quarantine(conn, quarantined)
-        repo.touch_devices(conn, last_seen)
-    result.dead_letters = len(dead)
-    result.quarantined = len(quarantined)
-    per_route: dict[str, int] = {}
-    for it in items:
-        route = str(it.uplink.route) if it.uplink is not None else f"{it.source}:undecodable"
-        per_route[route] = per_route.get(route, 0) + 1
-    for route, n in per_route.items():
-        metrics.MESSAGES_RECEIVED.labels(route).inc(n)
-    return result
 
 
 class BatchWriter:
@@ -239,6 +78,7 @@ class BatchWriter:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         on_commit: Callable[[list[DecodedMessage], float], None] | None = None,
+        quota: Quota | None = None,
     ) -> None:
         self.conninfo = conninfo
         self.inbox = inbox
@@ -251,6 +91,7 @@ class BatchWriter:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.on_commit = on_commit
+        self.quota = quota
         self.stats = WriterStats()
         self._backoff = backoff_initial_s
         self._next_retry = 0.0
@@ -265,7 +106,7 @@ class BatchWriter:
                    clock_past_s=settings.clock_past_s,
                    redelivery_window_s=settings.mqtt_session_expiry_s + 600,
                    spool_dir=settings.ingest_spool_dir or Path(settings.data_dir) / "spool",
-                   backoff_max_s=settings.ingest_retry_max_s, **kwargs)
+                   backoff_max_s=settings.ingest_retry_max_s, quota=Quota.from_settings(settings), **kwargs)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -354,40 +195,9 @@ class BatchWriter:
 
     # --- one batch ---------------------------------------------------------------------------
     def _store(self, items: list[DecodedMessage]) -> BatchResult:
-        """Store with retries on deadlock; falls back to one message at a time on bad data."""
-        for attempt in range(3):
-            try:
-                return store_decoded(self._connection(), items, clock_future_s=self.clock_future_s,
-                                     clock_past_s=self.clock_past_s, redelivery_window_s=self.redelivery_window_s)
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-                metrics.WRITE_ERRORS.labels("deadlock").inc()
-                if attempt == 2:
-                    raise
-            except (psycopg.OperationalError, psycopg.InterfaceError):
-                raise  # the database is unreachable: spool, do not judge the data
-            except Exception as exc:  # noqa: BLE001 - bad data (DataError, OverflowError, ...)
-                metrics.WRITE_ERRORS.labels("data").inc()
-                log.warning("ingest batch rejected by the database, storing one by one: %s",
-                            str(exc).splitlines()[0])
-                return self._store_one_by_one(items)
-        raise AssertionError("unreachable")
-
-    def _store_one_by_one(self, items: list[DecodedMessage]) -> BatchResult:
-        total = BatchResult()
-        for it in items:
-            try:
-                r = store_decoded(self._connection(), [it], clock_future_s=self.clock_future_s,
-                                  clock_past_s=self.clock_past_s, redelivery_window_s=self.redelivery_window_s)
-            except (psycopg.OperationalError, psycopg.InterfaceError):
-                raise  # the database is unreachable: spool, do not judge the data
-            except Exception as exc:  # noqa: BLE001 - this message's data: keep it as a dead letter
-                bad = DecodedMessage(it.source, it.topic, it.payload, it.received_at, None,
-                                     f"database rejected: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
-                r = store_decoded(self._connection(), [bad])
-            for name in ("readings_written", "dead_letters", "quarantined", "readings_duplicate",
-                         "uplinks_duplicate"):
-                setattr(total, name, getattr(total, name) + getattr(r, name))
-        return total
+        return store_resilient(self._connection, items, clock_future_s=self.clock_future_s,
+                               clock_past_s=self.clock_past_s, redelivery_window_s=self.redelivery_window_s,
+                               quota=self.quota)
 
     def _write(self, items: list[DecodedMessage], acks: list[Callable[[], None]]) -> bool:
         """Commit one batch and ack it; False when the database is unreachable."""
@@ -420,6 +230,8 @@ class BatchWriter:
         s.uplinks_duplicate += r.uplinks_duplicate
         s.dead_letters += r.dead_letters
         s.quarantined += r.quarantined
+        s.refused += r.refused
+        s.battery_reports += r.battery_reports
         s.last_commit = now
         self._backoff = self.backoff_initial_s
         metrics.BATCHES.labels("committed").inc()
