@@ -87,7 +87,7 @@ def dead_letters_since(conn: Connection, since: datetime, limit: int = 50) -> li
     ).all())
 
 
-def latest_battery(conn: Connection, device_id: int) -> Row[Any] | None:
+def latest_battery(conn: Connection, device_id: int) -> Any:
     """The device's last status report (ChirpStack event/status) and its last battery voltage
     from an uplink's payload, newest first."""
     b = tables.battery_reports

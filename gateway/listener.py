@@ -15,6 +15,10 @@ to the bounded writer queue. Delivery (docs/storage.md#delivery-guarantees):
   the socket, and the broker keeps the rest.
 - `shared_group` subscribes through `$share/<group>/…`, so several gateway processes split the
   load of one subscription.
+- Session takeover (MQTT v5 DISCONNECT "Session taken over": another client connected with this
+  client id): logged as an error, and the listener stops reconnecting, so that two clients with
+  one id do not take the session (and its queued messages) from each other in turn
+  (docs/storage.md#gateway-client-ids). `taken_over` is set; restart with another client id.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 log = logging.getLogger(__name__)
+
+SESSION_TAKEN_OVER = 0x8E  # MQTT v5 DISCONNECT reason code
 
 
 def _undecodable(error: str) -> Callable[[bytes], object]:
@@ -83,6 +89,7 @@ class MqttListener:
         self.v5_probe_s = v5_probe_s
         self.max_inflight = max_inflight
         self.connected = threading.Event()
+        self.taken_over = threading.Event()
         self.received = 0
         self._generation = 0  # incremented at every (re)connect; acks of older ones are dropped
         self._stopping = threading.Event()
@@ -177,7 +184,7 @@ class MqttListener:
         qos: int | SubscribeOptions = (SubscribeOptions(qos=1, retainHandling=1) if self.protocol == mqtt.MQTTv5
                                        else 1)
         subs = [(t, qos) for t in self.router.subscriptions(self.shared_group)]
-        client.subscribe(subs)  # type: ignore[arg-type]
+        client.subscribe(subs)
         self._connack.set()
         if flags.session_present:  # the subscriptions exist already: ready now
             self.connected.set()
@@ -197,6 +204,15 @@ class MqttListener:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         metrics.MQTT_CONNECTED.set(0)
+        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER and not self._stopping.is_set():
+            self.taken_over.set()
+            metrics.MQTT_TAKEOVERS.inc()
+            log.error("MQTT session of client id %r TAKEN OVER by another client on %s:%d: this gateway stops "
+                      "receiving (it would take the session back and forth, and the other client gets the "
+                      "messages queued for it). Give each gateway its own CIVICAIR_MQTT_CLIENT_ID and restart.",
+                      self.client_id, self.host, self.port)
+            client.disconnect()  # no reconnect: paho's loop ends
+            return
         if not self._stopping.is_set():
             log.warning("MQTT disconnected from %s:%d: %s; reconnecting with backoff",
                         self.host, self.port, reason_code)

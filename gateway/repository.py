@@ -1,4 +1,5 @@
-"""SQL of the gateway package: quarantine rows and MQTT credentials of devices."""
+"""SQL of the gateway package: quarantine rows and dead letters, MQTT credentials of devices,
+the installation's identity and the gateway client-id leases."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from civicair.core import tables
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection, Row
 
 q = tables.quarantine
@@ -53,3 +55,45 @@ def mqtt_accounts(conn: Connection) -> list[Row]:
         .where(dev.c.mqtt_username.isnot(None), dev.c.mqtt_password_hash.isnot(None))
         .order_by(dev.c.mqtt_username)
     ))
+
+
+# --- MQTT client ids: the installation's identity and the leases (gateway/lease.py) -------------
+inst = tables.installation
+lease = tables.gateway_leases
+
+
+def installation_id(conn: Connection) -> str:
+    """This installation's id (created by migration 0011; made again if the table was emptied)."""
+    found = conn.execute(sa.select(inst.c.id).order_by(inst.c.created_at, inst.c.id).limit(1)).scalar()
+    if found is None:
+        conn.execute(sa.insert(inst))
+        found = conn.execute(sa.select(inst.c.id).order_by(inst.c.created_at, inst.c.id).limit(1)).scalar_one()
+    return str(found)
+
+
+def lease_row(conn: Connection, client_id: str) -> Row | None:
+    return conn.execute(
+        sa.select(lease, (sa.func.now() - lease.c.heartbeat_at).label("age")).where(lease.c.client_id == client_id)
+    ).first()
+
+
+def take_lease(conn: Connection, client_id: str, holder: str, host: str, pid: int,
+               replacing: str | None) -> bool:
+    """Take the lease: a new row, or the row still held by `replacing` (judged stale by the
+    caller). False when another holder got it meanwhile."""
+    values = dict(client_id=client_id, holder=holder, host=host, pid=pid, started_at=sa.func.now(),
+                  heartbeat_at=sa.func.now())
+    if replacing is None:
+        return conn.execute(insert(lease).values(**values)
+                            .on_conflict_do_nothing(index_elements=[lease.c.client_id])).rowcount == 1
+    return conn.execute(sa.update(lease).where(lease.c.client_id == client_id, lease.c.holder == replacing)
+                        .values(**{k: v for k, v in values.items() if k != "client_id"})).rowcount == 1
+
+
+def renew_lease(conn: Connection, client_id: str, holder: str) -> bool:
+    return conn.execute(sa.update(lease).where(lease.c.client_id == client_id, lease.c.holder == holder)
+                        .values(heartbeat_at=sa.func.now())).rowcount == 1
+
+
+def release_lease(conn: Connection, client_id: str, holder: str) -> None:
+    conn.execute(sa.delete(lease).where(lease.c.client_id == client_id, lease.c.holder == holder))

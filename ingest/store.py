@@ -83,7 +83,7 @@ class Quota:
     quarantine_bytes: int
 
     @classmethod
-    def from_settings(cls, settings) -> Quota:  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings) -> Quota:
         return cls(settings.dead_letter_quota_rows, settings.dead_letter_quota_bytes,
                    settings.quarantine_quota_rows, settings.quarantine_quota_bytes)
 
@@ -123,7 +123,7 @@ def decode_one(msg: Inbound) -> DecodedMessage:
                           msg.redelivered, msg.retained, msg.ref)
 
 
-def store_batch(conn: psycopg.Connection, batch: list[Inbound], **kwargs) -> BatchResult:  # type: ignore[no-untyped-def]
+def store_batch(conn: psycopg.Connection, batch: list[Inbound], **kwargs) -> BatchResult:
     """Decode and store `batch` in ONE transaction on `conn` (committed here); see `store_decoded`."""
     return store_decoded(conn, [decode_one(m) for m in batch], **kwargs)
 
@@ -353,7 +353,7 @@ def ref_for(scheme: str | None, value: str | None) -> DeviceRef | None:
 
 
 def store_resilient(connection: Callable[[], psycopg.Connection], items: list[DecodedMessage],
-                    **options) -> BatchResult:  # type: ignore[no-untyped-def]
+                    **options) -> BatchResult:
     """`store_decoded` on `connection()`, retried on deadlock (three attempts in all); on any
     other database error (bad data) the messages are stored one by one, and one that still
     fails becomes a dead letter `database rejected: …` (docs/storage.md#bad-data-in-a-batch).

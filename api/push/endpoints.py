@@ -35,7 +35,7 @@ def _json_body(example: dict[str, Any]) -> dict[str, Any]:
         "schema": {"type": "object"}, "example": example}}}}
 
 
-async def _answer(request: Request, device, source: str, topic: str, body: bytes,  # type: ignore[no-untyped-def]
+async def _answer(request: Request, device, source: str, topic: str, body: bytes,
                   uplinks: list[Uplink] | None, error: str | None) -> JSONResponse:
     """201 when the body was stored (some of its messages may still be dead letters: counted);
     422 when nothing of it could be stored as data, saying whether it was kept as a dead letter."""

@@ -16,7 +16,14 @@ from civicair.gateway.formats.chirpstack import decode_chirpstack_status
 from civicair.gateway.formats.push import decode_civicair_push
 from civicair.gateway.formats.sensor_community import decode_sensor_community
 from civicair.gateway.routing import TopicRouter
-from civicair.ingest.store import DecodedMessage, Inbound, Outcome, Quota, store_batch, store_decoded
+from civicair.ingest.store import (
+    DecodedMessage,
+    Inbound,
+    Outcome,
+    Quota,
+    store_batch,
+    store_decoded,
+)
 
 from tests.gateway import fixtures as fx
 from tests.ingest.helpers import add_device, direct, rows
