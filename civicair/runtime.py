@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -137,8 +138,9 @@ def start_pipeline(
     from civicair.gateway.routing import TopicRouter
     from civicair.ingest.writer import BatchWriter
 
-    lease = ClientIdLease(conninfo, client_id or settings.mqtt_client_id or derive_client_id(conninfo))
-    client_id = lease.client_id
+    client_id = client_id or settings.mqtt_client_id or derive_client_id(
+        conninfo, cache=Path(settings.data_dir) / "mqtt_client_id")
+    lease = ClientIdLease(conninfo, client_id)
     lease.acquire()
 
     inbox: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_max)

@@ -21,10 +21,12 @@ import socket
 import threading
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 from civicair.core.db import create_engine
-from civicair.core.errors import Conflict
+from civicair.core.errors import Conflict, ServiceUnavailable
+from civicair.core.files import write_atomic
 from civicair.gateway import repository
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 TTL_S = 30.0
 HEARTBEAT_S = 10.0
 _HOST_CHARS = re.compile(r"[^A-Za-z0-9-]+")
+_HELD_HERE: set[str] = set()  # holders of this process's live leases
 
 
 def default_client_id(installation: str, host: str) -> str:
@@ -42,13 +45,29 @@ def default_client_id(installation: str, host: str) -> str:
     return f"civicair-{short}-{name}"
 
 
-def derive_client_id(conninfo: str, host: str | None = None) -> str:
+def derive_client_id(conninfo: str, host: str | None = None, cache: Path | None = None) -> str:
+    """The default client id, from the database's installation id. It is written to `cache`
+    (a file in the data dir) and read from there when the database is down at start, so that a
+    gateway can start during an outage (its batches go to the spool)."""
     engine = create_engine(conninfo, poolclass=sa.pool.NullPool)
     try:
         with engine.begin() as conn:
-            return default_client_id(repository.installation_id(conn), host or socket.gethostname())
+            client_id = default_client_id(repository.installation_id(conn), host or socket.gethostname())
+    except sa.exc.OperationalError as exc:
+        if cache is not None and cache.is_file() and (cached := cache.read_text().strip()):
+            log.warning("database unavailable: MQTT client id %s read from %s", cached, cache)
+            return cached
+        raise ServiceUnavailable(
+            "the default MQTT client id is derived from the database, which is unavailable: wait for it or set "
+            f"CIVICAIR_MQTT_CLIENT_ID ({(str(exc.orig or exc).splitlines() or [''])[0]})") from None
     finally:
         engine.dispose()
+    if cache is not None:
+        try:
+            write_atomic(cache, client_id.encode() + b"\n")
+        except OSError as exc:
+            log.warning("MQTT client id not cached in %s: %s", cache, exc)
+    return client_id
 
 
 def _alive(pid: int) -> bool:
@@ -75,15 +94,31 @@ class ClientIdLease:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.lost = threading.Event()
+        self.pending = False  # not taken yet: the database was unavailable
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _stale(self, row: sa.Row) -> bool:
         if row.age >= self.ttl:
             return True
+        if row.holder in _HELD_HERE:
+            return False
+        # on this host: its process is gone, or it had our pid (a restarted container's pid 1)
         return row.host == self.host and (row.pid == self.pid or not _alive(row.pid))
 
     def acquire(self) -> None:
+        """Take the lease, or raise Conflict. With the database unreachable the gateway starts
+        anyway (its batches go to the spool) and the heartbeat takes the lease later."""
+        try:
+            self._take()
+        except sa.exc.OperationalError as exc:
+            self.pending = True
+            log.warning("MQTT client id %s: lease not checked, database unavailable (%s); taking it when the "
+                        "database is back", self.client_id, (str(exc.orig or exc).splitlines() or [""])[0])
+        self._thread = threading.Thread(target=self._beat, name="client-id-lease", daemon=True)
+        self._thread.start()
+
+    def _take(self) -> None:
         for _ in range(3):  # another gateway may take or release it between our two statements
             with self.engine.begin() as conn:
                 row = repository.lease_row(conn, self.client_id)
@@ -95,20 +130,28 @@ class ClientIdLease:
                         "gateway its own id (or stop the other one)")
                 if repository.take_lease(conn, self.client_id, self.holder, self.host, self.pid,
                                          row.holder if row is not None else None):
+                    _HELD_HERE.add(self.holder)
                     if row is not None:
                         log.info("MQTT client id %s: took over the stale lease of %s pid %d", self.client_id,
                                  row.host, row.pid)
                     break
         else:
             raise Conflict(f"CIVICAIR_MQTT_CLIENT_ID: could not lease {self.client_id!r} (contended)")
-        self._thread = threading.Thread(target=self._beat, name="client-id-lease", daemon=True)
-        self._thread.start()
+        self.pending = False
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             try:
+                if self.pending:
+                    self._take()
+                    continue
                 with self.engine.begin() as conn:
                     held = repository.renew_lease(conn, self.client_id, self.holder)
+            except Conflict as exc:
+                self.pending = False
+                self.lost.set()
+                log.error("%s (found once the database was back; this gateway started during the outage)", exc)
+                continue
             except sa.exc.SQLAlchemyError as exc:
                 log.warning("MQTT client id %s: lease not renewed (database: %s)", self.client_id,
                             (str(exc).splitlines() or [""])[0])
@@ -119,6 +162,7 @@ class ClientIdLease:
                           "for %s s); its MQTT session is no longer ours", self.client_id, self.ttl.total_seconds())
 
     def release(self) -> None:
+        _HELD_HERE.discard(self.holder)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)

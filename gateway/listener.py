@@ -15,10 +15,13 @@ to the bounded writer queue. Delivery (docs/storage.md#delivery-guarantees):
   the socket, and the broker keeps the rest.
 - `shared_group` subscribes through `$share/<group>/…`, so several gateway processes split the
   load of one subscription.
-- Session takeover (MQTT v5 DISCONNECT "Session taken over": another client connected with this
-  client id): logged as an error, and the listener stops reconnecting, so that two clients with
-  one id do not take the session (and its queued messages) from each other in turn
-  (docs/storage.md#gateway-client-ids). `taken_over` is set; restart with another client id.
+- Session takeover: another client connected with this client id. A broker that says so (MQTT
+  v5 DISCONNECT 0x8E "Session taken over") gets an error log and no reconnect, so that two
+  clients with one id do not take the session (and its queued messages) from each other in
+  turn; `taken_over` is set; restart with another client id. A broker that only closes the
+  socket (Mosquitto 2.0.11, MQTT 3.1.1): `QUICK_DROPS` drops within a minute, each less than
+  `QUICK_S` after connecting, are logged as a probable takeover and reconnects slow down to the
+  longest backoff until a connection lasts (docs/storage.md#gateway-client-ids).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -43,6 +47,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 log = logging.getLogger(__name__)
 
 SESSION_TAKEN_OVER = 0x8E  # MQTT v5 DISCONNECT reason code
+QUICK_S = 10.0  # a drop this soon after connecting counts as quick
+QUICK_DROPS = 3  # quick drops within a minute: a probable takeover
 
 
 def _undecodable(error: str) -> Callable[[bytes], object]:
@@ -90,6 +96,9 @@ class MqttListener:
         self.max_inflight = max_inflight
         self.connected = threading.Event()
         self.taken_over = threading.Event()
+        self.takeover_suspected = threading.Event()
+        self._connected_at = 0.0
+        self._quick_drops: list[float] = []
         self.received = 0
         self._generation = 0  # incremented at every (re)connect; acks of older ones are dropped
         self._stopping = threading.Event()
@@ -186,6 +195,7 @@ class MqttListener:
         subs = [(t, qos) for t in self.router.subscriptions(self.shared_group)]
         client.subscribe(subs)
         self._connack.set()
+        self._connected_at = time.monotonic()
         if flags.session_present:  # the subscriptions exist already: ready now
             self.connected.set()
             metrics.MQTT_CONNECTED.set(1)
@@ -213,9 +223,33 @@ class MqttListener:
                       self.client_id, self.host, self.port)
             client.disconnect()  # no reconnect: paho's loop ends
             return
+        if not self._stopping.is_set() and self._connected_at:
+            self._count_drop(client)
         if not self._stopping.is_set():
             log.warning("MQTT disconnected from %s:%d: %s; reconnecting with backoff",
                         self.host, self.port, reason_code)
+
+    def _count_drop(self, client: mqtt.Client) -> None:
+        now = time.monotonic()
+        if now - self._connected_at >= 60:  # that connection lasted: whatever it was is over
+            self._quick_drops.clear()
+            if self.takeover_suspected.is_set():
+                self.takeover_suspected.clear()
+                client.reconnect_delay_set(min_delay=self.reconnect_min_s,  # type: ignore[arg-type]
+                                           max_delay=self.reconnect_max_s)  # type: ignore[arg-type]
+            return
+        if now - self._connected_at < QUICK_S:
+            self._quick_drops = [t for t in self._quick_drops if now - t < 60] + [now]
+        if len(self._quick_drops) >= QUICK_DROPS and not self.takeover_suspected.is_set():
+            self.takeover_suspected.set()
+            metrics.MQTT_TAKEOVERS.inc()
+            log.error("MQTT session of client id %r lost %d times within a minute right after connecting to "
+                      "%s:%d: another client is PROBABLY USING THE SAME CLIENT ID (session takeover; it gets "
+                      "the messages queued for this gateway). Reconnecting only every %.0f s; give each gateway "
+                      "its own CIVICAIR_MQTT_CLIENT_ID.", self.client_id, len(self._quick_drops), self.host,
+                      self.port, self.reconnect_max_s)
+            client.reconnect_delay_set(min_delay=self.reconnect_max_s,  # type: ignore[arg-type]
+                                       max_delay=self.reconnect_max_s)  # type: ignore[arg-type]
 
     def _decoder(self, topic: str) -> tuple[Callable[[bytes], object], str, DeviceRef | None]:
         """(decoder, source route, device the topic names) of a topic, cached per topic."""
