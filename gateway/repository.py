@@ -49,6 +49,48 @@ def mark_replayed(conn: Connection, row_ids: list[int], at: datetime) -> None:
     conn.execute(sa.update(q).where(q.c.id.in_(row_ids)).values(replayed_at=at))
 
 
+# --- dead letters (gateway/dead_letters.py) -----------------------------------------------------
+dl = tables.dead_letters
+over = tables.kept_overflow
+
+
+def dead_letter_list(conn: Connection, *, include_replayed: bool = False, source: str | None = None,
+                     ref_value: str | None = None, error_contains: str | None = None,
+                     before_id: int | None = None, limit: int = 100) -> list[Row]:
+    """Newest first (`before_id` pages back)."""
+    stmt = sa.select(dl.c.id, dl.c.received_at, dl.c.source, dl.c.topic, dl.c.error, dl.c.ref_scheme,
+                     dl.c.ref_value, dl.c.replayed_at, dl.c.replay_error,
+                     sa.func.octet_length(dl.c.payload).label("size"))
+    if not include_replayed:
+        stmt = stmt.where(dl.c.replayed_at.is_(None))
+    if source is not None:
+        stmt = stmt.where(dl.c.source == source)
+    if ref_value is not None:
+        stmt = stmt.where(dl.c.ref_value == ref_value)
+    if error_contains:
+        stmt = stmt.where(dl.c.error.contains(error_contains, autoescape=True))
+    if before_id is not None:
+        stmt = stmt.where(dl.c.id < before_id)
+    return list(conn.execute(stmt.order_by(dl.c.id.desc()).limit(limit)))
+
+
+def dead_letter_row(conn: Connection, row_id: int) -> Row | None:
+    return conn.execute(sa.select(dl).where(dl.c.id == row_id)).first()
+
+
+def overflow_rows(conn: Connection) -> list[Row]:
+    return list(conn.execute(sa.select(over).order_by(over.c.last_at.desc())))
+
+
+def device_id_by_chip(conn: Connection, chip_id: str) -> int | None:
+    return conn.execute(sa.select(dev.c.id).where(dev.c.chip_id == chip_id)).scalar_one_or_none()
+
+
+# psycopg, inside the replay's own transaction (with the store of the replayed message)
+MARK_REPLAYED = "update dead_letters set replayed_at = now(), replay_error = null where id = %s"
+MARK_REPLAY_FAILED = "update dead_letters set replay_error = %s where id = %s"
+
+
 def mqtt_accounts(conn: Connection) -> list[Row]:
     return list(conn.execute(
         sa.select(dev.c.uid, dev.c.mqtt_username, dev.c.mqtt_password_hash)

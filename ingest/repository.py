@@ -313,3 +313,15 @@ def delete_uplinks_before(conn: Connection, cutoff: datetime, limit: int) -> int
     victims = sa.select(u.c.device_id, u.c.time).where(u.c.time < cutoff).limit(limit)
     stmt = sa.delete(u).where(sa.tuple_(u.c.device_id, u.c.time).in_(victims))
     return conn.execute(stmt).rowcount
+
+
+def delete_kept_before(conn: Connection, table: sa.Table, cutoff: datetime, limit: int) -> int:
+    """Delete at most `limit` dead letters or quarantine entries received before `cutoff`."""
+    victims = sa.select(table.c.id).where(table.c.received_at < cutoff).order_by(table.c.id).limit(limit)
+    return conn.execute(sa.delete(table).where(table.c.id.in_(victims))).rowcount
+
+
+def delete_overflow_before(conn: Connection, cutoff: datetime) -> int:
+    """Overflow counts whose last refused message is older than `cutoff`."""
+    o = tables.kept_overflow
+    return conn.execute(sa.delete(o).where(o.c.last_at < cutoff)).rowcount

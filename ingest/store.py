@@ -190,9 +190,12 @@ def store_decoded(
     now: datetime | None = None,
     redelivery_window_s: int = 3600,
     quota: Quota | None = None,
+    keep_dead_letters: bool = True,
 ) -> BatchResult:
     """Store decoded messages in one transaction. Unparseable → dead letter, unknown device →
-    quarantine (both within `quota` per device, else refused and counted).
+    quarantine (both within `quota` per device, else refused and counted). A replay of dead
+    letters passes `keep_dead_letters=False`: what fails again is reported (outcome and error),
+    not stored as a second dead letter.
 
     A message without a time of its own takes its arrival time; several such messages of one
     device arriving at the same instant (a pushed list) are kept one microsecond apart, in order.
@@ -299,7 +302,7 @@ def store_decoded(
         if battery_rows:
             result.battery_reports = repo.insert_battery_reports(conn, battery_rows)
         kept_dead = _within_quota(conn, "dead_letters", dead, quota, result, key=lambda r: (r[5] or "", r[6] or ""),
-                                  payload=lambda r: r[3], error=lambda r: r[4])
+                                  payload=lambda r: r[3], error=lambda r: r[4]) if keep_dead_letters else []
         kept_q = _within_quota(conn, "quarantine", quarantined, quota, result, key=lambda r: (r[3], r[4]),
                                payload=lambda r: r[5], error=lambda r: "unknown device")
         repo.insert_dead_letters(conn, kept_dead)

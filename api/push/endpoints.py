@@ -8,7 +8,6 @@ from typing import Any
 from civicair.api import problems
 from civicair.api.deps import DeviceDep, ReadConn
 from civicair.api.push import service
-from civicair.api.push.repository import device_id_by_chip
 from civicair.core.domain import Uplink
 from civicair.core.errors import Forbidden
 from civicair.gateway.formats.push import (
@@ -16,6 +15,7 @@ from civicair.gateway.formats.push import (
     decode_sensor_community_push,
     push_topic,
 )
+from civicair.gateway.repository import device_id_by_chip
 from civicair.ingest.store import Outcome
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse

@@ -43,9 +43,9 @@ def _dead_letters(db) -> list:  # type: ignore[no-untyped-def]
 
 
 CASES = [
-    ("/v1/push", {}, '{"readings": {"pm25": %s}}' % HUGE),
+    ("/v1/push", {}, '{"readings": {"pm25": ' + HUGE + "}}"),
     ("/v1/push/sensor-community", {},
-     '{"esp8266id": %s, "sensordatavalues": [{"value_type": "SDS_P1", "value": "1"}]}' % HUGE),
+     '{"esp8266id": ' + HUGE + ', "sensordatavalues": [{"value_type": "SDS_P1", "value": "1"}]}'),
     ("/v1/push", {}, json.dumps({"time": "0001-01-01T00:00:00+14:00", "readings": {"pm25": 1}})),
     ("/v1/push/sensor-community", {"X-Pin": "1"},
      json.dumps({"timestamp": "0001-01-01T00:00:00+14:00", "sensordatavalues": [{"value_type": "P1", "value": "1"}]})),
