@@ -8,6 +8,7 @@ import json
 import typer
 from civicair.bench.api import bench_api
 from civicair.bench.ingest import bench_ingest
+from civicair.bench.push import bench_push
 from civicair.bench.startup import bench_cli
 
 bench_app = typer.Typer(help="Benchmarks: print ratios against a baseline measured in the same run.",
@@ -15,6 +16,7 @@ bench_app = typer.Typer(help="Benchmarks: print ratios against a baseline measur
 bench_app.command("api")(bench_api)
 bench_app.command("ingest")(bench_ingest)
 bench_app.command("cli")(bench_cli)
+bench_app.command("push")(bench_push)
 
 
 @bench_app.command("calibration")

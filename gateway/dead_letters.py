@@ -76,7 +76,7 @@ def _device(scheme: str | None, value: str | None) -> str | None:
     return f"{scheme}:{value}" if scheme and value else None
 
 
-def _summary(r) -> DeadLetterSummary:  # type: ignore[no-untyped-def]
+def _summary(r) -> DeadLetterSummary:
     size = r.size if hasattr(r, "size") else len(r.payload)
     return DeadLetterSummary(r.id, r.received_at, r.source, r.topic, r.error, int(size or 0),
                              _device(r.ref_scheme, r.ref_value), r.replayed_at, r.replay_error)
@@ -107,7 +107,7 @@ def overflow(db: Database) -> list[Overflow]:
                          r.first_at, r.last_at, r.last_error) for r in repository.overflow_rows(conn)]
 
 
-def _uplinks(db: Database, router: TopicRouter, row) -> list[Uplink]:  # type: ignore[no-untyped-def]
+def _uplinks(db: Database, router: TopicRouter, row) -> list[Uplink]:
     """Decode a dead letter again, as its route would today; raises InvalidPayload (or Forbidden)."""
     payload = bytes(row.payload)
     if row.source in ("http", "sensor_community"):
@@ -146,7 +146,7 @@ def replay_dead_letters(db: Database, router: TopicRouter, entry_ids: list[int])
     return results
 
 
-def _replay_one(pconn: psycopg.Connection, db: Database, router: TopicRouter, row) -> ReplayOutcome:  # type: ignore[no-untyped-def]
+def _replay_one(pconn: psycopg.Connection, db: Database, router: TopicRouter, row) -> ReplayOutcome:
     try:
         uplinks = _uplinks(db, router, row)
     except CivicairError as exc:

@@ -8,17 +8,38 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import psycopg
 from civicair.api.deps import AuthenticatedDevice
 from civicair.core.domain import DeviceRef, RefScheme, Uplink
 from civicair.core.errors import CivicairError, InvalidPayload
 from civicair.ingest.group_commit import GroupCommitter
 from civicair.ingest.store import BatchResult, DecodedMessage
 
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-def decode_or_error(decode: Callable[[], list[Uplink]]) -> tuple[list[Uplink] | None, str | None]:
+async def fetch(pool: AsyncConnectionPool, statement: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Rows of one statement on the async read pool; once more on a fresh connection when the
+    pooled one turns out broken (the database restarted since it was last used)."""
+    for attempt in (1, 2):
+        async with pool.connection() as conn:
+            try:
+                cur = await conn.execute(statement, params)
+                return await cur.fetchall()
+            except psycopg.OperationalError:
+                if attempt == 2 or not conn.broken:
+                    raise
+        await pool.check()
+    raise AssertionError("unreachable")
+
+
+def decode_or_error(decode: Callable[[], list[T]]) -> tuple[list[T] | None, str | None]:
     """(uplinks, None), or (None, why) when the body cannot be decoded. Domain refusals other
     than an invalid body (403: another device's chip id or uid) propagate: nothing is kept."""
     try:
