@@ -111,10 +111,23 @@ class GroupCommitter:
             if stop:
                 return
 
+    def _store(self, items: list[DecodedMessage]) -> BatchResult:
+        """Once more on a fresh connection when the kept one turns out broken (the database
+        restarted since the last commit: nothing tells until it is used). A repeat is harmless:
+        the writes are idempotent, and the messages keep their arrival times."""
+        fresh = self._conn is None or self._conn.closed
+        try:
+            return store_resilient(self._connection, items, **self.store_options)
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            if fresh:
+                raise
+            self._reset()
+            return store_resilient(self._connection, items, **self.store_options)
+
     def _commit(self, waiting: list[tuple[list[DecodedMessage], Future[BatchResult]]]) -> None:
         items = [m for batch, _ in waiting for m in batch]
         try:
-            result = store_resilient(self._connection, items, **self.store_options)
+            result = self._store(items)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self._reset()
             metrics.WRITE_ERRORS.labels("unavailable").inc()
