@@ -103,6 +103,41 @@ def _serve_static(body: bytes, port: int) -> None:
     uvicorn.Server(config).run(sockets=[reuse_port_socket("127.0.0.1", port)])
 
 
+def _cpu_s(procs: list[Any]) -> float:
+    """CPU seconds (user + system) used so far by the server processes (all their threads)."""
+    import psutil
+
+    total = 0.0
+    for proc in procs:
+        t = psutil.Process(proc.pid).cpu_times()
+        total += t.user + t.system
+    return total
+
+
+def _backends(url: str) -> dict[int, float]:
+    """CPU seconds used so far by the PostgreSQL backends of the scratch database, when they run
+    on this machine (by pid; a backend that went away is left out)."""
+    import psutil
+    import sqlalchemy as sa
+    from civicair.core.db import create_engine
+
+    engine = create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            pids = conn.execute(sa.text("select pid from pg_stat_activity where datname = current_database() "
+                                        "and pid <> pg_backend_pid()")).scalars().all()
+    finally:
+        engine.dispose()
+    out = {}
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        out[pid] = t.user + t.system
+    return out
+
+
 def _wait_answer(url: str, httpx: Any) -> None:
     deadline = time.monotonic() + 30
     while True:
@@ -222,6 +257,8 @@ def bench_push(
             statuses[k] = statuses.get(k, 0) + v
         rps: list[float] = []
         lat_c: list[float] = []
+        cpu0, db0 = _cpu_s(procs), _backends(url)
+        timed = 0
         for _ in range(rounds):
             batch = [_request(fmt, i, devices, t0) for i in range(n, n + requests)]
             n += requests
@@ -230,6 +267,10 @@ def bench_push(
                 statuses[k] = statuses.get(k, 0) + v
             rps.append(requests / elapsed)
             lat_c += lat
+            timed += requests
+        api_cpu_ms = (_cpu_s(procs) - cpu0) * 1000 / timed
+        db1 = _backends(url)
+        db_cpu_ms = sum(db1[p] - db0[p] for p in db1 if p in db0) * 1000 / timed
         _stop(procs)
         engine = create_engine(url)
         with engine.connect() as conn:
@@ -265,6 +306,8 @@ def bench_push(
         "pushes_per_s_rounds": [round(x, 1) for x in rps],
         "p50_ms": round(statistics.median(lat_c), 2), "p95_ms": round(_pct(lat_c, 0.95), 2),
         "single_client_p50_ms": round(statistics.median(lat_1), 2),
+        "api_cpu_ms_per_push": round(api_cpu_ms, 2),
+        "db_cpu_ms_per_push": round(db_cpu_ms, 2),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "pushes_sent": n, "readings_expected": expected, "readings_stored": stored, "dead_letters": dead,
         "nothing_lost": stored == expected and statuses == {201: n},
@@ -275,7 +318,8 @@ def bench_push(
     }
     console.print(f"{fmt} push: {result['pushes_per_s']} stored pushes/s with {concurrency} connections "
                   f"(rounds {result['pushes_per_s_rounds']}), p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms; "
-                  f"one client p50 {result['single_client_p50_ms']} ms ({where})")
+                  f"one client p50 {result['single_client_p50_ms']} ms; CPU per push: API processes "
+                  f"{result['api_cpu_ms_per_push']} ms, PostgreSQL {result['db_cpu_ms_per_push']} ms ({where})")
     console.print(f"nothing lost: {result['nothing_lost']} ({stored} of {expected} readings, statuses "
                   f"{result['statuses']}); baseline in this run: bare ASGI app {result['transport_pushes_per_s']} "
                   f"pushes/s (push is {result['ratio_to_transport']:.1%} of it); target ≥ 500/s: "

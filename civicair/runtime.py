@@ -224,7 +224,7 @@ def uvicorn_config(settings: Settings, app: Any, **options: Any) -> Any:
     """The uvicorn configuration every API process runs with. Proxy headers (X-Forwarded-For,
     X-Forwarded-Proto) are believed only from `trusted_proxies`: uvicorn's own default trusts
     127.0.0.1, so any local process (or a proxy that passes the header through) could choose the
-    client address the rate limit keys on (docs/operations.md#trusted-proxies)."""
+    client address the rate limit keys on (docs/open-data.md#http-caching-and-rate-limit)."""
     import uvicorn
 
     trusted = list(settings.trusted_proxies)

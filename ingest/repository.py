@@ -7,6 +7,7 @@ The hot path uses psycopg directly (COPY into session-local staging tables, then
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -110,14 +111,26 @@ returning device_id, time
 """
 
 
-def ensure_staging(conn: psycopg.Connection) -> None:
-    """Session-local staging tables (created once per connection, emptied at each commit); no
-    JIT for this transaction: the batch statements are estimated costly enough to be compiled,
-    which took longer (~90 ms) than running them."""
+_STAGED: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()  # connections set up (committed)
+
+
+def ensure_staging(conn: psycopg.Connection) -> bool:
+    """Session-local staging tables (emptied at each commit) and no JIT for the session: the
+    batch statements are estimated costly enough to be compiled, which took longer (~90 ms) than
+    running them. Done once per connection — three round trips less per batch, which counts for
+    the small transactions of the HTTP push group commit; returns True when it was done now:
+    the caller calls `staged(conn)` once that transaction committed (a rollback undoes it)."""
+    if conn in _STAGED:
+        return False
     with conn.cursor() as cur:
-        cur.execute("set local jit = off")
+        cur.execute("set jit = off")
         for ddl in _STAGE_DDL:
             cur.execute(ddl)
+    return True
+
+
+def staged(conn: psycopg.Connection) -> None:
+    _STAGED.add(conn)
 
 
 def resolve_devices(
@@ -306,6 +319,12 @@ def delete_readings_before(conn: Connection, cutoff: datetime, limit: int) -> in
     stmt = sa.delete(r).where(
         sa.tuple_(r.c.device_id, r.c.time, r.c.quantity).in_(victims))
     return conn.execute(stmt).rowcount
+
+
+def delete_battery_reports_before(conn: Connection, cutoff: datetime, limit: int) -> int:
+    b = tables.battery_reports
+    victims = sa.select(b.c.device_id, b.c.time).where(b.c.time < cutoff).limit(limit)
+    return conn.execute(sa.delete(b).where(sa.tuple_(b.c.device_id, b.c.time).in_(victims))).rowcount
 
 
 def delete_uplinks_before(conn: Connection, cutoff: datetime, limit: int) -> int:

@@ -46,6 +46,7 @@ def apply_retention(engine: sa.Engine, days: int, *, batch: int = 10_000,
             repo.set_timescale_retention(conn, days)
     readings = 0 if timescale else _delete_in_batches(engine, repo.delete_readings_before, cutoff, batch)
     uplinks = _delete_in_batches(engine, repo.delete_uplinks_before, cutoff, batch)
+    _delete_in_batches(engine, repo.delete_battery_reports_before, cutoff, batch)
     log.info("retention applied method=%s cutoff=%s readings_deleted=%d uplinks_deleted=%d",
              "timescaledb" if timescale else "delete", cutoff.isoformat(), readings, uplinks)
     return RetentionResult("timescaledb" if timescale else "delete", readings, uplinks)

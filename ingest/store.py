@@ -217,7 +217,7 @@ def store_decoded(
     dedup = _Dedup()
     last_seen: dict[int, datetime] = {}
     with conn.transaction():
-        repo.ensure_staging(conn)
+        set_up = repo.ensure_staging(conn)
         refs = {(it.uplink.device.scheme, it.uplink.device.value) for it in items if it.uplink}
         refs |= {(it.ref.scheme, it.ref.value) for it in items if it.uplink is None and it.ref is not None}
         ids = repo.resolve_devices(conn, refs)
@@ -308,6 +308,8 @@ def store_decoded(
         repo.insert_dead_letters(conn, kept_dead)
         repo.insert_quarantine(conn, kept_q)
         repo.touch_devices(conn, last_seen)
+    if set_up and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        repo.staged(conn)  # committed (not a savepoint of a caller's transaction that could roll back)
     result.dead_letters = len(kept_dead)
     result.quarantined = len(kept_q)
     per_route: dict[str, int] = {}
