@@ -24,14 +24,12 @@ import json
 import multiprocessing as mp
 import os
 import statistics
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import typer
 from civicair.bench.api import _Client, _drive, _pct, _stop, _wait_up
+from civicair.bench.scratch import scratch_database
 
 TOKEN = "bench-push-token-{}"
 
@@ -217,87 +215,67 @@ def bench_push(
     import sqlalchemy as sa
     from civicair.core.broker import free_port
     from civicair.core.console import console, fail, settings_or_exit
-    from civicair.core.db import create_engine, start_embedded_postgres
+    from civicair.core.db import create_engine
 
     if fmt not in ("sensor-community", "civicair"):
         fail("--format: sensor-community or civicair")
     settings = settings_or_exit()
-    tmp = tempfile.TemporaryDirectory(prefix="civicair-bench-push-")
-    admin = None
-    server = None
-    name = f"civicair_bench_push_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    if settings.database_url is not None:
-        server_url = settings.database_url.get_secret_value()
-        admin = create_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'create database "{name}"'))
-        url = sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        where = "scratch database next to CIVICAIR_DATABASE_URL"
-    else:
-        url, server = start_embedded_postgres(Path(tmp.name))
-        where = "embedded PostgreSQL"
-    procs: list[Any] = []
-    per_push = 2 if fmt == "sensor-community" else 4
-    t0 = time.time()
-    try:
-        _load(url, devices)
-        port = free_port()
-        procs = [mp.get_context("spawn").Process(target=_serve, args=(url, port)) for _ in range(workers)]
-        for proc in procs:
-            proc.start()
-        base = f"http://127.0.0.1:{port}"
-        _wait_up(base + "/v1/quantities", httpx)
-        n = 0
-        warm = [_request(fmt, i, devices, t0) for i in range(n, n + 200)]
-        n += len(warm)
-        _, _, statuses = _drive(_run(base, warm, concurrency))  # connections, plans, pools: not timed
-        lat_1, _, st = _drive(_run(base, [_request(fmt, i, devices, t0) for i in range(n, n + 300)], 1))
-        n += 300
-        for k, v in st.items():
-            statuses[k] = statuses.get(k, 0) + v
-        rps: list[float] = []
-        lat_c: list[float] = []
-        cpu0, db0 = _cpu_s(procs), _backends(url)
-        timed = 0
-        for _ in range(rounds):
-            batch = [_request(fmt, i, devices, t0) for i in range(n, n + requests)]
-            n += requests
-            lat, elapsed, st = _drive(_run(base, batch, concurrency))
+    with scratch_database(settings, "push") as (url, where):
+        procs: list[Any] = []
+        per_push = 2 if fmt == "sensor-community" else 4
+        t0 = time.time()
+        try:
+            _load(url, devices)
+            port = free_port()
+            procs = [mp.get_context("spawn").Process(target=_serve, args=(url, port)) for _ in range(workers)]
+            for proc in procs:
+                proc.start()
+            base = f"http://127.0.0.1:{port}"
+            _wait_up(base + "/v1/quantities", httpx)
+            n = 0
+            warm = [_request(fmt, i, devices, t0) for i in range(n, n + 200)]
+            n += len(warm)
+            _, _, statuses = _drive(_run(base, warm, concurrency))  # connections, plans, pools: not timed
+            lat_1, _, st = _drive(_run(base, [_request(fmt, i, devices, t0) for i in range(n, n + 300)], 1))
+            n += 300
             for k, v in st.items():
                 statuses[k] = statuses.get(k, 0) + v
-            rps.append(requests / elapsed)
-            lat_c += lat
-            timed += requests
-        api_cpu_ms = (_cpu_s(procs) - cpu0) * 1000 / timed
-        db1 = _backends(url)
-        db_cpu_ms = sum(db1[p] - db0[p] for p in db1 if p in db0) * 1000 / timed
-        _stop(procs)
-        engine = create_engine(url)
-        with engine.connect() as conn:
-            stored = conn.execute(sa.text("select count(*) from readings")).scalar_one()
-            dead = conn.execute(sa.text("select count(*) from dead_letters")).scalar_one()
-        engine.dispose()
-        # baseline: HTTP alone, same uvicorn setup, same request bodies, a 201 of the same size
-        port = free_port()
-        procs = [mp.get_context("spawn").Process(target=_serve_static, args=(b'{"stored":2,"messages":1}', port))
-                 for _ in range(workers)]
-        for proc in procs:
-            proc.start()
-        base = f"http://127.0.0.1:{port}"
-        _wait_answer(base + "/", httpx)
-        rps_t: list[float] = []
-        for _ in range(rounds):
-            _, elapsed, _ = _drive(_run(base, [_request(fmt, i, devices, t0) for i in range(requests)], concurrency))
-            rps_t.append(requests / elapsed)
-    finally:
-        _stop(procs)
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-            admin.dispose()
-        if server is not None:
-            server.cleanup()
-        tmp.cleanup()
+            rps: list[float] = []
+            lat_c: list[float] = []
+            cpu0, db0 = _cpu_s(procs), _backends(url)
+            timed = 0
+            for _ in range(rounds):
+                batch = [_request(fmt, i, devices, t0) for i in range(n, n + requests)]
+                n += requests
+                lat, elapsed, st = _drive(_run(base, batch, concurrency))
+                for k, v in st.items():
+                    statuses[k] = statuses.get(k, 0) + v
+                rps.append(requests / elapsed)
+                lat_c += lat
+                timed += requests
+            api_cpu_ms = (_cpu_s(procs) - cpu0) * 1000 / timed
+            db1 = _backends(url)
+            db_cpu_ms = sum(db1[p] - db0[p] for p in db1 if p in db0) * 1000 / timed
+            _stop(procs)
+            engine = create_engine(url)
+            with engine.connect() as conn:
+                stored = conn.execute(sa.text("select count(*) from readings")).scalar_one()
+                dead = conn.execute(sa.text("select count(*) from dead_letters")).scalar_one()
+            engine.dispose()
+            # baseline: HTTP alone, same uvicorn setup, same request bodies, a 201 of the same size
+            port = free_port()
+            procs = [mp.get_context("spawn").Process(target=_serve_static, args=(b'{"stored":2,"messages":1}', port))
+                     for _ in range(workers)]
+            for proc in procs:
+                proc.start()
+            base = f"http://127.0.0.1:{port}"
+            _wait_answer(base + "/", httpx)
+            rps_t: list[float] = []
+            for _ in range(rounds):
+                _, elapsed, _ = _drive(_run(base, [_request(fmt, i, devices, t0) for i in range(requests)], concurrency))
+                rps_t.append(requests / elapsed)
+        finally:
+            _stop(procs)
     expected = n * per_push
     result = {
         "format": fmt, "requests": requests, "concurrency": concurrency, "workers": workers, "devices": devices,

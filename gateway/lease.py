@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from civicair.core.db import create_engine
 from civicair.core.errors import Conflict, ServiceUnavailable
 from civicair.core.files import write_atomic
+from civicair.core.processes import process_alive
 from civicair.gateway import repository
 
 log = logging.getLogger(__name__)
@@ -70,16 +71,6 @@ def derive_client_id(conninfo: str, host: str | None = None, cache: Path | None 
     return client_id
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class ClientIdLease:
     """Hold `client_id` for this process: `acquire()` (raises Conflict when a live gateway holds
     it), then a heartbeat thread, then `release()`."""
@@ -104,7 +95,7 @@ class ClientIdLease:
         if row.holder in _HELD_HERE:
             return False
         # on this host: its process is gone, or it had our pid (a restarted container's pid 1)
-        return row.host == self.host and (row.pid == self.pid or not _alive(row.pid))
+        return row.host == self.host and (row.pid == self.pid or not process_alive(row.pid))
 
     def acquire(self) -> None:
         """Take the lease, or raise Conflict. With the database unreachable the gateway starts

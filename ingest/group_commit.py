@@ -22,7 +22,13 @@ from typing import Any
 import psycopg
 from civicair.core.errors import ServiceUnavailable
 from civicair.ingest import metrics
-from civicair.ingest.store import BatchResult, DecodedMessage, Outcome, store_resilient
+from civicair.ingest.store import (
+    BatchResult,
+    DecodedMessage,
+    Outcome,
+    WriterConnection,
+    store_resilient,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +57,7 @@ class GroupCommitter:
         self.max_messages = max_messages
         self.store_options = store_options
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._conn: psycopg.Connection | None = None
+        self._connection = WriterConnection(conninfo)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.transactions = 0
@@ -74,20 +80,7 @@ class GroupCommitter:
         if thread is not None:
             self._queue.put(_STOP)
             thread.join(timeout)
-        self._reset()
-
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.conninfo, connect_timeout=5)
-        return self._conn
-
-    def _reset(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                pass
-        self._conn = None
+        self._connection.reset()
 
     def _run(self) -> None:
         while True:
@@ -115,13 +108,13 @@ class GroupCommitter:
         """Once more on a fresh connection when the kept one turns out broken (the database
         restarted since the last commit: nothing tells until it is used). A repeat is harmless:
         the writes are idempotent, and the messages keep their arrival times."""
-        fresh = self._conn is None or self._conn.closed
+        fresh = not self._connection.open
         try:
             return store_resilient(self._connection, items, **self.store_options)
         except (psycopg.OperationalError, psycopg.InterfaceError):
             if fresh:
                 raise
-            self._reset()
+            self._connection.reset()
             return store_resilient(self._connection, items, **self.store_options)
 
     def _commit(self, waiting: list[tuple[list[DecodedMessage], Future[BatchResult]]]) -> None:
@@ -129,7 +122,7 @@ class GroupCommitter:
         try:
             result = self._store(items)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            self._reset()
+            self._connection.reset()
             metrics.WRITE_ERRORS.labels("unavailable").inc()
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             log.warning("push commit failed, database unavailable: %s", first)
@@ -137,7 +130,7 @@ class GroupCommitter:
                 future.set_exception(ServiceUnavailable("database unavailable, retry later"))
             return
         except BaseException as exc:  # noqa: BLE001 - a bug: the callers must hear of it, not hang
-            self._reset()
+            self._connection.reset()
             log.exception("push commit failed")
             for _, future in waiting:
                 future.set_exception(exc)

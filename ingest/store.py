@@ -357,6 +357,32 @@ def ref_for(scheme: str | None, value: str | None) -> DeviceRef | None:
     return DeviceRef(RefScheme(scheme), value) if scheme and value else None
 
 
+class WriterConnection:
+    """The one connection a writer (the MQTT writer thread, the push group commit) keeps: made
+    on first use, made again after `reset()` (a failure)."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self._conn: psycopg.Connection | None = None
+
+    @property
+    def open(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    def __call__(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self.conninfo, connect_timeout=5)
+        return self._conn
+
+    def reset(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass
+        self._conn = None
+
+
 def store_resilient(connection: Callable[[], psycopg.Connection], items: list[DecodedMessage],
                     **options) -> BatchResult:
     """`store_decoded` on `connection()`, retried on deadlock (three attempts in all); on any

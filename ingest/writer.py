@@ -35,6 +35,7 @@ from civicair.ingest.store import (  # noqa: F401 - the writer's message types, 
     Inbound,
     Outcome,
     Quota,
+    WriterConnection,
     decode_one,
     store_batch,
     store_decoded,
@@ -97,7 +98,7 @@ class BatchWriter:
         self._next_retry = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._conn: psycopg.Connection | None = None
+        self._connection = WriterConnection(conninfo)
 
     @classmethod
     def from_settings(cls, settings, conninfo: str, inbox: queue.Queue[Inbound], **kwargs) -> BatchWriter:
@@ -119,7 +120,7 @@ class BatchWriter:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout)
-        self._reset_connection()
+        self._connection.reset()
 
     @property
     def spooled(self) -> int:
@@ -174,19 +175,6 @@ class BatchWriter:
                     break
         return items, acks
 
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.conninfo, connect_timeout=5)
-        return self._conn
-
-    def _reset_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                pass
-        self._conn = None
-
     def _pause(self) -> float:
         pause = self._backoff
         self._backoff = min(self._backoff * 2, self.backoff_max_s)
@@ -218,7 +206,7 @@ class BatchWriter:
         self.stats.errors.append(first)
         del self.stats.errors[:-20]
         log.warning("ingest batch commit failed: %s", first)
-        self._reset_connection()
+        self._connection.reset()
 
     def _committed(self, items: list[DecodedMessage], r: BatchResult, seconds: float) -> None:
         now = time.time()
