@@ -13,7 +13,8 @@
   endpoint: a declared larger `Content-Length` is refused before anything is read, a streamed
   body as soon as it passes the limit (413 problem+json).
 
-`install(app, settings)` adds them (and CORS for `settings.cors_origins`).
+`install(app, settings)` adds them (and CORS for `settings.cors_origins`). Public GETs (`OPEN_PREFIXES`) also
+send `Access-Control-Allow-Origin: *`, without credentials, so any page may read the open data.
 """
 
 from __future__ import annotations
@@ -42,14 +43,21 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PUBLIC_PREFIXES = ("/v1/devices", "/v1/zones", "/v1/mobile", "/v1/stations", "/v1/quantities",
                    "/v1/licences")
 PRIVATE_HEADERS = (b"authorization", b"x-api-key", b"cookie")
+# Open data readable from any web page (the <civicair-air> widget on a commune's site): these GETs
+# send `Access-Control-Allow-Origin: *`, never with credentials.
+OPEN_PREFIXES = (*PUBLIC_PREFIXES, "/v1/map", "/v1/indices")
+
+
+def link_parts(settings: Settings, licence_url: str | None = None) -> list[str]:
+    return [
+        f'<{licence_url or settings.licence_url}>; rel="license"',
+        f'<{settings.portal_base_url}>; rel="describedby"; title="the city\'s open-data portal"',
+        f'<{settings.public_base_url.rstrip("/")}/docs>; rel="service-doc"',
+    ]
 
 
 def link_header(settings: Settings, licence_url: str | None = None) -> str:
-    return ", ".join([
-        f'<{licence_url or settings.licence_url}>; rel="license"',
-        f'<{settings.portal_base_url}>; rel="describedby"; title="dataset page on the open-data portal"',
-        f'<{settings.public_base_url.rstrip("/")}/docs>; rel="service-doc"',
-    ])
+    return ", ".join(link_parts(settings, licence_url))
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -73,6 +81,7 @@ class OpenDataHeaders:
                  cache_entries: int = 2048, cache_bytes: int = 64 << 20) -> None:
         self.app = app
         self.link = link_header(settings).encode()
+        self.link_parts = [p.encode() for p in link_parts(settings)]
         self.attribution = quote(settings.attribution, safe=" /,.;:()@-").encode()
         self.ttl = cache_ttl_s
         self.max_entries = cache_entries
@@ -82,10 +91,18 @@ class OpenDataHeaders:
         self.lock = threading.Lock()
         self.hits = 0
 
-    def _common(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    def _common(self, headers: list[tuple[bytes, bytes]], open_data: bool = False) -> list[tuple[bytes, bytes]]:
         names = {k.lower() for k, _ in headers}
+        if open_data and b"access-control-allow-origin" not in names:
+            headers.append((b"access-control-allow-origin", b"*"))
         if b"link" not in names:
             headers.append((b"link", self.link))
+        else:  # the response's own links (paging, a dataset's licence) come first, then ours
+            own = b", ".join(v for k, v in headers if k.lower() == b"link")
+            extra = [p for p in self.link_parts if not (b'rel="license"' in p and b'rel="license"' in own)
+                     and p.split(b">")[0] + b">" not in own]
+            headers = [(k, v) for k, v in headers if k.lower() != b"link"]
+            headers.append((b"link", b", ".join([own, *extra])))
         if b"x-attribution" not in names:
             headers.append((b"x-attribution", self.attribution))
         return headers
@@ -95,12 +112,13 @@ class OpenDataHeaders:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
+        open_data = scope.get("method") in ("GET", "HEAD") and path.startswith(OPEN_PREFIXES)
         cacheable = (scope.get("method") == "GET" and path.startswith(PUBLIC_PREFIXES)
                      and not any(_header(scope, h) for h in PRIVATE_HEADERS))
         if not cacheable:
             async def send_common(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    message["headers"] = self._common(list(message.get("headers", [])))
+                    message["headers"] = self._common(list(message.get("headers", [])), open_data)
                 await send(message)
 
             await self.app(scope, receive, send_common)
@@ -125,7 +143,7 @@ class OpenDataHeaders:
                 headers += [(b"etag", etag.encode()),
                             (b"cache-control", f"public, max-age={int(self.ttl)}".encode()),
                             (b"vary", b"Accept, Accept-Encoding")]
-                entry = (now + self.ttl, status, self._common(headers), body)
+                entry = (now + self.ttl, status, self._common(headers, open_data), body)
                 if self.ttl > 0 and len(body) <= self.max_bytes // 8:
                     with self.lock:
                         old = self.cache.pop(key, None)
@@ -134,11 +152,11 @@ class OpenDataHeaders:
                         while len(self.cache) > self.max_entries or self.cached_bytes > self.max_bytes:
                             self.cached_bytes -= len(self.cache.popitem(last=False)[1][3])
             else:
-                entry = (0.0, status, self._common(headers), body)
+                entry = (0.0, status, self._common(headers, open_data), body)
         _, status, headers, body = entry
         etag_value = next((v.decode() for k, v in headers if k == b"etag"), None)
         if status == 200 and etag_value and etag_matches(_header(scope, b"if-none-match"), etag_value):
-            keep = {b"etag", b"cache-control", b"vary", b"link", b"x-attribution"}
+            keep = {b"etag", b"cache-control", b"vary", b"link", b"x-attribution", b"access-control-allow-origin"}
             await send({"type": "http.response.start", "status": 304,
                         "headers": [(k, v) for k, v in headers if k in keep]})
             await send({"type": "http.response.body", "body": b""})

@@ -8,6 +8,7 @@ import json
 import typer
 from civicair.bench.api import bench_api
 from civicair.bench.ingest import bench_ingest
+from civicair.bench.map import bench_map
 from civicair.bench.push import bench_push
 from civicair.bench.startup import bench_cli
 
@@ -16,6 +17,7 @@ bench_app = typer.Typer(help="Benchmarks: print ratios against a baseline measur
 bench_app.command("api")(bench_api)
 bench_app.command("ingest")(bench_ingest)
 bench_app.command("cli")(bench_cli)
+bench_app.command("map")(bench_map)
 bench_app.command("push")(bench_push)
 
 

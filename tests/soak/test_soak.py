@@ -292,6 +292,7 @@ def test_soak_published_equals_stored_through_restarts(tmp_path) -> None:
     gateway = _start(["gateway"], _env(tmp_path / "gw", CIVICAIR_DATABASE_URL=url, CIVICAIR_MQTT_URL=broker.url,
                                        CIVICAIR_MQTT_CLIENT_ID=f"soak-gw-{run}"), tmp_path / "gateway.log")
     up = _start(["up"], _env(tmp_path / "up", CIVICAIR_DATABASE_URL=url, CIVICAIR_API_PORT=str(api_port),
+                             CIVICAIR_EMBEDDED_BROKER_PORT=str(free_port()),
                              CIVICAIR_MQTT_CLIENT_ID=f"soak-up-{run}"), tmp_path / "up.log")
     base = f"http://127.0.0.1:{api_port}"
     stop = threading.Event()
