@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,10 +23,14 @@ from civicair.api.public.endpoints import router as public_router
 from civicair.api.public.map import router as map_router
 from civicair.api.push import router as push_router
 from civicair.api.volunteer.endpoints import router as volunteer_router
-from civicair.core.db import Database
+from civicair.core.db import Database, libpq_url
 from civicair.core.settings import Settings
+from civicair.ingest.group_commit import GroupCommitter
+from civicair.ingest.store import Quota
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.gzip import GZipMiddleware
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """
 Open air-quality data from citizen sensors, aggregated, anonymised and calibrated against the
@@ -86,6 +91,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await close_read_pool(app.state)
+        app.state.push_committer.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -101,6 +107,9 @@ def create_app(
     app.state.read_pool_lock = asyncio.Lock()  # api.deps.read_pool
     app.state.mqtt_url = mqtt_url or settings.mqtt_url
     app.state.started_at = time.time()
+    app.state.push_committer = GroupCommitter(  # the HTTP push writes (ingest/group_commit.py)
+        libpq_url(db.url), clock_future_s=settings.clock_future_s, clock_past_s=settings.clock_past_s,
+        quota=Quota.from_settings(settings))
     problems.install(app)
     middleware.install(app, settings)  # before GZip: compression stays outermost
     app.add_middleware(GZipMiddleware, minimum_size=1024)
@@ -112,8 +121,9 @@ def create_app(
             with db.engine.connect() as conn:
                 conn.execute(sa.text("select 1"))
             result["database"] = {"status": "ok"}
-        except sa.exc.SQLAlchemyError as exc:
-            result["database"] = {"status": "down", "error": str(exc).splitlines()[0]}
+        except sa.exc.SQLAlchemyError as exc:  # the error text stays in the log, never public
+            log.warning("health: database unavailable: %s", (str(exc).splitlines() or [""])[0])
+            result["database"] = {"status": "down"}
             result["status"] = "degraded"
         if broker_status is not None:
             result["broker"] = broker_status()

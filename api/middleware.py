@@ -6,7 +6,12 @@
   `api_cache_mb` of bodies, LRU).
 - `RateLimit`: a token bucket per client address (`rate_limit_per_minute`, burst of the same
   size); over the limit → 429 problem+json with `Retry-After`. The bucket lives in this
-  process: behind several API processes, rate-limit at the reverse proxy instead.
+  process: behind several API processes, rate-limit at the reverse proxy instead. The client
+  address is the TCP peer unless it is one of `trusted_proxies` (uvicorn's proxy headers,
+  `civicair.runtime.uvicorn_config`).
+- `BodyLimit`: one limit (`http_max_body_bytes`) on the body of every request, whatever the
+  endpoint: a declared larger `Content-Length` is refused before anything is read, a streamed
+  body as soon as it passes the limit (413 problem+json).
 
 `install(app, settings)` adds them (and CORS for `settings.cors_origins`). Public GETs (`OPEN_PREFIXES`) also
 send `Access-Control-Allow-Origin: *`, without credentials, so any page may read the open data.
@@ -231,11 +236,68 @@ class RateLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+def _problem(status: int, title: str, detail: str, path: str, headers: list[tuple[bytes, bytes]] = []) -> tuple[dict, dict]:  # noqa: B006
+    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail,
+                       "instance": path}).encode()
+    start = {"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode()), *headers]}
+    return start, {"type": "http.response.body", "body": body}
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > self.limit:
+            for message in _problem(413, "Payload too large", f"body of {declared} bytes exceeds the "
+                                    f"{self.limit}-byte limit", path, [(b"connection", b"close")]):
+                await send(message)
+            return
+        seen = 0
+        over = False
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen, over
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    over = True  # the app sees a client that went away; we answer 413
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if over:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not over:
+                raise
+        if over and not started:
+            for message in _problem(413, "Payload too large", f"body exceeds the {self.limit}-byte limit",
+                                    path, [(b"connection", b"close")]):
+                await send(message)
+
+
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the middleware; call before GZip so compression stays outermost."""
     app.add_middleware(OpenDataHeaders, settings=settings, cache_ttl_s=settings.api_cache_ttl_s,
                        cache_bytes=settings.api_cache_mb << 20)
     app.add_middleware(RateLimit, settings=settings)
+    app.add_middleware(BodyLimit, limit=settings.http_max_body_bytes)  # outermost of these: before any parsing
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "HEAD"],
                            allow_headers=["*"], expose_headers=["ETag", "Link", "Retry-After", "X-Attribution"],

@@ -30,14 +30,12 @@ import json
 import multiprocessing as mp
 import os
 import statistics
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import typer
+from civicair.bench.scratch import scratch_database
 
 N_DEVICES = 200
 N_ZONES = 50
@@ -272,87 +270,69 @@ def bench_api(
     import sqlalchemy as sa
     from civicair.core.broker import free_port
     from civicair.core.console import console, settings_or_exit
-    from civicair.core.db import create_engine, start_embedded_postgres
 
     settings = settings_or_exit()
-    tmp = tempfile.TemporaryDirectory(prefix="civicair-bench-api-")
-    admin = None
-    name = f"civicair_bench_api_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    if settings.database_url is not None:
-        server_url = settings.database_url.get_secret_value()
-        admin = create_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'create database "{name}"'))
-        url = sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        where = "scratch database next to CIVICAIR_DATABASE_URL"
-    else:
-        url, _server = start_embedded_postgres(Path(tmp.name))
-        where = "embedded PostgreSQL"
-    procs: list[Any] = []
-    try:
-        t = time.perf_counter()
-        SPAN["days"] = days
-        materialise_s = load(url, days)
-        console.print(f"loaded {N_DEVICES} devices × {days} days hourly ({N_DEVICES * 24 * days:,} rows), "
-                      f"{N_ZONES} zones in {time.perf_counter() - t:.1f} s ({where}); zone series "
-                      f"materialised in {materialise_s:.1f} s")
-        port = free_port()
-        for _ in range(workers):
-            procs.append(mp.get_context("spawn").Process(target=_serve, args=(url, port)))
-            procs[-1].start()
-        base = f"http://127.0.0.1:{port}"
-        _wait_up(base + "/v1/quantities", httpx)
-        probe_response = httpx.get(base + _path(0))
-        probe, body_kib = probe_response.json(), len(probe_response.content) // 1024
-        rows = len(probe["results"])
-        # warm-up (connections, query plans), not measured
-        _drive(_run(base, [_path(i % N_ZONES, -1 - i) for i in range(100)], concurrency))
-        n_lat = max(50, requests // 4)
-        lat_u, _ = _drive(_run(base, [_path(i % N_ZONES, i + 1) for i in range(n_lat)], 1))
-        rounds_u: list[float] = []
-        rounds_c: list[float] = []
-        conc_u: list[float] = []
-        conc_c: list[float] = []
-        for r in range(rounds):  # this machine's speed varies by ±20 % from second to second
-            offset = n_lat + 1 + r * requests
-            lat, elapsed = _drive(_run(base, [_path(i % N_ZONES, offset + i) for i in range(requests)], concurrency))
-            conc_u += lat
-            rounds_u.append(requests / elapsed)
-        lat_c, _ = _drive(_run(base, [_path(0)] * n_lat, 1))
-        for _ in range(rounds):
-            lat, elapsed = _drive(_run(base, [_path(0)] * requests, concurrency))
-            conc_c += lat
-            rounds_c.append(requests / elapsed)
-        # baseline 1, the same requests with nothing materialised (every row aggregated live, as
-        # before readmodel/zone_rollup.py): fewer requests, it is slow
-        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-        with engine.begin() as conn:
-            conn.execute(sa.text("delete from zone_rollup"))
-        engine.dispose()
-        offset = n_lat + 1 + rounds * requests
-        n_live = max(50, requests // 10)
-        _, elapsed = _drive(_run(base, [_path(i % N_ZONES, offset + i) for i in range(n_live)], concurrency))
-        live_rps = n_live / elapsed
-        _stop(procs)
-        # baseline 2, HTTP alone: a bare ASGI app serving a body of the same size
-        port = free_port()
-        procs = [mp.get_context("spawn").Process(target=_serve_static, args=(probe_response.content, port))
-                 for _ in range(workers)]
-        for proc in procs:
-            proc.start()
-        base = f"http://127.0.0.1:{port}"
-        _wait_up(base + "/", httpx)
-        rounds_t: list[float] = []
-        for _ in range(rounds):
-            _, elapsed = _drive(_run(base, ["/"] * requests, concurrency))
-            rounds_t.append(requests / elapsed)
-    finally:
-        _stop(procs)
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-            admin.dispose()
-        tmp.cleanup()
+    with scratch_database(settings, "api") as (url, where):
+        procs: list[Any] = []
+        try:
+            t = time.perf_counter()
+            SPAN["days"] = days
+            materialise_s = load(url, days)
+            console.print(f"loaded {N_DEVICES} devices × {days} days hourly ({N_DEVICES * 24 * days:,} rows), "
+                          f"{N_ZONES} zones in {time.perf_counter() - t:.1f} s ({where}); zone series "
+                          f"materialised in {materialise_s:.1f} s")
+            port = free_port()
+            for _ in range(workers):
+                procs.append(mp.get_context("spawn").Process(target=_serve, args=(url, port)))
+                procs[-1].start()
+            base = f"http://127.0.0.1:{port}"
+            _wait_up(base + "/v1/quantities", httpx)
+            probe_response = httpx.get(base + _path(0))
+            probe, body_kib = probe_response.json(), len(probe_response.content) // 1024
+            rows = len(probe["results"])
+            # warm-up (connections, query plans), not measured
+            _drive(_run(base, [_path(i % N_ZONES, -1 - i) for i in range(100)], concurrency))
+            n_lat = max(50, requests // 4)
+            lat_u, _ = _drive(_run(base, [_path(i % N_ZONES, i + 1) for i in range(n_lat)], 1))
+            rounds_u: list[float] = []
+            rounds_c: list[float] = []
+            conc_u: list[float] = []
+            conc_c: list[float] = []
+            for r in range(rounds):  # this machine's speed varies by ±20 % from second to second
+                offset = n_lat + 1 + r * requests
+                lat, elapsed = _drive(_run(base, [_path(i % N_ZONES, offset + i) for i in range(requests)], concurrency))
+                conc_u += lat
+                rounds_u.append(requests / elapsed)
+            lat_c, _ = _drive(_run(base, [_path(0)] * n_lat, 1))
+            for _ in range(rounds):
+                lat, elapsed = _drive(_run(base, [_path(0)] * requests, concurrency))
+                conc_c += lat
+                rounds_c.append(requests / elapsed)
+            # baseline 1, the same requests with nothing materialised (every row aggregated live, as
+            # before readmodel/zone_rollup.py): fewer requests, it is slow
+            engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+            with engine.begin() as conn:
+                conn.execute(sa.text("delete from zone_rollup"))
+            engine.dispose()
+            offset = n_lat + 1 + rounds * requests
+            n_live = max(50, requests // 10)
+            _, elapsed = _drive(_run(base, [_path(i % N_ZONES, offset + i) for i in range(n_live)], concurrency))
+            live_rps = n_live / elapsed
+            _stop(procs)
+            # baseline 2, HTTP alone: a bare ASGI app serving a body of the same size
+            port = free_port()
+            procs = [mp.get_context("spawn").Process(target=_serve_static, args=(probe_response.content, port))
+                     for _ in range(workers)]
+            for proc in procs:
+                proc.start()
+            base = f"http://127.0.0.1:{port}"
+            _wait_up(base + "/", httpx)
+            rounds_t: list[float] = []
+            for _ in range(rounds):
+                _, elapsed = _drive(_run(base, ["/"] * requests, concurrency))
+                rounds_t.append(requests / elapsed)
+        finally:
+            _stop(procs)
     result = {
         "rows_per_response": rows,
         "requests": requests,

@@ -10,6 +10,7 @@ from civicair.bench.api import bench_api
 from civicair.bench.ingest import bench_ingest
 from civicair.bench.map import bench_map
 from civicair.bench.mobile import bench_mobile
+from civicair.bench.push import bench_push
 from civicair.bench.sta import bench_sta
 from civicair.bench.startup import bench_cli
 
@@ -21,6 +22,7 @@ bench_app.command("cli")(bench_cli)
 bench_app.command("mobile")(bench_mobile)
 bench_app.command("map")(bench_map)
 bench_app.command("sta")(bench_sta)
+bench_app.command("push")(bench_push)
 
 
 @bench_app.command("calibration")

@@ -1,9 +1,11 @@
 """The composition root: the process wiring of `civicair up`, `civicair gateway` and `civicair api`,
 written once. Every package sits below it; it starts them in order and stops them in reverse.
 
-Order: database (embedded if none configured) → migrations → broker (embedded if none
-configured: authenticating devices like Mosquitto) → ingest writer + MQTT listener → scheduler → demo simulator → API (uvicorn, main
-thread). Ctrl-C (SIGINT) or SIGTERM stops them in reverse order.
+Order: database (embedded if none configured; a configured one that is down is waited for,
+`CIVICAIR_DATABASE_WAIT_S`) → migrations → broker (embedded if none configured: authenticating
+devices like Mosquitto) → ingest writer + MQTT listener (after leasing its client id) → scheduler
+→ demo simulator → API (uvicorn, main thread). Ctrl-C (SIGINT) or SIGTERM stops them in reverse
+order, the embedded PostgreSQL last.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -76,19 +79,59 @@ def check_broker(url: str) -> None:
         raise ServiceUnavailable(f"CIVICAIR_MQTT_URL: cannot connect to {redact_url(url)}: {exc}") from None
 
 
+class Stopping(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C: every component stops
+    in reverse order (the embedded PostgreSQL too) instead of the process dying on the spot."""
+
+
+def _raise_stopping(signum: int, frame: Any) -> None:
+    raise Stopping()
+
+
+def stop_on_sigterm() -> None:
+    """Handle SIGTERM as SIGINT (what systemd, Docker and supervisors send). Main thread only;
+    uvicorn restores this handler after its own shutdown and re-raises the signal into it."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_stopping)
+
+
+def open_database_waiting(settings: Settings) -> Database:
+    """`open_database`, retried while a configured database is unreachable, for at most
+    `database_wait_s` (a database started at the same time, or restarting); the embedded one is
+    started, not waited for."""
+    deadline = time.monotonic() + settings.database_wait_s
+    pause = 1.0
+    while True:
+        try:
+            return open_database(settings)
+        except ServiceUnavailable as exc:
+            if settings.database_url is None or time.monotonic() + pause > deadline:
+                raise
+            console.print(f"database: unavailable, retrying in {pause:.0f} s ({exc.detail})", highlight=False)
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+
 @dataclass
 class Pipeline:
-    """A running gateway: the MQTT listener feeding the batch writer through a bounded queue."""
+    """A running gateway: the MQTT listener feeding the batch writer through a bounded queue,
+    under a leased client id."""
 
     listener: Any  # civicair.gateway.listener.MqttListener
     writer: Any  # civicair.ingest.writer.BatchWriter
     inbox: queue.Queue[Any]
+    lease: Any = None  # civicair.gateway.lease.ClientIdLease
 
     def stop(self) -> None:
-        """Stop taking messages, let the writer drain and ack what it holds, then disconnect."""
+        """Stop taking messages, let the writer drain and ack what it holds, then disconnect and
+        give the client id back."""
         self.listener.pause()
         self.writer.stop()
         self.listener.stop()
+        if self.lease is not None:
+            self.lease.release()
 
 
 def start_pipeline(
@@ -101,23 +144,33 @@ def start_pipeline(
     mqtt_v311: bool = False,
     on_commit: Callable[[list[Any], float], None] | None = None,
 ) -> Pipeline:
-    """Start a batch writer (spool replayed first) and an MQTT listener feeding it. The caller
-    stops it with `Pipeline.stop()`."""
+    """Lease the client id (refused when a live gateway holds it), start a batch writer (spool
+    replayed first) and an MQTT listener feeding it. The caller stops it with `Pipeline.stop()`."""
     import paho.mqtt.client as mqtt
 
+    from civicair.gateway.lease import ClientIdLease, derive_client_id
     from civicair.gateway.listener import MqttListener
     from civicair.gateway.routing import TopicRouter
     from civicair.ingest.writer import BatchWriter
 
+    client_id = client_id or settings.mqtt_client_id or derive_client_id(
+        conninfo, cache=Path(settings.data_dir) / "mqtt_client_id")
+    lease = ClientIdLease(conninfo, client_id)
+    lease.acquire()
+
     inbox: queue.Queue[Any] = queue.Queue(maxsize=settings.queue_max)
     # Spool + backoff on: a database outage parks batches on disk instead of stalling.
     writer = BatchWriter.from_settings(settings, conninfo, inbox, on_commit=on_commit)
-    replayed = writer.replay_spool()
+    try:
+        replayed = writer.replay_spool()
+    except BaseException:
+        lease.release()
+        raise
     if replayed:
         console.print(f"spool: replayed {replayed} batch(es) left by an earlier run", highlight=False)
     writer.start()
     listener = MqttListener(
-        mqtt_url, inbox, client_id=client_id or settings.mqtt_client_id,
+        mqtt_url, inbox, client_id=client_id,
         router=TopicRouter.from_settings(settings),
         shared_group=shared_group if shared_group is not None else settings.mqtt_shared_group,
         receive_maximum=settings.mqtt_receive_maximum,
@@ -125,7 +178,8 @@ def start_pipeline(
         protocol=mqtt.MQTTv311 if mqtt_v311 else mqtt.MQTTv5,  # amqtt speaks 3.1.1 only
     )
     listener.start()
-    return Pipeline(listener=listener, writer=writer, inbox=inbox)
+    console.print(f"gateway: MQTT client id {client_id}", highlight=False)
+    return Pipeline(listener=listener, writer=writer, inbox=inbox, lease=lease)
 def _after_backfill(sim: Any, pipeline: Pipeline, scheduler: Scheduler) -> None:
     if not sim.backfilled.wait(600):
         return
@@ -248,6 +302,20 @@ def _start_demo(settings: Settings, db: Database, mqtt_url: str, stack: ExitStac
                          name="demo-trigger", daemon=True).start()
 
 
+def uvicorn_config(settings: Settings, app: Any, **options: Any) -> Any:
+    """The uvicorn configuration every API process runs with. Proxy headers (X-Forwarded-For,
+    X-Forwarded-Proto) are believed only from `trusted_proxies`: uvicorn's own default trusts
+    127.0.0.1, so any local process (or a proxy that passes the header through) could choose the
+    client address the rate limit keys on (docs/open-data.md#http-caching-and-rate-limit)."""
+    import uvicorn
+
+    trusted = list(settings.trusted_proxies)
+    options.setdefault("host", settings.api_host)
+    options.setdefault("port", settings.api_port)
+    options.setdefault("log_level", "warning" if settings.log_level != "debug" else "debug")
+    return uvicorn.Config(app, proxy_headers=bool(trusted), forwarded_allow_ips=trusted or "", **options)
+
+
 def _serve_api(settings: Settings, app: Any, sock: socket.socket) -> None:
     import uvicorn
 
@@ -255,10 +323,7 @@ def _serve_api(settings: Settings, app: Any, sock: socket.socket) -> None:
 
     console.print(f"api: public URL {settings.public_base_url}/docs", highlight=False, soft_wrap=True)
     console.print(f"api: listening on {settings.api_host}:{settings.api_port}", highlight=False)
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port,
-        log_level="warning" if settings.log_level != "debug" else "debug",
-    ))
+    server = uvicorn.Server(uvicorn_config(settings, app))
     prepare_to_serve()
     try:
         server.run(sockets=[sock])  # handles SIGINT/SIGTERM, then re-raises the signal
@@ -267,24 +332,31 @@ def _serve_api(settings: Settings, app: Any, sock: socket.socket) -> None:
 
 
 def _wait_for_signal() -> None:
-    import signal
-
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    signal.signal(signal.SIGINT, lambda *_: stopped.set())
     console.print("running; Ctrl-C to stop", highlight=False)
-    stopped.wait()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:  # SIGINT, or SIGTERM (`Stopping`)
+        pass
 
 
 def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None:
     """Run the given components (`gateway`, `api`, `scheduler`) until SIGINT/SIGTERM."""
     check_secrets(settings, demo=demo)
+    stop_on_sigterm()
+    try:
+        _run_service(settings, demo=demo, components=components)
+    except KeyboardInterrupt:  # during start-up: everything started so far was stopped
+        pass
+    console.print("stopped", highlight=False)
+
+
+def _run_service(settings: Settings, *, demo: bool, components: set[str]) -> None:
     with ExitStack() as stack:
         api_socket: socket.socket | None = None
         if "api" in components:
             settings, api_socket = bind_api(settings)
             stack.callback(api_socket.close)
-        db = open_database(settings)
+        db = open_database_waiting(settings)
         stack.callback(db.close)
         console.print(f"database: {db.description}", highlight=False)
         upgrade(db.engine)
@@ -318,8 +390,10 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
                 from civicair.api.app import broker_reachable
 
                 return {"status": "ok" if broker_reachable(mqtt_url) else "down"}
+            listener = pipeline.listener
             return {
-                "status": "ok" if pipeline.listener.connected.is_set() else "down",
+                "status": ("ok" if listener.connected.is_set()
+                           else "taken_over" if listener.taken_over.is_set() else "down"),
                 "received": pipeline.listener.received,
                 "queue_depth": pipeline.inbox.qsize(),
                 "written_readings": pipeline.writer.stats.readings_written,
@@ -331,4 +405,3 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
         else:
             _wait_for_signal()
         console.print("stopping…", highlight=False)
-    console.print("stopped", highlight=False)

@@ -100,6 +100,8 @@ class Database:
         self.engine.dispose()
         if self.read_engine is not self.engine:
             self.read_engine.dispose()
+        if self.embedded is not None:  # stop the embedded PostgreSQL this process started
+            self.embedded.cleanup()
 
 
 def open_database(settings: Settings, *, check: bool = True) -> Database:

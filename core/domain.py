@@ -112,6 +112,16 @@ class LinkMeta:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusReport:
+    """A device's report of its own state, without readings (ChirpStack `event/status`,
+    docs/formats.md#chirpstack-status-events)."""
+
+    battery_pct: float | None = None  # 0-100 %; None when unavailable or on external power
+    external_power: bool = False
+    margin_db: int | None = None  # demodulation margin of the device's last DevStatusAns
+
+
+@dataclass(frozen=True, slots=True)
 class Uplink:
     """One decoded message from one device, before device resolution."""
 
@@ -126,4 +136,8 @@ class Uplink:
     battery_v: float | None = None
     topic: str = ""
     raw: bytes = b""
-    battery_pct: float | None = None  # ChirpStack event/status battery level (0-100 %)
+    status: StatusReport | None = None  # set on a status event, which carries no readings
+
+    @property
+    def battery_pct(self) -> float | None:
+        return self.status.battery_pct if self.status is not None else None

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEMO_PSEUDONYM_SECRET = "change-me-civicair-pseudonym-secret"  # noqa: S105 - the demo's, refused elsewhere
 
@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
 
     # --- gateway ------------------------------------------------------------------------------
-    mqtt_client_id: str = Field(default="civicair-gateway-1", description="Fixed per process (persistent session).")
+    mqtt_client_id: str | None = Field(default=None, description=(
+        "Fixed per gateway process (its persistent session). Empty: derived from the database's "
+        "installation id and the host name (gateway/lease.py)."))
     mqtt_shared_group: str | None = Field(default=None, description="Shared subscription group ($share/<group>/...).")
     mqtt_receive_maximum: int = 65535
     mqtt_session_expiry_s: int = 3600
@@ -191,6 +193,18 @@ class Settings(BaseSettings):
     sta_default_top: int = Field(default=100, ge=1, le=1000, description="SensorThings page size without $top.")
     sta_max_top: int = Field(default=1000, ge=1, le=10000, description=(
         "Largest SensorThings page: a larger $top is served in pages of this size, with @iot.nextLink."))
+    # --- nothing dropped, operations (issue 19b) --------------------------------------------------
+    dead_letter_retention_days: int = Field(default=30, ge=1, description="Dead letters older than this are deleted by the daily job.")
+    quarantine_retention_days: int = Field(default=30, ge=1, description="Quarantine entries older than this are deleted by the daily job.")
+    dead_letter_quota_rows: int = Field(default=1000, ge=1, description="Most dead letters kept per device (and for all messages naming no registered device together).")
+    dead_letter_quota_bytes: int = Field(default=4 << 20, ge=1024, description="Most dead-letter payload bytes kept per device.")
+    quarantine_quota_rows: int = Field(default=1000, ge=1, description="Most quarantine entries kept per unknown device reference.")
+    quarantine_quota_bytes: int = Field(default=4 << 20, ge=1024, description="Most quarantine payload bytes kept per unknown device reference.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "Addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto "
+        "headers are believed. Empty: none, the TCP peer is the client (rate limits key on it)."))
+    database_wait_s: float = Field(default=120.0, ge=0, description=(
+        "How long `civicair up|gateway|api` keep retrying a configured database that is down at start."))
 
     _public_base_derived: bool = PrivateAttr(default=False)
 
@@ -217,6 +231,18 @@ class Settings(BaseSettings):
         if parts.scheme.split("+")[0] not in ("postgresql", "postgres"):
             raise ValueError(f"must be a postgresql:// URL, got scheme {parts.scheme!r}")
         return s
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, v: object) -> object:
+        """A JSON list, or addresses separated by commas."""
+        if isinstance(v, str):
+            if v.lstrip().startswith("["):
+                import json
+
+                return json.loads(v)
+            return [p.strip() for p in v.split(",") if p.strip()]
+        return v
 
     @field_validator("mqtt_url", mode="before")
     @classmethod

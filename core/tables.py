@@ -4,7 +4,7 @@ migrations/; these definitions are what queries are written against and must mat
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, UUID
 
 metadata = sa.MetaData()
 TZ = sa.DateTime(timezone=True)
@@ -120,6 +120,11 @@ dead_letters = sa.Table(
     sa.Column("error", sa.Text, nullable=False),
     sa.Column("replayed_at", TZ),
     sa.Column("device_id", sa.Integer),  # the authenticated device (token-authenticated HTTP pushes)
+    # the device the message names as far as known (its topic, or the token of an HTTP push):
+    # quotas, replay and erasure (migration 0011)
+    sa.Column("ref_scheme", sa.Text),
+    sa.Column("ref_value", sa.Text),
+    sa.Column("replay_error", sa.Text),  # why the last replay failed (the entry stays)
 )
 
 quarantine = sa.Table(
@@ -230,7 +235,9 @@ zones = sa.Table(
 
 sa.Index("uplinks_dedup_id", uplinks.c.dedup_id, unique=True,
          postgresql_where=uplinks.c.dedup_id.isnot(None))
-sa.Index("uplinks_fcnt", uplinks.c.device_id, uplinks.c.f_cnt, uplinks.c.received_at)
+# frame-counter duplicates are judged on network-server time (migration 0011)
+sa.Index("uplinks_fcnt_ns", uplinks.c.device_id, uplinks.c.f_cnt,
+         sa.func.coalesce(uplinks.c.ns_time, uplinks.c.time))
 sa.Index("hourly_hour", hourly.c.hour)
 sa.Index("reference_readings_time", reference_readings.c.time)
 
@@ -381,4 +388,53 @@ sta_ids = sa.Table(
     sa.Column("key", sa.Text, nullable=False),
     sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
     sa.UniqueConstraint("kind", "key", name="sta_ids_kind_key"),
+)
+# --- issue 19b: nothing dropped, operations (migration 0011) ---------------------------------------
+# ChirpStack event/status reports of known devices (docs/storage.md#battery-reports)
+battery_reports = sa.Table(
+    "battery_reports",
+    metadata,
+    sa.Column("device_id", sa.Integer, primary_key=True),
+    sa.Column("time", TZ, primary_key=True),  # network-server time, else arrival
+    sa.Column("received_at", TZ, nullable=False),
+    sa.Column("level_pct", sa.Float),  # null: unavailable or external power
+    sa.Column("external_power", sa.Boolean, nullable=False, server_default=sa.text("false")),
+    sa.Column("margin_db", sa.SmallInteger),
+)
+sa.Index("dead_letters_ref", dead_letters.c.ref_scheme, dead_letters.c.ref_value)
+sa.Index("dead_letters_received_at", dead_letters.c.received_at)
+sa.Index("quarantine_ref", quarantine.c.ref_scheme, quarantine.c.ref_value)
+sa.Index("quarantine_received_at", quarantine.c.received_at)
+# Messages not kept because the device's dead-letter or quarantine quota was full: one row per
+# (table, device), so an operator sees what was refused (docs/formats.md#quotas-and-retention).
+kept_overflow = sa.Table(
+    "kept_overflow",
+    metadata,
+    sa.Column("kind", sa.Text, primary_key=True),  # dead_letters | quarantine
+    sa.Column("ref_scheme", sa.Text, primary_key=True),  # '' when the message names no device
+    sa.Column("ref_value", sa.Text, primary_key=True),
+    sa.Column("refused", sa.BigInteger, nullable=False),
+    sa.Column("refused_bytes", sa.BigInteger, nullable=False),
+    sa.Column("first_at", TZ, nullable=False),
+    sa.Column("last_at", TZ, nullable=False),
+    sa.Column("last_error", sa.Text),
+)
+# This installation's identity: the default MQTT client id is derived from it and the host.
+installation = sa.Table(
+    "installation",
+    metadata,
+    sa.Column("id", UUID(as_uuid=False), primary_key=True, server_default=sa.text("gen_random_uuid()")),
+    sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
+)
+# Which live gateway holds an MQTT client id (gateway/lease.py): a second gateway with the same
+# id refuses to start instead of taking over the first one's persistent session.
+gateway_leases = sa.Table(
+    "gateway_leases",
+    metadata,
+    sa.Column("client_id", sa.Text, primary_key=True),
+    sa.Column("holder", sa.Text, nullable=False),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", TZ, nullable=False),
+    sa.Column("heartbeat_at", TZ, nullable=False),
 )

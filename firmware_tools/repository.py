@@ -89,6 +89,16 @@ def dead_letters_since(conn: Connection, since: datetime, limit: int = 50) -> li
     ).all())
 
 
+def latest_battery(conn: Connection, device_id: int) -> Any:
+    """The device's last status report (ChirpStack event/status) and its last battery voltage
+    from an uplink's payload, newest first."""
+    b = tables.battery_reports
+    return conn.execute(
+        sa.select(b.c.time, b.c.level_pct, b.c.external_power, b.c.margin_db)
+        .where(b.c.device_id == device_id).order_by(b.c.time.desc()).limit(1)
+    ).first()
+
+
 def _names(table: sa.Table, ids: DeviceIdentifiers) -> sa.ColumnElement[bool]:
     """A raw message (topic, payload) naming the device in any of its forms."""
     return sa.or_(*[table.c.topic.icontains(t, autoescape=True) for t in ids.topic_parts],

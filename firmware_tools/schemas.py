@@ -119,6 +119,15 @@ class RegistrationResult(BaseModel):
     notice: str = "Keep these credentials: they are shown only once."
 
 
+class BatteryStatus(BaseModel):
+    """The device's last status report (LoRaWAN, ChirpStack `event/status`)."""
+
+    at: datetime
+    level_pct: float | None = Field(description="0-100 %; null when unavailable or on external power")
+    external_power: bool
+    margin_db: int | None = None
+
+
 class DeviceStatus(BaseModel):
     uid: str
     pseudonym: str
@@ -136,6 +145,7 @@ class DeviceStatus(BaseModel):
     readings_last_24h: int
     flags: list[dict[str, Any]]
     calibration: list[dict[str, Any]]
+    battery: BatteryStatus | None = None
 
 
 class PublicationStatus(BaseModel):

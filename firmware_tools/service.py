@@ -31,6 +31,7 @@ from civicair.core.security import (
 from civicair.core.settings import Settings, device_broker_url
 from civicair.firmware_tools import credentials, identifiers, repository
 from civicair.firmware_tools.schemas import (
+    BatteryStatus,
     Credentials,
     DeviceStatus,
     LoRaWANKeys,
@@ -170,6 +171,9 @@ def device_status(conn: Any, settings: Settings, device_id: int) -> DeviceStatus
         readings_last_24h=repository.readings_count_since(conn, device_id, since),
         flags=[dict(r._mapping) for r in repository.recent_flags(conn, device_id)],
         calibration=[dict(r._mapping) for r in repository.active_calibrations(conn, device_id)],
+        battery=(BatteryStatus(at=b.time, level_pct=b.level_pct, external_power=b.external_power,
+                               margin_db=b.margin_db)
+                 if (b := repository.latest_battery(conn, device_id)) is not None else None),
     )
 
 

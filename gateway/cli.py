@@ -1,4 +1,5 @@
-"""`civicair` commands of the gateway package: `quarantine list|attach|replay`, `mosquitto sync`."""
+"""`civicair` commands of the gateway package: `quarantine list|attach|replay`,
+`deadletters list|show|replay`, `mosquitto sync`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import typer
 quarantine_app = typer.Typer(help="Messages from unknown devices: list, attach to a device, replay.",
                              no_args_is_help=True)
 mosquitto_app = typer.Typer(help="Mosquitto password/ACL files from the devices table.", no_args_is_help=True)
+deadletters_app = typer.Typer(help="Messages that could not be decoded or stored: list, show, replay "
+                              "(e.g. after adding a codec).", no_args_is_help=True)
 
 
 def _db():
@@ -75,6 +78,119 @@ def quarantine_replay() -> None:
                f"{r.dead_letters} dead letter(s)")
 
 
+@deadletters_app.command("list")
+def deadletters_list(
+    all_: bool = typer.Option(False, "--all", help="Include replayed entries."),
+    source: str | None = typer.Option(None, "--source", help="chirpstack, tts, mqtt, http or sensor_community."),
+    device: str | None = typer.Option(None, "--device", help="Only those naming this device (uid, DevEUI, ...)."),
+    error: str | None = typer.Option(None, "--error", help="Only those whose error contains this text."),
+    before: int | None = typer.Option(None, "--before", help="Page back: entries older than this id."),
+    limit: int = typer.Option(100, min=1),
+) -> None:
+    """Dead letters, newest first: id, time, source, device, size, topic, state, error."""
+    from civicair.gateway import dead_letters
+
+    _, db = _db()
+    try:
+        rows = dead_letters.list_dead_letters(db, include_replayed=all_, source=source, device_uid=device,
+                                              error_contains=error, before_id=before, limit=limit)
+        refused = dead_letters.overflow(db)
+    finally:
+        db.close()
+    if not rows:
+        typer.echo("no dead letters" + ("" if all_ else " waiting (--all shows the replayed ones)"))
+    for r in rows:
+        state = ("replayed" if r.replayed_at else f"replay failed: {r.replay_error[:60]}" if r.replay_error
+                 else "waiting")
+        typer.echo(f"{r.id}\t{r.received_at:%Y-%m-%dT%H:%M:%SZ}\t{r.source}\t{r.device or '-'}\t{r.size} B"
+                   f"\t{r.topic}\t{state}\t{r.error[:100]}")
+    for o in refused:
+        typer.echo(f"not kept ({o.table} quota full): {o.refused} message(s), {o.refused_bytes} B from "
+                   f"{o.device or 'messages naming no registered device'}, last at {o.last_at:%Y-%m-%dT%H:%M:%SZ}",
+                   err=True)
+
+
+@deadletters_app.command("show")
+def deadletters_show(
+    entry_id: int = typer.Argument(..., metavar="ID"),
+    raw: bool = typer.Option(False, "--raw", help="Write only the payload bytes to stdout."),
+) -> None:
+    """One dead letter: metadata, error, and its payload (text, else a hex dump)."""
+    import sys
+
+    from civicair.core.console import fail
+    from civicair.core.errors import CivicairError
+    from civicair.gateway import dead_letters
+
+    _, db = _db()
+    try:
+        entry = dead_letters.get_dead_letter(db, entry_id)
+    except CivicairError as exc:
+        fail(exc)
+    finally:
+        db.close()
+    if raw:
+        sys.stdout.buffer.write(entry.payload)
+        return
+    s = entry.summary
+    for label, value in (("id", s.id), ("received", f"{s.received_at:%Y-%m-%dT%H:%M:%S.%fZ}"), ("source", s.source),
+                         ("topic", s.topic), ("device", s.device or "-"), ("size", f"{s.size} B"),
+                         ("error", s.error), ("replayed", s.replayed_at or "no"),
+                         ("replay error", s.replay_error or "-")):
+        typer.echo(f"{label:>12}: {value}")
+    try:
+        text = entry.payload.decode()
+        printable = text.isprintable() or all(c.isprintable() or c in "\r\n\t" for c in text)
+    except UnicodeDecodeError:
+        printable = False
+    typer.echo("     payload:")
+    if printable:
+        typer.echo(text)
+    else:
+        for i in range(0, len(entry.payload), 16):
+            chunk = entry.payload[i:i + 16]
+            typer.echo(f"{i:08x}  {chunk.hex(' '):<47}  {''.join(chr(b) if 32 <= b < 127 else '.' for b in chunk)}")
+
+
+@deadletters_app.command("replay")
+def deadletters_replay(
+    entry_ids: list[int] = typer.Argument(None, metavar="[ID]...", help="Entries to replay."),
+    all_: bool = typer.Option(False, "--all", help="Every waiting entry (narrowed by the options below)."),
+    source: str | None = typer.Option(None, "--source"),
+    device: str | None = typer.Option(None, "--device"),
+    error: str | None = typer.Option(None, "--error", help="Only those whose error contains this text."),
+) -> None:
+    """Decode entries again with today's code and store them through the normal writer
+    (idempotent); an entry that fails again stays, with the new error."""
+    from civicair.core.console import fail
+    from civicair.gateway import dead_letters
+    from civicair.gateway.routing import TopicRouter
+
+    if bool(entry_ids) == all_:
+        fail("give entry ids, or --all (with --source/--device/--error to narrow it)")
+    settings, db = _db()
+    try:
+        ids = list(entry_ids or [])
+        if all_:
+            before = None
+            while page := dead_letters.list_dead_letters(db, source=source, device_uid=device, error_contains=error,
+                                                         before_id=before, limit=1000):
+                ids += [r.id for r in page]
+                before = page[-1].id
+            ids.sort()
+        results = dead_letters.replay_dead_letters(db, TopicRouter.from_settings(settings), ids)
+    finally:
+        db.close()
+    for r in results:
+        if r.replayed:
+            typer.echo(f"{r.id}\treplayed\t{r.messages} message(s), {r.readings_written} reading(s) written"
+                       f"\t{', '.join(r.outcomes)}")
+        else:
+            typer.echo(f"{r.id}\tnot replayed\t{r.error}")
+    done = sum(r.replayed for r in results)
+    typer.echo(f"replayed {done} of {len(results)} dead letter(s)")
+
+
 @mosquitto_app.command("sync")
 def mosquitto_sync(
     password_file: Path = typer.Option(..., "--password-file", help="Mosquitto password_file to (re)write."),
@@ -105,4 +221,5 @@ def mosquitto_sync(
 def register(app: typer.Typer) -> None:
     """Add this package's commands and command groups to the root CLI."""
     app.add_typer(quarantine_app, name="quarantine")
+    app.add_typer(deadletters_app, name="deadletters")
     app.add_typer(mosquitto_app, name="mosquitto")

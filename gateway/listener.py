@@ -15,6 +15,13 @@ to the bounded writer queue. Delivery (docs/storage.md#delivery-guarantees):
   the socket, and the broker keeps the rest.
 - `shared_group` subscribes through `$share/<group>/…`, so several gateway processes split the
   load of one subscription.
+- Session takeover: another client connected with this client id. A broker that says so (MQTT
+  v5 DISCONNECT 0x8E "Session taken over") gets an error log and no reconnect, so that two
+  clients with one id do not take the session (and its queued messages) from each other in
+  turn; `taken_over` is set; restart with another client id. A broker that only closes the
+  socket (Mosquitto 2.0.11, MQTT 3.1.1): `QUICK_DROPS` drops within a minute, each less than
+  `QUICK_S` after connecting, are logged as a probable takeover and reconnects slow down to the
+  longest backoff until a connection lasts (docs/storage.md#gateway-client-ids).
 """
 
 from __future__ import annotations
@@ -22,19 +29,26 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
+from civicair.core.domain import DeviceRef
 from civicair.core.errors import InvalidPayload
 from civicair.gateway.routing import TopicRouter
 from civicair.ingest import metrics
 from civicair.ingest.writer import Inbound
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 log = logging.getLogger(__name__)
+
+SESSION_TAKEN_OVER = 0x8E  # MQTT v5 DISCONNECT reason code
+QUICK_S = 10.0  # a drop this soon after connecting counts as quick
+QUICK_DROPS = 3  # quick drops within a minute: a probable takeover
 
 
 def _undecodable(error: str) -> Callable[[bytes], object]:
@@ -81,6 +95,10 @@ class MqttListener:
         self.v5_probe_s = v5_probe_s
         self.max_inflight = max_inflight
         self.connected = threading.Event()
+        self.taken_over = threading.Event()
+        self.takeover_suspected = threading.Event()
+        self._connected_at = 0.0
+        self._quick_drops: list[float] = []
         self.received = 0
         self._generation = 0  # incremented at every (re)connect; acks of older ones are dropped
         self._stopping = threading.Event()
@@ -88,7 +106,7 @@ class MqttListener:
         self._connack = threading.Event()  # a CONNACK arrived (the broker speaks our protocol)
         self._tcp_failed = threading.Event()  # the broker was unreachable (not merely silent)
         self._client: mqtt.Client | None = None
-        self._decoders: dict[str, tuple[Callable[[bytes], object], str]] = {}
+        self._decoders: dict[str, tuple[Callable[[bytes], object], str, DeviceRef | None]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
@@ -170,9 +188,14 @@ class MqttListener:
             log.warning("MQTT connect refused by %s:%d: %s", self.host, self.port, reason_code)
             return
         self._generation += 1
-        subs = [(t, 1) for t in self.router.subscriptions(self.shared_group)]
+        # v5: retained messages only for a subscription the session did not have yet (not again at
+        # every reconnect); 3.1.1 brokers re-send them, and the writer recognises the copies.
+        qos: int | SubscribeOptions = (SubscribeOptions(qos=1, retainHandling=1) if self.protocol == mqtt.MQTTv5
+                                       else 1)
+        subs = [(t, qos) for t in self.router.subscriptions(self.shared_group)]
         client.subscribe(subs)
         self._connack.set()
+        self._connected_at = time.monotonic()
         if flags.session_present:  # the subscriptions exist already: ready now
             self.connected.set()
             metrics.MQTT_CONNECTED.set(1)
@@ -191,12 +214,45 @@ class MqttListener:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         metrics.MQTT_CONNECTED.set(0)
+        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER and not self._stopping.is_set():
+            self.taken_over.set()
+            metrics.MQTT_TAKEOVERS.inc()
+            log.error("MQTT session of client id %r TAKEN OVER by another client on %s:%d: this gateway stops "
+                      "receiving (it would take the session back and forth, and the other client gets the "
+                      "messages queued for it). Give each gateway its own CIVICAIR_MQTT_CLIENT_ID and restart.",
+                      self.client_id, self.host, self.port)
+            client.disconnect()  # no reconnect: paho's loop ends
+            return
+        if not self._stopping.is_set() and self._connected_at:
+            self._count_drop(client)
         if not self._stopping.is_set():
             log.warning("MQTT disconnected from %s:%d: %s; reconnecting with backoff",
                         self.host, self.port, reason_code)
 
-    def _decoder(self, topic: str) -> tuple[Callable[[bytes], object], str]:
-        """(decoder, source route) of a topic, cached per topic."""
+    def _count_drop(self, client: mqtt.Client) -> None:
+        now = time.monotonic()
+        if now - self._connected_at >= 60:  # that connection lasted: whatever it was is over
+            self._quick_drops.clear()
+            if self.takeover_suspected.is_set():
+                self.takeover_suspected.clear()
+                client.reconnect_delay_set(min_delay=self.reconnect_min_s,  # type: ignore[arg-type]
+                                           max_delay=self.reconnect_max_s)  # type: ignore[arg-type]
+            return
+        if now - self._connected_at < QUICK_S:
+            self._quick_drops = [t for t in self._quick_drops if now - t < 60] + [now]
+        if len(self._quick_drops) >= QUICK_DROPS and not self.takeover_suspected.is_set():
+            self.takeover_suspected.set()
+            metrics.MQTT_TAKEOVERS.inc()
+            log.error("MQTT session of client id %r lost %d times within a minute right after connecting to "
+                      "%s:%d: another client is PROBABLY USING THE SAME CLIENT ID (session takeover; it gets "
+                      "the messages queued for this gateway). Reconnecting only every %.0f s; give each gateway "
+                      "its own CIVICAIR_MQTT_CLIENT_ID.", self.client_id, len(self._quick_drops), self.host,
+                      self.port, self.reconnect_max_s)
+            client.reconnect_delay_set(min_delay=self.reconnect_max_s,  # type: ignore[arg-type]
+                                       max_delay=self.reconnect_max_s)  # type: ignore[arg-type]
+
+    def _decoder(self, topic: str) -> tuple[Callable[[bytes], object], str, DeviceRef | None]:
+        """(decoder, source route, device the topic names) of a topic, cached per topic."""
         cached = self._decoders.get(topic)
         if cached is None:
             decode: Callable[[bytes], object]
@@ -204,8 +260,7 @@ class MqttListener:
                 decode = self.router.decoder_for(topic)
             except InvalidPayload as exc:
                 decode = _undecodable(exc.detail)
-            source_for = getattr(self.router, "source_for", None)
-            cached = (decode, source_for(topic) if source_for else "mqtt")
+            cached = (decode, self.router.source_for(topic), self.router.ref_for(topic))
             if len(self._decoders) < 100_000:
                 self._decoders[topic] = cached
         return cached
@@ -215,7 +270,7 @@ class MqttListener:
             return  # not acked: the broker sends it again on the next session
         self.received += 1
         topic = message.topic
-        decode, source = self._decoder(topic)
+        decode, source, ref = self._decoder(topic)
         mid, qos, generation = message.mid, message.qos, self._generation
 
         def ack() -> None:
@@ -223,7 +278,8 @@ class MqttListener:
                 client.ack(mid, qos)
 
         item = Inbound(source=source, topic=topic, payload=message.payload, received_at=datetime.now(UTC),
-                       decode=decode, ack=ack, redelivered=bool(message.dup))  # type: ignore[arg-type]
+                       decode=decode, ack=ack, redelivered=bool(message.dup),  # type: ignore[arg-type]
+                       retained=bool(message.retain), ref=ref)
         while True:  # bounded queue: block (back-pressure onto the broker) but stay stoppable
             try:
                 self.inbox.put(item, timeout=0.5)

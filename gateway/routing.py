@@ -11,11 +11,12 @@ A prefix of None disables that integration. `TopicRouter.from_settings` builds i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from civicair.core.domain import Uplink
+from civicair.core.domain import DeviceRef, RefScheme, Uplink
 from civicair.core.errors import InvalidPayload
 from civicair.gateway.formats.chirpstack import (
     Marshaler,
@@ -27,6 +28,9 @@ from civicair.gateway.formats.tts import decode_tts_uplink
 
 if TYPE_CHECKING:
     from civicair.core.settings import Settings
+
+
+_HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 
 
 def _rest(topic: str, prefix: str | None) -> list[str] | None:
@@ -71,24 +75,33 @@ class TopicRouter:
         except InvalidPayload:
             return "mqtt"
 
-    def _match(self, topic: str) -> tuple[str, Callable[[bytes], Uplink]]:
+    def ref_for(self, topic: str) -> DeviceRef | None:
+        """The device a topic names, as far as it does (kept with a dead letter from it)."""
+        try:
+            return self._match(topic)[2]
+        except InvalidPayload:
+            return None
+
+    def _match(self, topic: str) -> tuple[str, Callable[[bytes], Uplink], DeviceRef | None]:
         parts = _rest(topic, self.chirpstack_prefix)
         if parts and len(parts) == 5 and parts[1] == "device" and parts[3] == "event" and all(parts):
             eui, kind, m = parts[2], parts[4], self.chirpstack_marshaler
+            ref = DeviceRef(RefScheme.DEV_EUI, eui.lower()) if _HEX16.fullmatch(eui) else None
             if kind == "up":
                 return "chirpstack", lambda p: decode_chirpstack_uplink(
-                    p, topic=topic, topic_dev_eui=eui, marshaler=m)
+                    p, topic=topic, topic_dev_eui=eui, marshaler=m), ref
             if kind == "status":
                 return "chirpstack", lambda p: decode_chirpstack_status(
-                    p, topic=topic, topic_dev_eui=eui, marshaler=m)
+                    p, topic=topic, topic_dev_eui=eui, marshaler=m), ref
         parts = _rest(topic, self.tts_prefix)
         if parts and len(parts) == 4 and parts[1] == "devices" and parts[3] == "up" and all(parts):
             device_id = parts[2]
-            return "tts", lambda p: decode_tts_uplink(p, topic=topic, topic_device_id=device_id)
+            return "tts", lambda p: decode_tts_uplink(p, topic=topic, topic_device_id=device_id), (
+                DeviceRef(RefScheme.TTS_ID, device_id) if len(device_id) <= 64 else None)
         parts = _rest(topic, self.direct_prefix)
         if parts and len(parts) == 2 and parts[1] == "up" and parts[0]:
             uid = parts[0]
-            return "mqtt", lambda p: decode_direct_json(uid, p, topic=topic)
+            return "mqtt", lambda p: decode_direct_json(uid, p, topic=topic), DeviceRef(RefScheme.CIVICAIR, uid)
         raise InvalidPayload(f"no format for topic {topic!r}")
 
     def decoder_for(self, topic: str) -> Callable[[bytes], Uplink]:

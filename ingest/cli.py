@@ -40,14 +40,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def retention() -> None:
-        """Delete raw readings older than CIVICAIR_RAW_RETENTION_DAYS now (rollups are kept)."""
+        """Delete raw readings older than CIVICAIR_RAW_RETENTION_DAYS now (rollups are kept), and
+        dead letters / quarantine entries older than CIVICAIR_DEAD_LETTER_RETENTION_DAYS /
+        CIVICAIR_QUARANTINE_RETENTION_DAYS."""
         from civicair.core.console import console, database_or_exit
-        from civicair.ingest.retention import apply_retention
+        from civicair.ingest.retention import apply_kept_retention, apply_retention
 
         settings, db = database_or_exit()
         try:
             r = apply_retention(db.engine, settings.raw_retention_days)
+            k = apply_kept_retention(db.engine, settings.dead_letter_retention_days,
+                                     settings.quarantine_retention_days)
         finally:
             db.close()
         console.print(f"retention ({r.method}): {r.readings_deleted} readings and "
                       f"{r.uplinks_deleted} uplinks older than {settings.raw_retention_days} days deleted")
+        console.print(f"retention: {k.dead_letters_deleted} dead letters older than "
+                      f"{settings.dead_letter_retention_days} days and {k.quarantine_deleted} quarantine entries "
+                      f"older than {settings.quarantine_retention_days} days deleted")

@@ -21,6 +21,10 @@ UPLINKS_DUPLICATE = Counter(
 )
 DEAD_LETTERS = Counter("civicair_dead_letters_total", "Unparseable messages stored as dead letters")
 QUARANTINED = Counter("civicair_quarantined_total", "Messages of unknown devices kept in quarantine")
+KEPT_REFUSED = Counter(
+    "civicair_kept_refused_total",
+    "Messages not kept because their device's dead-letter or quarantine quota was full", ["table"]
+)
 BATCHES = Counter("civicair_batches_total", "Committed batches", ["outcome"])
 BATCH_SIZE = Histogram(
     "civicair_batch_messages", "Messages per committed batch",
@@ -36,6 +40,8 @@ SPOOL_BYTES = Gauge("civicair_spool_bytes", "Bytes waiting in the on-disk spool"
 LAST_COMMIT = Gauge("civicair_last_commit_timestamp_seconds", "Unix time of the last committed batch")
 WRITE_ERRORS = Counter("civicair_write_errors_total", "Failed batch commits", ["kind"])
 MQTT_CONNECTED = Gauge("civicair_mqtt_connected", "1 while the MQTT listener is connected")
+MQTT_TAKEOVERS = Counter("civicair_mqtt_session_takeovers_total",
+                         "Times another client took this gateway's MQTT session over (same client id)")
 
 
 def render() -> tuple[bytes, str]:

@@ -7,8 +7,9 @@ The hot path uses psycopg directly (COPY into session-local staging tables, then
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -31,15 +32,16 @@ UPLINK_COLUMNS = ("device_id", "time", "route", "received_at", "f_cnt", "f_port"
                   "gateway_count", "ns_time", "dedup_id", "battery_v", "payload")
 UPLINK_TYPES = ("int4", "timestamptz", "text", "timestamptz", "int8", "int2", "float8", "float8",
                 "int2", "timestamptz", "text", "float8", "bytea")
-# staged only: the row is a broker re-delivery of a message without a time of its own
-UPLINK_STAGE_COLUMNS = (*UPLINK_COLUMNS, "recheck")
-UPLINK_STAGE_TYPES = (*UPLINK_TYPES, "bool")
+# staged only: for a broker re-delivery or a retained copy of a message without a time of its
+# own, the earliest time of a stored uplink with the same payload that makes it a duplicate
+UPLINK_STAGE_COLUMNS = (*UPLINK_COLUMNS, "recheck_since")
+UPLINK_STAGE_TYPES = (*UPLINK_TYPES, "timestamptz")
 
 _STAGE_DDL = (
     "create temp table if not exists readings_stage "
     "(like readings including defaults) on commit delete rows",
     "create temp table if not exists uplinks_stage "
-    "(like uplinks including defaults, recheck boolean not null default false) on commit delete rows",
+    "(like uplinks including defaults, recheck_since timestamptz) on commit delete rows",
 )
 
 # New readings only (RETURNING skips the conflicting ones) feed the rollup in the same
@@ -80,43 +82,56 @@ with ins as (
         updated_at = now()
     returning 1
 )
-select count(*) from ins
+select device_id, time, count(*) from ins group by 1, 2
 """
 
 # Each duplicate test is a per-row index probe, guarded by the row's own key: `offset 0` keeps
 # PostgreSQL from turning the EXISTS into an anti-join, which hashed the whole `uplinks` table
 # on every batch (3M uplinks: 641 ms per batch of 2,000 instead of ~100 ms; it grows with the
-# table).
+# table). The network server's deduplication id decides when the row has one; the frame counter
+# only without it, compared on network-server time (docs/formats.md#duplicates).
 _INSERT_UPLINKS = """
 insert into uplinks (device_id, time, route, received_at, f_cnt, f_port, rssi, snr,
                      gateway_count, ns_time, dedup_id, battery_v, payload)
 select s.device_id, s.time, s.route, s.received_at, s.f_cnt, s.f_port, s.rssi, s.snr,
        s.gateway_count, s.ns_time, s.dedup_id, s.battery_v, s.payload
 from uplinks_stage s
-where not (s.f_cnt is not null and exists (
+where not (s.dedup_id is not null and exists (
+    select 1 from uplinks u where u.dedup_id = s.dedup_id offset 0))
+  and not (s.dedup_id is null and s.f_cnt is not null and exists (
     select 1 from uplinks u
     where u.device_id = s.device_id and u.f_cnt = s.f_cnt
-      and u.received_at > s.received_at - interval '10 minutes'
-      and u.received_at < s.received_at + interval '10 minutes' offset 0))
-  and not (s.dedup_id is not null and exists (
-    select 1 from uplinks u where u.dedup_id = s.dedup_id offset 0))
-  and not (s.recheck and exists (
+      and coalesce(u.ns_time, u.time) > coalesce(s.ns_time, s.time) - interval '10 minutes'
+      and coalesce(u.ns_time, u.time) < coalesce(s.ns_time, s.time) + interval '10 minutes' offset 0))
+  and not (s.recheck_since is not null and exists (
     select 1 from uplinks u
     where u.device_id = s.device_id and u.payload = s.payload
-      and u.time >= s.time - %(window)s and u.time < s.time offset 0))
+      and u.time >= s.recheck_since and u.time < s.time offset 0))
 on conflict do nothing
 returning device_id, time
 """
 
 
-def ensure_staging(conn: psycopg.Connection) -> None:
-    """Session-local staging tables (created once per connection, emptied at each commit); no
-    JIT for this transaction: the batch statements are estimated costly enough to be compiled,
-    which took longer (~90 ms) than running them."""
+_STAGED: weakref.WeakSet[psycopg.Connection] = weakref.WeakSet()  # connections set up (committed)
+
+
+def ensure_staging(conn: psycopg.Connection) -> bool:
+    """Session-local staging tables (emptied at each commit) and no JIT for the session: the
+    batch statements are estimated costly enough to be compiled, which took longer (~90 ms) than
+    running them. Done once per connection — three round trips less per batch, which counts for
+    the small transactions of the HTTP push group commit; returns True when it was done now:
+    the caller calls `staged(conn)` once that transaction committed (a rollback undoes it)."""
+    if conn in _STAGED:
+        return False
     with conn.cursor() as cur:
-        cur.execute("set local jit = off")
+        cur.execute("set jit = off")
         for ddl in _STAGE_DDL:
             cur.execute(ddl)
+    return True
+
+
+def staged(conn: psycopg.Connection) -> None:
+    _STAGED.add(conn)
 
 
 def resolve_devices(
@@ -138,24 +153,23 @@ def resolve_devices(
     return found
 
 
-def insert_uplinks(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]],
-                   redelivery_window_s: int = 3600) -> set[tuple[int, datetime]]:
+def insert_uplinks(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> set[tuple[int, datetime]]:
     """Stage and insert uplink rows (`UPLINK_STAGE_COLUMNS`); returns the (device_id, time) of
-    those that were new: not a LoRaWAN duplicate by deduplication id, by device + fCnt within
-    10 minutes, or by key; nor, for a row to recheck, a re-delivery of a payload the device's
-    uplinks of the `redelivery_window_s` before it hold."""
+    those that were new: not a LoRaWAN duplicate by deduplication id, or (without one) by device
+    + fCnt within 10 minutes of network-server time, or by key; nor, for a row with a
+    `recheck_since`, a copy of a payload the device's uplinks since then hold."""
     with conn.cursor() as cur:
         with cur.copy(f"copy uplinks_stage ({', '.join(UPLINK_STAGE_COLUMNS)}) from stdin (format binary)") as copy:
             copy.set_types(UPLINK_STAGE_TYPES)
             for row in rows:
                 copy.write_row(row)
-        cur.execute(_INSERT_UPLINKS, {"window": timedelta(seconds=redelivery_window_s)})
+        cur.execute(_INSERT_UPLINKS)
         return {(r[0], r[1]) for r in cur.fetchall()}
 
 
-def insert_readings(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
-    """COPY into staging, insert the new ones and fold exactly those into `hourly`; returns the
-    number of readings that were new."""
+def insert_readings(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> dict[tuple[int, datetime], int]:
+    """COPY into staging, insert the new ones and fold exactly those into `hourly`; returns how
+    many readings were new per (device_id, time)."""
     with conn.cursor() as cur:
         # binary COPY: ~6x cheaper per row on the client than text (profiled, BENCHMARKS.md)
         with cur.copy(f"copy readings_stage ({', '.join(READING_COLUMNS)}) from stdin (format binary)") as copy:
@@ -163,8 +177,7 @@ def insert_readings(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -
             for row in rows:
                 copy.write_row(row)
         cur.execute(_INSERT_READINGS_AND_ROLLUP)
-        inserted = cur.fetchone()
-        return int(inserted[0]) if inserted else 0
+        return {(r[0], r[1]): int(r[2]) for r in cur.fetchall()}
 
 
 def _insert_rows(conn: psycopg.Connection, table: str, columns: Sequence[str],
@@ -176,8 +189,11 @@ def _insert_rows(conn: psycopg.Connection, table: str, columns: Sequence[str],
 
 
 def insert_dead_letters(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """rows: (received_at, source, topic, payload, error, device_id or None)."""
-    _insert_rows(conn, "dead_letters", ("received_at", "source", "topic", "payload", "error", "device_id"), rows)
+    """rows: (received_at, source, topic, payload, error, device_id, ref_scheme, ref_value):
+    `device_id` the authenticated device (token-authenticated HTTP pushes), `ref_scheme`/`ref_value`
+    the device the message names as far as known (quotas, replay, erasure)."""
+    _insert_rows(conn, "dead_letters", ("received_at", "source", "topic", "payload", "error", "device_id",
+                                        "ref_scheme", "ref_value"), rows)
 
 
 def count_blocked(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]], key: str) -> list[tuple[Any, ...]]:
@@ -196,6 +212,51 @@ def count_blocked(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]], key
 def insert_quarantine(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """rows: (received_at, source, topic, ref_scheme, ref_value, payload)."""
     _insert_rows(conn, "quarantine", ("received_at", "source", "topic", "ref_scheme", "ref_value", "payload"), rows)
+
+
+def insert_battery_reports(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """rows: (device_id, time, received_at, level_pct, external_power, margin_db); a repeated
+    report (same device and time) is kept once. Returns how many were new."""
+    with conn.cursor() as cur:
+        cur.executemany("insert into battery_reports (device_id, time, received_at, level_pct, external_power, "
+                        "margin_db) values (%s, %s, %s, %s, %s, %s) on conflict do nothing", rows, returning=False)
+        return max(cur.rowcount, 0)
+
+
+_KEPT_TABLES = {"dead_letters", "quarantine"}
+
+
+def kept_usage(conn: psycopg.Connection, table: str, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(rows, payload bytes) already kept in `table` per (ref_scheme, ref_value); ('', '') is the
+    bucket of dead letters that name no registered device."""
+    assert table in _KEPT_TABLES  # a fixed name, never input
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    named = [k for k in keys if k != ("", "")]
+    with conn.cursor() as cur:
+        if named:
+            cur.execute(f"select ref_scheme, ref_value, count(*), coalesce(sum(octet_length(payload)), 0) "
+                        f"from {table} where (ref_scheme, ref_value) in "
+                        f"(select * from unnest(%s::text[], %s::text[])) group by 1, 2",
+                        ([k[0] for k in named], [k[1] for k in named]))
+            out.update({(r[0], r[1]): (int(r[2]), int(r[3])) for r in cur.fetchall()})
+        if ("", "") in keys:
+            cur.execute(f"select count(*), coalesce(sum(octet_length(payload)), 0) from {table} "
+                        f"where ref_scheme is null")
+            n, size = cur.fetchone() or (0, 0)
+            out[("", "")] = (int(n), int(size))
+    return out
+
+
+def count_overflow(conn: psycopg.Connection, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """rows: (ref_scheme, ref_value, refused, refused_bytes, first_at, last_at, last_error)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into kept_overflow as k (kind, ref_scheme, ref_value, refused, refused_bytes, first_at, "
+            "last_at, last_error) values (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "on conflict (kind, ref_scheme, ref_value) do update set refused = k.refused + excluded.refused, "
+            "refused_bytes = k.refused_bytes + excluded.refused_bytes, "
+            "last_at = greatest(k.last_at, excluded.last_at), last_error = excluded.last_error",
+            [(table, *r) for r in rows])
 
 
 def touch_devices(conn: psycopg.Connection, seen: dict[int, tuple[datetime, datetime, datetime]]) -> None:
@@ -281,8 +342,26 @@ def delete_readings_before(conn: Connection, cutoff: datetime, limit: int) -> in
     return conn.execute(stmt).rowcount
 
 
+def delete_battery_reports_before(conn: Connection, cutoff: datetime, limit: int) -> int:
+    b = tables.battery_reports
+    victims = sa.select(b.c.device_id, b.c.time).where(b.c.time < cutoff).limit(limit)
+    return conn.execute(sa.delete(b).where(sa.tuple_(b.c.device_id, b.c.time).in_(victims))).rowcount
+
+
 def delete_uplinks_before(conn: Connection, cutoff: datetime, limit: int) -> int:
     u = tables.uplinks
     victims = sa.select(u.c.device_id, u.c.time).where(u.c.time < cutoff).limit(limit)
     stmt = sa.delete(u).where(sa.tuple_(u.c.device_id, u.c.time).in_(victims))
     return conn.execute(stmt).rowcount
+
+
+def delete_kept_before(conn: Connection, table: sa.Table, cutoff: datetime, limit: int) -> int:
+    """Delete at most `limit` dead letters or quarantine entries received before `cutoff`."""
+    victims = sa.select(table.c.id).where(table.c.received_at < cutoff).order_by(table.c.id).limit(limit)
+    return conn.execute(sa.delete(table).where(table.c.id.in_(victims))).rowcount
+
+
+def delete_overflow_before(conn: Connection, cutoff: datetime) -> int:
+    """Overflow counts whose last refused message is older than `cutoff`."""
+    o = tables.kept_overflow
+    return conn.execute(sa.delete(o).where(o.c.last_at < cutoff)).rowcount

@@ -1,4 +1,5 @@
-"""Batch writer: decode → resolve → normalise → one transaction per batch → ack after commit.
+"""Batch writer thread of the MQTT path: drains the listener's queue into batches, stores each
+in one transaction (`ingest/store.py`), and acks its messages after the commit.
 
 The writer owns the transaction of each batch (STYLE: the outermost caller commits). Readings go
 through COPY into a staging table, then `INSERT … ON CONFLICT DO NOTHING … RETURNING`, and only
@@ -23,57 +24,25 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
 
 import psycopg
-from civicair.core.domain import Uplink
-from civicair.core.errors import InvalidPayload
 from civicair.ingest import metrics
-from civicair.ingest import repository as repo
-from civicair.ingest.normalise import readings_rows
 from civicair.ingest.spool import Spool
+from civicair.ingest.store import (  # noqa: F401 - the writer's message types, imported from here too
+    BatchResult,
+    DecodedMessage,
+    Inbound,
+    Outcome,
+    Quota,
+    WriterConnection,
+    decode_one,
+    store_batch,
+    store_decoded,
+    store_resilient,
+)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """A message as it arrived, before decoding. `ack` is called after its batch commits."""
-
-    source: str
-    topic: str
-    payload: bytes
-    received_at: datetime
-    decode: Callable[[bytes], Uplink]
-    ack: Callable[[], None] | None = None
-    redelivered: bool = False  # MQTT DUP flag: the broker sent it before, unacknowledged
-    device_id: int | None = None  # already authenticated (HTTP push with a device token)
-
-
-class DecodedMessage(NamedTuple):
-    """An `Inbound` after decoding: either an uplink or the decoding error. Picklable (spool).
-    A NamedTuple: one is built per message on the hot path (a frozen dataclass costs more)."""
-
-    source: str
-    topic: str
-    payload: bytes
-    received_at: datetime
-    uplink: Uplink | None
-    error: str | None = None
-    redelivered: bool = False
-    device_id: int | None = None  # `Inbound.device_id`: kept with its dead letter, for erasure
-
-
-@dataclass
-class BatchResult:
-    readings_written: int = 0
-    dead_letters: int = 0
-    quarantined: int = 0
-    readings_duplicate: int = 0
-    uplinks_duplicate: int = 0
-    blocked: int = 0  # messages naming an erased device's hardware id: counted, not kept
 
 
 @dataclass
@@ -85,156 +54,13 @@ class WriterStats:
     uplinks_duplicate: int = 0
     dead_letters: int = 0
     quarantined: int = 0
-    blocked: int = 0
+    refused: int = 0  # over a device's dead-letter / quarantine quota
+    battery_reports: int = 0
+    blocked: int = 0  # naming an erased device's hardware id: counted, not kept
     spooled_batches: int = 0
     replayed_batches: int = 0
     last_commit: float | None = None
     errors: list[str] = field(default_factory=list)
-
-
-def decode_one(msg: Inbound) -> DecodedMessage:
-    try:
-        up = msg.decode(msg.payload)
-        return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, up, None, msg.redelivered,
-                              msg.device_id)
-    except InvalidPayload as exc:
-        error = exc.detail
-    except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the message
-        error = f"decoder error: {type(exc).__name__}: {exc}"
-    return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, None, error, msg.redelivered,
-                          msg.device_id)
-
-
-def store_batch(
-    conn: psycopg.Connection,
-    batch: list[Inbound],
-    *,
-    clock_future_s: int = 300,
-    clock_past_s: int = 7 * 24 * 3600,
-    now: datetime | None = None,
-    redelivery_window_s: int = 3600,
-    block_key: str | None = None,
-) -> BatchResult:
-    """Decode, resolve, normalise and store `batch` in ONE transaction on `conn` (committed here).
-    Unparseable → dead_letters, unknown device → quarantine (unless `block_key` is given and the
-    device's hardware id is blocked). Used by the MQTT writer thread and the HTTP push endpoints alike."""
-    return store_decoded(conn, [decode_one(m) for m in batch], clock_future_s=clock_future_s,
-                         clock_past_s=clock_past_s, now=now, redelivery_window_s=redelivery_window_s,
-                         block_key=block_key)
-
-
-def _float(v: float | None) -> float | None:
-    return None if v is None else float(v)
-
-
-def _uplink_row_wanted(up: Uplink) -> bool:
-    """Whether an `uplinks` row is kept: for radio metadata, battery, or keys that recognise a
-    duplicate, and for a message without a time of its own (it takes its arrival time, so a
-    re-delivery could not be told from a new reading but by comparing with this row)."""
-    link = up.link
-    return (link.f_cnt is not None or link.dedup_id is not None or link.rssi is not None
-            or up.battery_v is not None or (up.time is None and link.ns_time is None))
-
-
-def store_decoded(
-    conn: psycopg.Connection,
-    items: list[DecodedMessage],
-    *,
-    clock_future_s: int = 300,
-    clock_past_s: int = 7 * 24 * 3600,
-    now: datetime | None = None,
-    redelivery_window_s: int = 3600,
-    block_key: str | None = None,
-) -> BatchResult:
-    """Store decoded messages in one transaction (see `store_batch`). `block_key`: the secret of
-    the blocked hardware ids (`core.security.ref_hash`, docs/privacy.md#erasure): a message of an
-    unknown device whose id is blocked is counted on its block entry instead of being quarantined.
-
-    A message re-delivered by the broker (DUP flag) that has no time of its own is a duplicate
-    when the device's stored uplinks of the `redelivery_window_s` before it hold the same
-    payload: its first delivery was stored but not acknowledged (a crash between the commit and
-    the ack). One with a time of its own needs no such test: its readings' keys repeat."""
-    result = BatchResult()
-    now = now or datetime.now(UTC)
-    dead: list[tuple] = []
-    quarantined: list[tuple] = []
-    reading_rows: list[tuple] = []
-    uplink_rows: list[tuple] = []
-    pending: dict[tuple[int, datetime], list[tuple]] = {}  # readings waiting on uplink dedup
-    seen_ids: set[str] = set()
-    seen_fcnt: set[tuple[int, int]] = set()
-    seen: dict[int, tuple[datetime, datetime, datetime]] = {}  # device → first, last time, first arrival
-    with conn.transaction():
-        repo.ensure_staging(conn)
-        ids = repo.resolve_devices(
-            conn, {(it.uplink.device.scheme, it.uplink.device.value) for it in items if it.uplink})
-        for it in items:
-            up = it.uplink
-            if up is None:
-                dead.append((it.received_at, it.source, it.topic, it.payload, (it.error or "")[:2000], it.device_id))
-                continue
-            dev = ids.get((up.device.scheme, up.device.value))
-            if dev is None:
-                quarantined.append((it.received_at, it.source, it.topic, str(up.device.scheme),
-                                    up.device.value, it.payload))
-                continue
-            device_id, mobile = dev
-            received = up.received_at or it.received_at
-            t = up.time or up.link.ns_time or received
-            try:
-                rows = readings_rows(up, device_id, time=t, now=now, received_at=it.received_at,
-                                     mobile=mobile, future_s=clock_future_s, past_s=clock_past_s)
-            except InvalidPayload as exc:
-                dead.append((it.received_at, it.source, it.topic, it.payload, exc.detail[:2000], device_id))
-                continue
-            first, last, arrived = seen.get(device_id, (t, t, it.received_at))
-            seen[device_id] = (min(first, t), max(last, t), min(arrived, it.received_at))
-            if not _uplink_row_wanted(up):
-                reading_rows.extend(rows)
-                continue
-            link = up.link
-            key = (device_id, t)
-            dup = key in pending or (link.dedup_id is not None and link.dedup_id in seen_ids) or (
-                link.f_cnt is not None and (device_id, link.f_cnt) in seen_fcnt)
-            if dup:
-                result.uplinks_duplicate += 1
-                continue
-            pending[key] = rows
-            if link.dedup_id is not None:
-                seen_ids.add(link.dedup_id)
-            if link.f_cnt is not None:
-                seen_fcnt.add((device_id, link.f_cnt))
-            gw = min(link.gateway_count, 32767) if link.gateway_count is not None else None
-            recheck = it.redelivered and up.time is None and link.ns_time is None
-            uplink_rows.append((device_id, t, str(up.route), received, link.f_cnt, link.f_port,
-                                _float(link.rssi), _float(link.snr), gw, link.ns_time, link.dedup_id,
-                                _float(up.battery_v), bytes(up.raw or it.payload), recheck))
-        if uplink_rows:
-            new = repo.insert_uplinks(conn, uplink_rows, redelivery_window_s)
-            for key, rows in pending.items():
-                if key in new:
-                    reading_rows.extend(rows)
-                else:
-                    result.uplinks_duplicate += 1
-        if reading_rows:
-            result.readings_written = repo.insert_readings(conn, reading_rows)
-            result.readings_duplicate = len(reading_rows) - result.readings_written
-        repo.insert_dead_letters(conn, dead)
-        if quarantined and block_key is not None:
-            kept = repo.count_blocked(conn, quarantined, block_key)
-            result.blocked = len(quarantined) - len(kept)
-            quarantined = kept
-        repo.insert_quarantine(conn, quarantined)
-        repo.touch_devices(conn, seen)
-    result.dead_letters = len(dead)
-    result.quarantined = len(quarantined)
-    per_route: dict[str, int] = {}
-    for it in items:
-        route = str(it.uplink.route) if it.uplink is not None else f"{it.source}:undecodable"
-        per_route[route] = per_route.get(route, 0) + 1
-    for route, n in per_route.items():
-        metrics.MESSAGES_RECEIVED.labels(route).inc(n)
-    return result
 
 
 class BatchWriter:
@@ -254,6 +80,7 @@ class BatchWriter:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         on_commit: Callable[[list[DecodedMessage], float], None] | None = None,
+        quota: Quota | None = None,
         block_key: str | None = None,
     ) -> None:
         self.conninfo = conninfo
@@ -268,12 +95,13 @@ class BatchWriter:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.on_commit = on_commit
+        self.quota = quota
         self.stats = WriterStats()
         self._backoff = backoff_initial_s
         self._next_retry = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._conn: psycopg.Connection | None = None
+        self._connection = WriterConnection(conninfo)
 
     @classmethod
     def from_settings(cls, settings, conninfo: str, inbox: queue.Queue[Inbound], **kwargs) -> BatchWriter:
@@ -282,7 +110,7 @@ class BatchWriter:
                    clock_past_s=settings.clock_past_s,
                    redelivery_window_s=settings.mqtt_session_expiry_s + 600,
                    spool_dir=settings.ingest_spool_dir or Path(settings.data_dir) / "spool",
-                   backoff_max_s=settings.ingest_retry_max_s,
+                   backoff_max_s=settings.ingest_retry_max_s, quota=Quota.from_settings(settings),
                    block_key=settings.pseudonym_secret.get_secret_value(), **kwargs)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -296,7 +124,7 @@ class BatchWriter:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout)
-        self._reset_connection()
+        self._connection.reset()
 
     @property
     def spooled(self) -> int:
@@ -351,19 +179,6 @@ class BatchWriter:
                     break
         return items, acks
 
-    def _connection(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self.conninfo, connect_timeout=5)
-        return self._conn
-
-    def _reset_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                pass
-        self._conn = None
-
     def _pause(self) -> float:
         pause = self._backoff
         self._backoff = min(self._backoff * 2, self.backoff_max_s)
@@ -372,43 +187,9 @@ class BatchWriter:
 
     # --- one batch ---------------------------------------------------------------------------
     def _store(self, items: list[DecodedMessage]) -> BatchResult:
-        """Store with retries on deadlock; falls back to one message at a time on bad data."""
-        for attempt in range(3):
-            try:
-                return store_decoded(self._connection(), items, clock_future_s=self.clock_future_s,
-                                     clock_past_s=self.clock_past_s, redelivery_window_s=self.redelivery_window_s,
-                                     block_key=self.block_key)
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-                metrics.WRITE_ERRORS.labels("deadlock").inc()
-                if attempt == 2:
-                    raise
-            except (psycopg.OperationalError, psycopg.InterfaceError):
-                raise  # the database is unreachable: spool, do not judge the data
-            except Exception as exc:  # noqa: BLE001 - bad data (DataError, OverflowError, ...)
-                metrics.WRITE_ERRORS.labels("data").inc()
-                log.warning("ingest batch rejected by the database, storing one by one: %s",
-                            str(exc).splitlines()[0])
-                return self._store_one_by_one(items)
-        raise AssertionError("unreachable")
-
-    def _store_one_by_one(self, items: list[DecodedMessage]) -> BatchResult:
-        total = BatchResult()
-        for it in items:
-            try:
-                r = store_decoded(self._connection(), [it], clock_future_s=self.clock_future_s,
-                                  clock_past_s=self.clock_past_s, redelivery_window_s=self.redelivery_window_s,
-                                  block_key=self.block_key)
-            except (psycopg.OperationalError, psycopg.InterfaceError):
-                raise  # the database is unreachable: spool, do not judge the data
-            except Exception as exc:  # noqa: BLE001 - this message's data: keep it as a dead letter
-                bad = DecodedMessage(it.source, it.topic, it.payload, it.received_at, None,
-                                     f"database rejected: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}",
-                                     device_id=it.device_id)
-                r = store_decoded(self._connection(), [bad])
-            for name in ("readings_written", "dead_letters", "quarantined", "readings_duplicate",
-                         "uplinks_duplicate", "blocked"):
-                setattr(total, name, getattr(total, name) + getattr(r, name))
-        return total
+        return store_resilient(self._connection, items, clock_future_s=self.clock_future_s,
+                               clock_past_s=self.clock_past_s, redelivery_window_s=self.redelivery_window_s,
+                               quota=self.quota, block_key=self.block_key)
 
     def _write(self, items: list[DecodedMessage], acks: list[Callable[[], None]]) -> bool:
         """Commit one batch and ack it; False when the database is unreachable."""
@@ -429,7 +210,7 @@ class BatchWriter:
         self.stats.errors.append(first)
         del self.stats.errors[:-20]
         log.warning("ingest batch commit failed: %s", first)
-        self._reset_connection()
+        self._connection.reset()
 
     def _committed(self, items: list[DecodedMessage], r: BatchResult, seconds: float) -> None:
         now = time.time()
@@ -441,7 +222,9 @@ class BatchWriter:
         s.uplinks_duplicate += r.uplinks_duplicate
         s.dead_letters += r.dead_letters
         s.quarantined += r.quarantined
+        s.refused += r.refused
         s.blocked += r.blocked
+        s.battery_reports += r.battery_reports
         s.last_commit = now
         self._backoff = self.backoff_initial_s
         metrics.BATCHES.labels("committed").inc()

@@ -29,6 +29,7 @@ from typing import IO, Any, BinaryIO, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 from civicair.core.files import TMP_SUFFIX, commit_atomic, temporary_path
+from civicair.core.processes import process_alive
 from civicair.open_export.datasets import Column, Dataset
 
 CHECKSUMS = "SHA256SUMS"
@@ -300,18 +301,8 @@ def remove_stale_temporaries(root: Path) -> int:
             pid = int(tmp.name.rsplit(".", 2)[-2])
         except ValueError:
             pid = -1
-        if pid > 0 and pid != os.getpid() and _alive(pid):
+        if pid > 0 and pid != os.getpid() and process_alive(pid):
             continue
         tmp.unlink(missing_ok=True)
         removed += 1
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from civicair.core.domain import DeviceRef, LinkMeta, RefScheme, Route, Uplink
+from civicair.core.domain import DeviceRef, LinkMeta, RefScheme, Route, StatusReport, Uplink
 from civicair.core.errors import InvalidPayload
 from civicair.gateway.formats.jsonbody import json_object
 from civicair.gateway.formats.lorawan import (
@@ -85,18 +85,22 @@ def decode_chirpstack_status(
     payload: bytes, *, topic: str = "", topic_dev_eui: str | None = None,
     marshaler: Marshaler = "auto",
 ) -> Uplink:
-    """`event/status`: battery level (%), no readings. `batteryLevelUnavailable` or external
-    power → no battery value."""
+    """`event/status`: battery level (%), external power, link margin; no readings.
+    `batteryLevelUnavailable` or external power → no battery value."""
     doc = _load(payload, marshaler, "status")
     device = _device(doc, topic_dev_eui)
     level = opt_float(doc, "batteryLevel")
-    if doc.get("batteryLevelUnavailable") is True or doc.get("externalPowerSource") is True:
+    external = doc.get("externalPowerSource") is True
+    if doc.get("batteryLevelUnavailable") is True or external:
         level = None
     if level is not None and not 0 <= level <= 100:
         level = None
+    margin = opt_int(doc, "margin", missing=0)  # proto3 JSON omits a margin of 0
+    if margin is not None and not -128 <= margin <= 127:
+        margin = None
     # no dedup_id: a status event repeats the deduplicationId of the uplink it came with
     return Uplink(
         route=Route.CHIRPSTACK, device=device, values=(),
         link=LinkMeta(ns_time=opt_time(doc.get("time"))),
-        topic=topic, raw=payload, battery_pct=level,
+        topic=topic, raw=payload, status=StatusReport(level, external, margin),
     )

@@ -16,9 +16,11 @@ def parse_time(value: object) -> datetime:
         raise InvalidPayload(f"time must be an ISO-8601 string, got {type(value).__name__}")
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
     except ValueError:
         raise InvalidPayload(f"time {value[:40]!r} is not ISO-8601") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise InvalidPayload(f"time {value[:40]!r} is outside the years 1-9999 in UTC") from None
 
 
 def finite_number(name: str, value: object) -> float:
@@ -34,7 +36,12 @@ def finite_number(name: str, value: object) -> float:
 
 
 def decode_direct_json(device_uid: str, payload: bytes, *, topic: str = "") -> Uplink:
-    doc = json_object(payload, "payload")
+    return decode_direct_doc(device_uid, json_object(payload, "payload"), topic=topic, raw=payload)
+
+
+def decode_direct_doc(device_uid: str, doc: dict, *, topic: str = "", raw: bytes = b"",
+                      route: Route = Route.DIRECT_MQTT) -> Uplink:
+    """One parsed direct-JSON object (also an item of an HTTP push list)."""
     readings = doc.get("readings")
     if not isinstance(readings, dict) or not readings:
         raise InvalidPayload("'readings' must be a non-empty object of name → number")
@@ -51,11 +58,11 @@ def decode_direct_json(device_uid: str, payload: bytes, *, topic: str = "") -> U
             raise InvalidPayload("location out of range")
         position = Position(lat, lon)
     return Uplink(
-        route=Route.DIRECT_MQTT,
+        route=route,
         device=DeviceRef(RefScheme.CIVICAIR, device_uid),
         values=values,
         time=time,
         position=position,
         topic=topic,
-        raw=payload,
+        raw=raw,
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from civicair.core import tables
-from civicair.core.domain import Uplink
+from civicair.core.domain import DeviceRef, RefScheme, Uplink
 from civicair.core.security import pseudonym
 from civicair.gateway.formats.direct import decode_direct_json
 from civicair.ingest.writer import Inbound
@@ -31,7 +31,7 @@ def direct(uid: str, time: datetime | None, readings: dict, *, received_at: date
     payload = json.dumps(doc).encode()
     topic = f"civicair/v1/devices/{uid}/up"
     return Inbound("mqtt", topic, payload, received_at or datetime.now(UTC),
-                   lambda p: decode_direct_json(uid, p, topic=topic))
+                   lambda p: decode_direct_json(uid, p, topic=topic), ref=DeviceRef(RefScheme.CIVICAIR, uid))
 
 
 def fixed(uplink: Uplink, payload: bytes = b"raw", received_at: datetime | None = None) -> Inbound:

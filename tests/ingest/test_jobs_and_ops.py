@@ -64,9 +64,10 @@ def retention_days(db) -> int:  # type: ignore[no-untyped-def]
 
 
 def test_worker_jobs_run_retention(db, settings) -> None:
-    (job,) = jobs(settings, db)
-    assert job.name == "ingest-retention"
-    assert job.run().method == ("timescaledb" if hypertable(db) else "delete")
+    raw, kept = jobs(settings, db)
+    assert (raw.name, kept.name) == ("ingest-retention", "ingest-kept-retention")
+    assert raw.run().method == ("timescaledb" if hypertable(db) else "delete")
+    assert kept.run().dead_letters_deleted == 0
 
 
 def _cli(settings, *args: str) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]

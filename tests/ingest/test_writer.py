@@ -127,18 +127,46 @@ def test_lorawan_duplicates_are_stored_once(db, conn) -> None:
     dev = add_device(db, "lora", transport="lorawan", dev_eui="0011223344556677")
     t = NOW
     r1 = store_batch(conn, [fixed(_lora(41, "aaa", t), b"\x01\x02")])
-    # same deduplicationId again; same fCnt via another network server (other id, other time)
-    r2 = store_batch(conn, [fixed(_lora(41, "aaa", t)), fixed(_lora(41, "bbb", t + timedelta(seconds=2)))])
-    # in-batch duplicates, then a genuinely new uplink
-    r3 = store_batch(conn, [fixed(_lora(42, "ccc", t + timedelta(minutes=5))),
-                            fixed(_lora(42, "ddd", t + timedelta(minutes=5, seconds=1)))])
+    # the same deduplicationId again, alone and inside one batch
+    r2 = store_batch(conn, [fixed(_lora(41, "aaa", t)), fixed(_lora(41, "aaa", t + timedelta(seconds=2)))])
+    # no deduplication id: the frame counter decides, on network-server time (a re-publication
+    # 30 s later by the network server, then the same frame twice in one batch)
+    r3 = store_batch(conn, [fixed(_lora(42, None, t + timedelta(minutes=5)))])
+    r4 = store_batch(conn, [fixed(_lora(42, None, t + timedelta(minutes=5, seconds=30))),
+                            fixed(_lora(43, None, t + timedelta(minutes=6))),
+                            fixed(_lora(43, None, t + timedelta(minutes=6, seconds=1)))])
     assert (r1.readings_written, r1.uplinks_duplicate) == (2, 0)
     assert (r2.readings_written, r2.uplinks_duplicate) == (0, 2)
-    assert (r3.readings_written, r3.uplinks_duplicate) == (2, 1)
+    assert (r3.readings_written, r3.uplinks_duplicate) == (2, 0)
+    assert (r4.readings_written, r4.uplinks_duplicate) == (2, 2)
     ups = rows(db, tables.uplinks, "device_id", "f_cnt", "rssi", "snr", "gateway_count", "dedup_id", "battery_v")
-    assert ups == [(dev, 41, -90.0, 7.5, 2, "aaa", 3.6), (dev, 42, -90.0, 7.5, 2, "ccc", 3.6)]
+    assert ups == [(dev, 41, -90.0, 7.5, 2, "aaa", 3.6), (dev, 42, -90.0, 7.5, 2, None, 3.6),
+                   (dev, 43, -90.0, 7.5, 2, None, 3.6)]
     assert rows(db, tables.uplinks, "payload")[0] == (b"\x01\x02",)
-    assert hourly(db)[(dev, 2, HOUR)]["n"] == 2
+    assert hourly(db)[(dev, 2, HOUR)]["n"] == 3
+
+
+def test_a_rejoin_or_a_backlog_loses_no_uplink(db, conn) -> None:
+    """After a rejoin the frame counter starts again at 0: the same fCnt an hour apart in
+    measurement (network-server) time is another uplink, even when both arrive within seconds
+    (a gateway draining its backlog). Before: fCnt ± 10 min of arrival time dropped the second."""
+    dev = add_device(db, "rejoin", transport="lorawan", dev_eui="0011223344556677")
+    t = NOW - timedelta(hours=3)
+    arrival = NOW
+    with_ids = [fixed(_lora(3, "before-rejoin", t), received_at=arrival),
+                fixed(_lora(3, "after-rejoin", t + timedelta(hours=1)), received_at=arrival + timedelta(seconds=1))]
+    without_ids = [fixed(_lora(5, None, t + timedelta(minutes=20)), received_at=arrival + timedelta(seconds=2)),
+                   fixed(_lora(5, None, t + timedelta(hours=1, minutes=20)), received_at=arrival + timedelta(seconds=3))]
+    assert store_batch(conn, with_ids[:1] + without_ids[:1]).readings_written == 4
+    r = store_batch(conn, with_ids[1:] + without_ids[1:])  # the backlog's second half, next batch
+    assert (r.readings_written, r.uplinks_duplicate) == (4, 0)
+    r = store_batch(conn, with_ids + without_ids)  # all four delivered again: nothing new
+    assert (r.readings_written, r.uplinks_duplicate) == (0, 4)
+    assert len(rows(db, tables.uplinks, "time")) == 4
+    assert sum(h["n"] for k, h in hourly(db).items() if k[0] == dev and k[1] == 2) == 4
+    # the network server's deduplication id decides: two ids, the same fCnt a minute apart
+    r = store_batch(conn, [fixed(_lora(9, "x1", NOW)), fixed(_lora(9, "x2", NOW + timedelta(minutes=1)))])
+    assert (r.readings_written, r.uplinks_duplicate) == (4, 0)
 
 
 def test_same_fcnt_after_ten_minutes_is_a_new_uplink(db, conn) -> None:
@@ -203,11 +231,11 @@ def test_uplink_duplicate_checks_probe_per_row_never_join_the_whole_table(db, co
     with conn.transaction():
         repo.ensure_staging(conn)
         conn.execute("insert into uplinks_stage (device_id, time, route, received_at, f_cnt, dedup_id, payload, "
-                     "recheck) select 1, now() - g * interval '1 s', 'chirpstack', now(), g, 'd' || g, "
-                     "'\\x01'::bytea, g % 2 = 0 from generate_series(1, 500) g")
+                     "recheck_since) select 1, now() - g * interval '1 s', 'chirpstack', now(), g, "
+                     "case when g % 3 = 0 then 'd' || g end, '\\x01'::bytea, "
+                     "case when g % 2 = 0 then now() - interval '1 hour' end from generate_series(1, 500) g")
         conn.execute("analyze uplinks_stage")
-        plan = "\n".join(r[0] for r in conn.execute("explain " + repo._INSERT_UPLINKS,
-                                                    {"window": timedelta(hours=1)}).fetchall())
+        plan = "\n".join(r[0] for r in conn.execute("explain " + repo._INSERT_UPLINKS).fetchall())
         jit = conn.execute("show jit").fetchone()[0]
     assert "Anti Join" not in plan and plan.count("SubPlan") >= 3, plan
     assert jit == "off"
