@@ -141,6 +141,15 @@ class Settings(BaseSettings):
     device_interval_s: int = Field(default=150, ge=10, description="Measurement interval written into bundles.")
     erase_confirm_ttl_s: int = Field(default=900, ge=30, description="Validity of an erase confirmation token.")
 
+    # --- calibration and signed-in sessions (issue 14) --------------------------------------------
+    calibration_network_min_donors: int = Field(
+        default=2, ge=1, description="Published co-located devices of a sensor type needed for its network model.")
+    session_secret: SecretStr | None = Field(
+        default=None, description="Key signing browser session cookies. Empty: derived from CIVICAIR_PSEUDONYM_SECRET.")
+    session_previous_secrets: list[SecretStr] = Field(
+        default_factory=list, description="Earlier session keys still accepted (key rotation), newest first.")
+    session_ttl_s: int = Field(default=8 * 3600, ge=60, description="Lifetime of a signed-in browser session.")
+
     @field_validator("database_url", "read_database_url", mode="before")
     @classmethod
     def _check_db_url(cls, v: object) -> object:
