@@ -24,6 +24,7 @@ from civicair.calibration.fit import (
     USES_RH,
     FitRules,
     fit_candidates,
+    rh_eligible,
     masked_median,
 )
 from civicair.calibration.grids import Bools, CalibrationInput, Floats, Int8s, Ints
@@ -152,12 +153,16 @@ def assess(inp: CalibrationInput, rules: CalibrationRules | None = None) -> Asse
 
     # 4. the devices not judged against a reference of their own
     sel, kind = _without_reference(sel, na, nb, inp.epa_eligible)
-    calibrated = apply(sel, raw, rh, ~rh_bad, fits.rh_allowed, rules.fit.aw_cap)
+    # without a reference, RH is judged on the device's own hours with data
+    rh_own, _, _ = rh_eligible(np.isfinite(raw) & ~fault, rh, ~rh_bad, rules.fit)
+    rh_allowed = np.where(sel.assessed, fits.rh_allowed, rh_own)
+    calibrated = apply(sel, raw, rh, ~rh_bad, rh_allowed, rules.fit.aw_cap)
     published = np.where((sel.method >= 0)[:, None], calibrated, raw)
 
     # 5. verdicts over the window, and agreement with the station and *trusted* neighbours
     judged = sel.assessed & (sel.method >= 0)
-    wf = fl.window_flags(np.where(judged[:, None], calibrated, np.nan), raw, ref, rules=fr)
+    wf = fl.window_flags(np.where(judged[:, None] & ~fault, calibrated, np.nan), np.where(fault, np.nan, raw), ref,
+                         rules=fr)
     stuck_long = raw_flags.hours("stuck") >= rules.reliability.unreliable_stuck_hours
     untrusted = wf.masks["drift"].any(axis=1) | (sel.assessed & (sel.method < 0)) | stuck_long
     trusted = np.where(fault | untrusted[:, None], np.nan, published)
@@ -182,7 +187,7 @@ def assess(inp: CalibrationInput, rules: CalibrationRules | None = None) -> Asse
                         clock_lag=_window_value(wf, "clock", "lag_hours", d), paired_hours=paired,
                         min_pairs=rules.fit.min_pairs)
     status, reasons, stars = classify(q, valid_hours, flags, h, current_stars(daily), ctx, rules.reliability)
-    return Assessment(quantity=q, selection=sel, kind=kind, network_donors=n_donors, rh_allowed=fits.rh_allowed,
+    return Assessment(quantity=q, selection=sel, kind=kind, network_donors=n_donors, rh_allowed=rh_allowed,
                       calibrated=calibrated, published=published, flags=flags, rh_flags=rh_flags, fault=fault,
                       rh_bad=rh_bad, oof=oof, metrics=metrics, uncertainty_pct=np.where(judged, unc, np.nan),
                       sensor_class=cls.astype(np.int64), daily_stars=daily, stars=stars, status=status,

@@ -204,6 +204,20 @@ def _quad_sse(s: Mapping[str, Floats], beta: Floats, cols: tuple[str, ...]) -> F
     return out
 
 
+def rh_eligible(hours: Bools, rh: Floats, rh_usable: Bools, rules: FitRules) -> tuple[Bools, Ints, Floats]:
+    """May RH be a regressor for each device, judged on `hours` (its usable pairs, or its hours
+    with data)? RH must be usable on ≥ `rh_min_share` of them (and ≥ min_pairs) and vary by ≥
+    `rh_min_sd`. Also returns the usable hours and the SD."""
+    with np.errstate(invalid="ignore"):
+        ok = rh_usable & np.isfinite(rh) & (rh >= 0) & (rh <= 100)
+    both = hours & ok
+    n_rh = both.sum(axis=1)
+    mean = np.where(both, rh, 0.0).sum(axis=1) / np.maximum(n_rh, 1)
+    sd: Floats = np.sqrt(np.where(both, (rh - mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(n_rh - 1, 1))
+    allowed: Bools = (n_rh >= rules.rh_min_share * hours.sum(axis=1)) & (sd >= rules.rh_min_sd) & (n_rh >= rules.min_pairs)
+    return allowed, n_rh.astype(np.int64), sd
+
+
 def fit_candidates(raw: Floats, ref: Floats, rh: Floats, *, usable_pair: Bools, rh_usable: Bools,
                    epa_allowed: Bools, rules: FitRules, chunk: int = 32) -> CandidateFits:
     """Every candidate but the network model (see `with_column`), cross-validated per device.
@@ -226,11 +240,7 @@ def _fit_chunk(raw: Floats, ref: Floats, rh: Floats, usable_pair: Bools, rh_usab
     with np.errstate(invalid="ignore"):
         rh_usable = rh_usable & np.isfinite(rh) & (rh >= 0) & (rh <= 100)
     n_pair = usable_pair.sum(axis=1)
-    both = usable_pair & rh_usable
-    n_rh = both.sum(axis=1)
-    rh_mean = np.where(both, rh, 0.0).sum(axis=1) / np.maximum(n_rh, 1)
-    rh_sd = np.sqrt(np.where(both, (rh - rh_mean[:, None]) ** 2, 0.0).sum(axis=1) / np.maximum(n_rh - 1, 1))
-    rh_ok = (n_rh >= rules.rh_min_share * n_pair) & (rh_sd >= rules.rh_min_sd) & (n_rh >= rules.min_pairs)
+    rh_ok, n_rh, rh_sd = rh_eligible(usable_pair, rh, rh_usable, rules)
     # every candidate is compared on the same held-out hours
     usable = usable_pair & np.where(rh_ok[:, None], rh_usable, True)
     n_use = usable.sum(axis=1)

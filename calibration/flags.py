@@ -31,6 +31,7 @@ class FlagRules:
     humidity_max: float = 85.0
     drift_pct_per_30d: float = 20.0
     drift_min_days: float = 7.0
+    drift_min_t: float = 3.0  # the trend must stand out of the day-to-day scatter of the residuals
     disagree_fraction: float = 0.5  # "most hours of a day"
     disagree_abs: float = 5.0  # tolerance around the envelope, unit
     disagree_rel: float = 0.30
@@ -226,14 +227,16 @@ def humidity_mask(rh: Floats, limit: float = 85.0) -> Bools:
     return out
 
 
-def drift_pct_per_30d(values: Floats, ref: Floats) -> tuple[Floats, Floats]:
-    """Trend over time of the residuals (value − ref), in % of the mean reference per 30 days,
-    and the span in days of the pairs behind it. The trend is the time coefficient of
-    residual ~ 1 + t + ref: the residuals of a prediction-direction calibration shrink towards
-    the mean and so follow the reference's level, and a few weeks of rising pollution must not
-    look like drift."""
+def drift_pct_per_30d(values: Floats, ref: Floats) -> tuple[Floats, Floats, Floats]:
+    """Trend over time of the residuals (value − ref) at a given reference level, in % of the
+    mean reference per 30 days; the span in days of the pairs behind it; and the trend's t
+    statistic over daily means. The residuals are first cleared of what the reference level
+    explains (residual ~ 1 + ref + ref²): a calibration in the prediction direction shrinks
+    towards the mean, so its residuals follow the level, and a few weeks of rising pollution
+    must not look like drift. The trend is then fitted to the daily means of what is left, and
+    must stand out of their day-to-day scatter."""
     ok = np.isfinite(values) & np.isfinite(ref)
-    t = np.broadcast_to(np.arange(values.shape[1]) / 24.0, values.shape)
+    d, h = values.shape
     n = np.maximum(ok.sum(axis=1), 1)
     mean_ref = np.where(ok, ref, 0).sum(axis=1) / n
 
@@ -242,20 +245,36 @@ def drift_pct_per_30d(values: Floats, ref: Floats) -> tuple[Floats, Floats]:
         out: Floats = np.where(ok, c - (c.sum(axis=1) / n)[:, None], 0.0)
         return out
 
-    scale = np.maximum(np.abs(mean_ref), 1.0)[:, None]
-    x = np.where(ok, ref, 0.0) / scale
-    cols = [centred(t), centred(x), centred(x * x)]  # time, then the level (and its curvature)
+    x = np.where(ok, ref, 0.0) / np.maximum(np.abs(mean_ref), 1.0)[:, None]
+    cols = [centred(x), centred(x * x)]
     r = centred(values - ref)
     xtx = np.stack([np.stack([(a * b).sum(1) for b in cols], -1) for a in cols], -2)
     xty = np.stack([(a * r).sum(1) for a in cols], -1)
     good = (ok.sum(axis=1) > 4) & (np.abs(np.linalg.det(xtx)) > 1e-12)
-    xtx = np.where(good[:, None, None], xtx, np.eye(len(cols)))
-    slope = np.linalg.solve(xtx, xty[..., None])[:, 0, 0]  # time coefficient, level held
+    beta = np.linalg.solve(np.where(good[:, None, None], xtx, np.eye(2)), xty[..., None])[..., 0]
+    e = np.where(ok, r - beta[:, 0:1] * cols[0] - beta[:, 1:2] * cols[1], 0.0)
+    days = -(-h // 24)
+    pad = days * 24 - h
+    cnt = np.pad(ok, ((0, 0), (0, pad))).reshape(d, days, 24).sum(axis=2)
+    tot = np.pad(e, ((0, 0), (0, pad))).reshape(d, days, 24).sum(axis=2)
+    has = cnt >= 6  # a day counts with at least 6 pairs
+    dm = np.where(has, tot / np.maximum(cnt, 1), 0.0)
+    k = has.sum(axis=1)
+    day = np.arange(days, dtype=np.float64)[None, :]
+    dbar = np.where(has, day, 0).sum(axis=1) / np.maximum(k, 1)
+    dd = np.where(has, day - dbar[:, None], 0.0)
+    mbar = dm.sum(axis=1) / np.maximum(k, 1)
+    sdd = (dd * dd).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
+        slope = (dd * np.where(has, dm - mbar[:, None], 0.0)).sum(axis=1) / sdd  # per day
+        fit = np.where(has, dm - mbar[:, None] - slope[:, None] * dd, 0.0)
+        se = np.sqrt((fit * fit).sum(axis=1) / np.maximum(k - 2, 1) / sdd)
+        t: Floats = np.where(good & (k >= 3), slope / se, np.nan)
         pct: Floats = np.where(good, 100.0 * slope * 30.0 / np.abs(mean_ref), np.nan)
-    span: Floats = np.where(ok.any(axis=1), np.where(ok, t, -np.inf).max(axis=1)
-                            - np.where(ok, t, np.inf).min(axis=1), 0.0)
-    return pct, span
+    tt = np.broadcast_to(np.arange(h) / 24.0, values.shape)
+    span: Floats = np.where(ok.any(axis=1), np.where(ok, tt, -np.inf).max(axis=1)
+                            - np.where(ok, tt, np.inf).min(axis=1), 0.0)
+    return pct, span, t
 
 
 def disagree_mask(values: Floats, env_low: Floats, env_high: Floats, *, rel: float = 0.3, abs_tol: float = 5.0,
@@ -375,8 +394,9 @@ def window_flags(calibrated: Floats, raw: Floats, ref: Floats, *, rules: FlagRul
     """Verdicts over the whole window against the co-located reference: drift of the calibrated
     residuals, and a clock shift (best lag correlation of the raw values ≠ 0)."""
     d, h = raw.shape
-    pct, span = drift_pct_per_30d(calibrated, ref)
-    drift = (np.nan_to_num(np.abs(pct)) > rules.drift_pct_per_30d) & (span >= rules.drift_min_days)
+    pct, span, t = drift_pct_per_30d(calibrated, ref)
+    drift = ((np.nan_to_num(np.abs(pct)) > rules.drift_pct_per_30d) & (span >= rules.drift_min_days)
+             & (np.nan_to_num(np.abs(t)) >= rules.drift_min_t))
     corr = lag_correlations(raw, ref, rules.clock_max_lag)
     has = np.isfinite(corr).any(axis=1)
     best = np.where(has, np.argmax(np.nan_to_num(corr, nan=-2.0), axis=1), rules.clock_max_lag)
@@ -390,7 +410,7 @@ def window_flags(calibrated: Floats, raw: Floats, ref: Floats, *, rules: FlagRul
     zeros, ends = np.zeros, np.full
     t_drift = FlagTable(dr, ("drift",) * dr.size, zeros(dr.size, np.int64), ends(dr.size, h, np.int64),
                         ("window",) * dr.size, {"pct_per_30_days": pct[dr], "span_days": span[dr],
-                                                "threshold": _const(rules.drift_pct_per_30d, dr.size)})
+                                                "t": t[dr], "threshold": _const(rules.drift_pct_per_30d, dr.size)})
     t_clock = FlagTable(lr, ("clock",) * lr.size, zeros(lr.size, np.int64), ends(lr.size, h, np.int64),
                         ("window",) * lr.size, {"lag_hours": lag[lr].astype(float), "r_at_lag": rb[lr],
                                                 "r_at_zero": r0[lr]})

@@ -2,7 +2,8 @@
 
 The simplest candidate whose cross-validated RMSE is within `parsimony` of the best is chosen; it
 is published only when it beats the training-mean constant by `min_skill` (in MSE), is no worse
-than the raw values, and the sensor follows the reference's hour-to-hour changes. A model using
+than the raw values, and the sensor follows the reference's hour-to-hour changes (or the model
+explains so much of the reference out of sample that chance cannot explain it). A model using
 RH gets an RH-free fallback (chosen the same way) for the hours whose RH is not usable. Pure.
 """
 
@@ -32,7 +33,8 @@ MAD_TO_SD = 1.4826
 class SelectionRules:
     parsimony: float = 0.02  # a more complex candidate must lower the CV RMSE by more than 2 %
     min_skill: float = 0.10  # 1 − MSE/MSE(constant), out of sample
-    min_track_t: float = 3.0  # t of the correlation of hour-to-hour changes, sensor vs reference
+    min_track_t: float = 3.0  # t of the correlation of hour-to-hour changes, sensor vs reference …
+    strong_skill: float = 0.7  # … unless the model explains this much out of sample on its own
     network_min_donors: int = 2  # published co-located devices of a type to form its network model
 
 
@@ -115,7 +117,8 @@ def choose(fits: CandidateFits, track_t: Floats, rules: SelectionRules, min_pair
     fallback, _ = _choose(cv_rmse, cv_const, ~USES_RH, rules)
     uses_rh = USES_RH[np.maximum(method, 0)] & (method >= 0) & (method != EPA)
     assessed = fits.n_pairs >= min_pairs
-    tracks = track_t >= rules.min_track_t
+    with np.errstate(invalid="ignore"):
+        tracks = (track_t >= rules.min_track_t) | (skill >= rules.strong_skill)
     method = np.where(assessed & tracks, method, -1)
     fallback = np.where((method >= 0) & uses_rh & fits.rh_allowed, fallback, -1)
     idx = np.arange(d)
@@ -141,17 +144,18 @@ def _reasons(i: int, fits: CandidateFits, cv_rmse: Floats, cv_const: Floats, tra
             f"SD {fits.rh_sd[i]:.2f} %RH)")))
     if not assessed[i] or method[i] >= 0:
         return tuple(out)
-    if track_t[i] < rules.min_track_t:
-        out.append(Reason("no_signal", UNRELIABLE, (
-            f"the sensor does not follow the reference's hour-to-hour changes (t = {_num(track_t[i])} "
-            f"< {rules.min_track_t:g}): there is no signal to calibrate")))
     finite = np.isfinite(cv_rmse[i])
     best = float(np.max(1 - cv_rmse[i][finite] ** 2 / cv_const[i] ** 2)) if finite.any() else float("nan")
+    if track_t[i] < rules.min_track_t and not best >= rules.strong_skill:
+        out.append(Reason("no_signal", UNRELIABLE, (
+            f"the sensor does not follow the reference's hour-to-hour changes (t = {_num(track_t[i])} "
+            f"< {rules.min_track_t:g}) and no model explains {rules.strong_skill:.0%} of its variation: "
+            "there is no signal to calibrate")))
     if not best >= rules.min_skill:
         out.append(Reason("no_skill", UNRELIABLE, (
             f"no calibration predicts the reference better than a constant out of sample "
             f"(best cross-validated skill {_num(best)} < {rules.min_skill:g})")))
-    elif track_t[i] >= rules.min_track_t:
+    elif track_t[i] >= rules.min_track_t or best >= rules.strong_skill:
         out.append(Reason("worse_than_raw", UNRELIABLE,
                            "no calibration that beats a constant does better than the raw values"))
     k = fits.folds
