@@ -20,7 +20,7 @@ from civicair.calibration.metrics import (
     performance_metrics,
     sensor_class,
 )
-from civicair.calibration.pairing import HourlySeries, hourly_means, sampling_interval_s
+from civicair.calibration.pairing import HourlySeries, hourly_means
 from civicair.calibration.report import document, json_safe
 from civicair.calibration.select import apply
 from civicair.calibration.sensor_types import epa_eligible
@@ -48,10 +48,10 @@ def evaluate_campaign(sensor: Samples, reference: Reference, *, quantity: str = 
     if not 0 < test_fraction < 1:
         raise InvalidInput("--test-fraction must be between 0 and 1 (exclusive)")
     rules = rules or CalibrationRules()
+    # spikes among the sub-hourly samples are reported, not removed: a run of them is as likely a
+    # real episode (a bonfire night) as a glitch; gross hours are flagged on the hourly means
     spikes, spike_flags = sample_spikes(sensor)
-    interval = sampling_interval_s(sensor.times)
-    # spike samples are left out of the hourly means, as the ingest leaves out flagged readings
-    s_hourly = hourly_means(sensor.times[~spikes], sensor.values[~spikes], interval).valid(min_coverage)
+    s_hourly = hourly_means(sensor.times, sensor.values).valid(min_coverage)
     rh_hourly = (hourly_means(sensor.rh_times, sensor.rh).valid(min_coverage)
                  if sensor.rh is not None and sensor.rh_times is not None else None)
     ref_hourly = reference.series.valid(min_coverage)
@@ -114,11 +114,11 @@ def evaluate_campaign(sensor: Samples, reference: Reference, *, quantity: str = 
               "test_pairs": n_test, "paired_hours": n, "test_hours_judged": int(test.sum()),
               "fault_hours_excluded": {"train": int((a.fault[0] & pair[:n_tr]).sum()),
                                        "test": int((fault & pair & ~train).sum())},
-              "sample_spikes_removed": int(spikes.sum())}
+              "sample_spikes": int(spikes.sum())}
     doc = document(
         title=f"Co-location campaign — {sensor_name} — {quantity}", device=sensor_name,
         sensor_model=sensor_model or None, quantity=quantity,
-        station={"code": reference.station_code or reference.name, "name": reference.station_name},
+        station={"code": reference.station_code, "name": reference.station_name},
         window=window, kind=a.kind[0], status=a.status[0], stars=None, model=model_of(a, 0), cv=cv_of(a, 0),
         reasons=[r.as_dict(quantity) for r in a.reasons[0]], flags=flags, warnings=warnings, basis="test",
         metrics={"raw": m_raw, "calibrated": m_cal, "out_of_fold": metrics_of(a.metrics, 0) if published else None},
@@ -148,7 +148,7 @@ def _warnings(a: Assessment, train_slope: float | None, rh_flags: fl.Flags, spik
         out.append(f"the raw values fall as the reference rises (slope {train_slope:.2f} of raw on reference in the "
                    "fitting part): the sensor does not measure this pollutant")
     if spikes:
-        out.append(f"{spikes} spike sample(s) were left out of the hourly means")
+        out.append(f"{spikes} sub-hourly sample(s) look like spikes (flagged, kept in the hourly means)")
     if not published:
         out.append("no calibration is published for this sensor: " +
                    "; ".join(r.text for r in a.reasons[0] if r.level != "note"))
