@@ -24,8 +24,8 @@ from civicair.calibration.fit import (
     USES_RH,
     FitRules,
     fit_candidates,
-    rh_eligible,
     masked_median,
+    rh_eligible,
 )
 from civicair.calibration.grids import Bools, CalibrationInput, Floats, Int8s, Ints
 from civicair.calibration.metrics import (

@@ -86,6 +86,10 @@ def verdict(doc: dict[str, Any]) -> str:
             basis = "on the test period" if doc.get("basis") == "test" else "out of sample (cross-validation)"
             raw_txt = f" against {_n(raw['rmse'])} for the raw values" if raw and raw.get("rmse") is not None else ""
             parts.append(f"Error {basis}: RMSE {_n(cal['rmse'])} {doc['unit']}{raw_txt}.")
+        if cal and cal.get("slope") is not None and cal["slope"] < 0.65:
+            parts.append(f"The calibrated values are pulled towards the mean (slope {cal['slope']:.2f} against the "
+                         "reference): the price of the smallest error for a sensor that follows the reference "
+                         "loosely; peaks are underestimated.")
         if doc.get("uncertainty_pct") is not None:
             parts.append(f"Expanded uncertainty {doc['uncertainty_pct']:.0f} % at the limit value "
                          f"{_n(doc.get('limit_value'))} {doc['unit']}: class {doc.get('class') or '–'} (CEN/TS 17660).")

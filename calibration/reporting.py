@@ -75,7 +75,8 @@ def device_report(conn: Connection, pseudonym: str, quantity: str = "pm25") -> d
         sensor_class=current.sensor_class if current is not None else None,
         epa_targets=epa_target_results(oof) if oof and quantity == "pm25" else None, reasons=reasons, warnings=[],
         flags=flags, series=series, daily_stars=m.get("daily_stars"),
-        extra={"completeness_pct": round(100 * valid / hours, 1) if hours and valid is not None else None,
+        extra={**({"state": "none"} if current is None else {}),  # never assessed (mobile, or no data)
+               "completeness_pct": round(100 * valid / hours, 1) if hours and valid is not None else None,
                "device_status": dev.status, "device_stars": dev.stars, "kind_of_device": dev.kind,
                "calibrations": [_calibration(c) for c in history],
                "status_history": [{"changed_at": _iso(h.changed_at), "status": h.status, "stars": h.stars,

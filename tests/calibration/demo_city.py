@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from civicair.core.db import Database, libpq_url
 from civicair.core.settings import Settings
 from civicair.demo.simulator import Simulator
-from civicair.runtime import start_pipeline
 
+from civicair.runtime import start_pipeline
 from tests.conftest import wait_until
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from civicair.calibration.importers import E2_HEADER
 from civicair.bench.calibration_data import make_network
+from civicair.calibration.importers import E2_HEADER
 from civicair.core import tables
 from civicair.core.security import hash_secret
 
