@@ -223,13 +223,23 @@ def fit_candidates(raw: Floats, ref: Floats, rh: Floats, *, usable_pair: Bools, 
     """Every candidate but the network model (see `with_column`), cross-validated per device.
     `usable_pair`: paired hours not flagged as sensor faults; `rh_usable`: hours whose RH may be
     a regressor (finite, in range, not stuck)."""
-    d = raw.shape[0]
+    d, h = raw.shape
+    pairs = (usable_pair & np.isfinite(raw) & np.isfinite(ref)).sum(axis=1)
+    rows = np.nonzero(pairs >= rules.min_pairs)[0]  # most devices have no reference: nothing to fit
     parts = [_fit_chunk(raw[s], ref[s], rh[s], usable_pair[s], rh_usable[s], epa_allowed[s], rules)
-             for s in (slice(i, i + chunk) for i in range(0, d, chunk))]
-    if len(parts) == 1:
+             for s in (rows[i:i + chunk] for i in range(0, rows.size, chunk))]
+    if len(parts) == 1 and rows.size == d:
         return parts[0]
-    joined = {f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(CandidateFits)}
-    return CandidateFits(**joined)
+    k = rules.folds
+    out = {"sse": np.full((d, len(CANDIDATES)), np.inf), "sse_constant": np.full(d, np.nan), "n_test": np.zeros(d),
+           "coef": np.zeros((d, len(CANDIDATES), k + 1, 4)), "fold": np.full((d, h), -1, np.int8),
+           "n_pairs": pairs.astype(np.int64), "rh_allowed": np.zeros(d, bool), "rh_hours": np.zeros(d, np.int64),
+           "rh_sd": np.zeros(d), "enough": np.zeros(d, bool)}
+    out["coef"][:, IDENTITY, :, 1] = 1.0
+    for s, p in zip((rows[i:i + chunk] for i in range(0, rows.size, chunk)), parts, strict=True):
+        for f in fields(CandidateFits):
+            out[f.name][s] = getattr(p, f.name)
+    return CandidateFits(**out)
 
 
 def _fit_chunk(raw: Floats, ref: Floats, rh: Floats, usable_pair: Bools, rh_usable: Bools,

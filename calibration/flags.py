@@ -397,7 +397,9 @@ def window_flags(calibrated: Floats, raw: Floats, ref: Floats, *, rules: FlagRul
     pct, span, t = drift_pct_per_30d(calibrated, ref)
     drift = ((np.nan_to_num(np.abs(pct)) > rules.drift_pct_per_30d) & (span >= rules.drift_min_days)
              & (np.nan_to_num(np.abs(t)) >= rules.drift_min_t))
-    corr = lag_correlations(raw, ref, rules.clock_max_lag)
+    corr = np.full((d, 2 * rules.clock_max_lag + 1), np.nan)
+    with_ref = np.nonzero(np.isfinite(ref).any(axis=1))[0]  # devices without a reference have no shift
+    corr[with_ref] = lag_correlations(raw[with_ref], ref[with_ref], rules.clock_max_lag)
     has = np.isfinite(corr).any(axis=1)
     best = np.where(has, np.argmax(np.nan_to_num(corr, nan=-2.0), axis=1), rules.clock_max_lag)
     lag = best - rules.clock_max_lag
