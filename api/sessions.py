@@ -1,4 +1,4 @@
-"""Browser sessions over HTTP (docs/api.md#browser-sessions): the signed session cookie of
+"""Browser sessions over HTTP (docs/privacy.md#browser-sessions): the signed session cookie of
 `core.sessions` (HttpOnly, SameSite=Lax, Secure when the public URL is https, expiring), and CSRF
 tokens for forms. Any kind of signed-in user uses it: partners now, volunteers and operators next.
 

@@ -1,4 +1,4 @@
-"""Signed session tokens for browser sign-in, and CSRF tokens (docs/api.md#browser-sessions).
+"""Signed session tokens for browser sign-in, and CSRF tokens (docs/privacy.md#browser-sessions).
 
 A session is a small set of claims (who, what kind of user, a random session id, issue and
 expiry times) serialised as JSON and signed with HMAC-SHA256: ``<payload>.<signature>``, both
