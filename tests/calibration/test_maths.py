@@ -19,7 +19,7 @@ from civicair.calibration.metrics import (
     performance_metrics,
     sensor_class,
 )
-from civicair.calibration.pairing import hourly_means, pair_hourly
+from civicair.calibration.pairing import hourly_means
 from civicair.calibration.reasons import Reason
 from civicair.calibration.reliability import DeviceContext, ReliabilityRules, classify
 from civicair.calibration.sensor_types import epa_eligible, sensor_type
@@ -101,10 +101,7 @@ def test_hourly_means_apply_the_coverage_rule() -> None:
     s = hourly_means(times, values)
     assert s.coverage.tolist() == pytest.approx([1.0, 8 / 12, 0.75])
     assert s.mean.tolist() == pytest.approx([10.0, 20.0, 4.0])
-    ref = hourly_means(t0 + np.arange(3) * np.timedelta64(3600, "s"), [11.0, 19.0, 5.0], interval_s=3600)
-    p = pair_hourly(s, ref, min_coverage=0.75)
-    assert p.raw.tolist() == [10.0, 4.0] and p.ref.tolist() == [11.0, 5.0]
-    assert p.expected_hours == 3
+    assert s.valid(0.75).hours.size == 2 and s.valid(0.75).mean.tolist() == pytest.approx([10.0, 4.0])
 
 
 # --- the job's coverage rule, sensor types, co-location ----------------------------------------
