@@ -132,8 +132,9 @@ def assess(inp: CalibrationInput, rules: CalibrationRules | None = None) -> Asse
     # 1. flags of the raw means; faults are left out of everything below
     raw_flags = fl.hour_flags(raw, rules=fr, rh=rh if pm else None, ref=ref, clock_counts=inp.clock_counts)
     fault = raw_flags.masks["stuck"] | raw_flags.masks["spike"] | raw_flags.masks["out_of_range"]
-    rh_bad = fl.rh_unusable(rh, stuck_hours=fr.stuck_hours)
-    rh_flags = fl.rh_channel_flags(rh, stuck_hours=fr.stuck_hours)
+    rh_stuck = fl.rh_stuck(rh, stuck_hours=fr.stuck_hours)
+    rh_bad = fl.rh_unusable(rh, stuck=rh_stuck)
+    rh_flags = fl.rh_channel_flags(rh, stuck=rh_stuck)
     usable = np.isfinite(raw) & np.isfinite(ref) & ~fault
 
     # 2. candidates by blocked cross-validation, then the choice

@@ -89,7 +89,8 @@ def evaluate_campaign(sensor: Samples, reference: Reference, *, quantity: str = 
     fr = rules.flag_rules(quantity)
     full = fl.hour_flags(raw[None], rules=fr, rh=rh[None] if quantity.startswith("pm") else None, ref=ref[None])
     fault = (full.masks["stuck"] | full.masks["spike"] | full.masks["out_of_range"])[0]
-    rh_bad = fl.rh_unusable(rh[None], stuck_hours=fr.stuck_hours)
+    rh_stuck = fl.rh_stuck(rh[None], stuck_hours=fr.stuck_hours)
+    rh_bad = fl.rh_unusable(rh[None], stuck=rh_stuck)
     calibrated = apply(a.selection, raw[None], rh[None], ~rh_bad, a.rh_allowed, rules.fit.aw_cap)[0]
     pair = np.isfinite(raw) & np.isfinite(ref)
     test = ~train & pair & ~fault
@@ -106,7 +107,7 @@ def evaluate_campaign(sensor: Samples, reference: Reference, *, quantity: str = 
         cls = int(sensor_class(np.array(u), quantity)) or None
     train_slope = metrics_of(performance_metrics(np.where(train & pair & ~fault, raw, np.nan),
                                                  np.where(train, ref, np.nan)))["slope"]
-    rh_flags = fl.rh_channel_flags(rh[None], stuck_hours=fr.stuck_hours)
+    rh_flags = fl.rh_channel_flags(rh[None], stuck=rh_stuck)
     flags = (_flag_rows(full.table, h0, quantity) + _flag_rows(rh_flags.table, h0, "humidity")
              + [{**f, "quantity": quantity} for f in spike_flags])
     warnings = _warnings(a, train_slope, rh_flags, int(spikes.sum()), published)

@@ -85,11 +85,24 @@ def kohler_factor(rh: Floats, kappa: Floats | float, aw_cap: float) -> Floats:
 
 def predict(method: Ints, a: Floats, b: Floats, c: Floats, kappa: Floats, raw: Floats, rh: Floats,
             aw_cap: float) -> Floats:
-    """The reference estimate of candidate `method` (broadcastable arrays). RH where it is NaN
-    enters as nothing: callers only use RH models on hours with usable RH."""
+    """The reference estimate of candidate `method` per device (row; arrays broadcast to the
+    (D, H) grid). RH where it is NaN enters as nothing: callers only use RH models on hours with
+    usable RH. The Köhler factor and the EPA formula are computed for the rows that use them."""
     rhz = np.nan_to_num(rh)
-    lin = a + b * raw / kohler_factor(rhz, kappa, aw_cap) + c * rhz
-    out: Floats = np.where(method == EPA, EPA_MODEL.predict(raw, rh), lin)
+    out: Floats = np.array(np.broadcast_to(a + b * raw + c * rhz, np.broadcast_shapes(raw.shape, rhz.shape)))
+    rows = np.broadcast_to(method, out.shape)[:, 0]
+
+    def part(x: Floats, idx: Ints) -> Floats:
+        sub: Floats = np.broadcast_to(x, out.shape)[idx]
+        return sub
+
+    k = np.nonzero(rows == KOHLER)[0]
+    if k.size:
+        out[k] = part(a, k) + part(b, k) * part(raw, k) / kohler_factor(part(rhz, k), part(kappa, k), aw_cap) \
+            + part(c, k) * part(rhz, k)
+    e = np.nonzero(rows == EPA)[0]
+    if e.size:
+        out[e] = EPA_MODEL.predict(part(raw, e), part(rh, e))
     return out
 
 
@@ -338,19 +351,19 @@ def _huber(coef: Floats, sse: Floats, s_te: Mapping[str, Floats], one: Floats, x
         resid = y[:, None, :] - np.matmul(beta, xt)
         scale = MAD_TO_SD * masked_median(np.abs(resid), train > 0)
         ks = rules.huber_k * np.maximum(np.nan_to_num(scale, nan=1.0), 1e-6)[..., None]
-        wts = np.empty_like(resid)
+        wts, fit = np.empty_like(resid), np.empty_like(resid)
         for _ in range(rules.huber_iter):
-            np.abs(resid, out=wts)  # wts = train · min(1, k·s/|r|), in place
-            np.maximum(wts, 1e-12, out=wts)
+            np.abs(resid, out=wts)  # wts = train · min(1, k·s/|r|) = train · k·s / max(|r|, k·s), in place
+            np.maximum(wts, ks, out=wts)
             np.divide(ks, wts, out=wts)
-            np.minimum(wts, 1.0, out=wts)
             wts *= train
             sw = np.matmul(wts, zt)  # (D, K+1, 9)
             xtx, xty = _normal({n: sw[..., i] for i, n in enumerate(keys)}, cols)
             new = _solve(xtx, xty, rules.ridge)
             done = bool(np.abs(new - beta).max(initial=0.0) < rules.huber_tol * (1 + np.abs(beta).max(initial=0.0)))
             beta = new
-            resid = y[:, None, :] - np.matmul(beta, xt)
+            np.matmul(beta, xt, out=fit)
+            np.subtract(y[:, None, :], fit, out=resid)
             if done:
                 break
         sse[:, cand] = _quad_sse(s_te, beta[:, :k], cols).sum(1)

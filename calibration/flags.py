@@ -440,27 +440,29 @@ def merge(*sets: Flags) -> Flags:
     return Flags(masks, concat([s.table for s in sets]))
 
 
-def rh_unusable(rh: Floats, *, stuck_hours: int = 6, saturated: float = 99.0, saturated_hours: int = 24) -> Bools:
-    """RH hours that may not be a regressor: a constant value for ≥ 6 h (stuck), except near
-    saturation where fog holds 100 % for hours; saturation for ≥ 24 h is a failed channel (the
-    DHT22 at 99.9 % all day); missing; outside [0, 100]."""
+def rh_stuck(rh: Floats, *, stuck_hours: int = 6, saturated: float = 99.0, saturated_hours: int = 24) -> Bools:
+    """RH hours of a stuck channel: a constant value for ≥ 6 h, except near saturation where fog
+    holds 100 % for hours; saturation for ≥ 24 h is a failed channel (the DHT22 at 99.9 % all day)."""
     with np.errstate(invalid="ignore"):
         sat = rh >= saturated
-    out: Bools = ((stuck_mask(rh, stuck_hours) & ~sat) | stuck_mask(rh, saturated_hours)
-                  | out_of_range_mask(rh, 0.0, 100.0) | ~np.isfinite(rh))
+    out: Bools = (stuck_mask(rh, stuck_hours) & ~sat) | stuck_mask(rh, saturated_hours)
     return out
 
 
-def rh_channel_flags(rh: Floats, *, stuck_hours: int = 6) -> Flags:
-    """Flags of the RH channel itself (stored under the humidity quantity): stuck by the regressor
-    rule above, out of [0, 100]."""
-    with np.errstate(invalid="ignore"):
-        sat = rh >= 99.0
-    stuck = (stuck_mask(rh, stuck_hours) & ~sat) | stuck_mask(rh, 24)
+def rh_unusable(rh: Floats, *, stuck: Bools | None = None, stuck_hours: int = 6) -> Bools:
+    """RH hours that may not be a regressor: stuck (above), missing, outside [0, 100]."""
+    st = rh_stuck(rh, stuck_hours=stuck_hours) if stuck is None else stuck
+    out: Bools = st | out_of_range_mask(rh, 0.0, 100.0) | ~np.isfinite(rh)
+    return out
+
+
+def rh_channel_flags(rh: Floats, *, stuck: Bools | None = None, stuck_hours: int = 6) -> Flags:
+    """Flags of the RH channel itself (stored under the humidity quantity): stuck, out of [0, 100]."""
+    st = rh_stuck(rh, stuck_hours=stuck_hours) if stuck is None else stuck
     oor = out_of_range_mask(rh, 0.0, 100.0)
     filled = np.nan_to_num(rh)
-    t = concat([_table("stuck", stuck, lambda r, s, e: {"value": rh[r, s], "hours": (e - s).astype(float)}),
+    t = concat([_table("stuck", st, lambda r, s, e: {"value": rh[r, s], "hours": (e - s).astype(float)}),
                 _table("out_of_range", oor, lambda r, s, e: {
                     "min": seg_reduce(filled, r, s, e, np.minimum), "max": seg_reduce(filled, r, s, e, np.maximum),
                     "low": _const(0.0, r.size), "high": _const(100.0, r.size)})])
-    return Flags({"stuck": stuck, "out_of_range": oor}, t)
+    return Flags({"stuck": st, "out_of_range": oor}, t)
