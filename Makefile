@@ -5,9 +5,15 @@ PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-FOLDERS := core gateway ingest calibration readmodel api open_export firmware_tools migrations demo bench
+FOLDERS := core gateway ingest calibration readmodel api open_export firmware_tools migrations web demo bench
+# The public web's front-end (frontend/: npm lock, esbuild) is bundled into web/static/dist at install.
+NODE    ?= node
+NPM     ?= npm
+WEB_DIST := web/static/dist
+HAVE_NODE := $(shell command -v $(NODE) >/dev/null 2>&1 && command -v $(NPM) >/dev/null 2>&1 && echo yes)
+WEB_SRC := $(wildcard frontend/src/*) frontend/build.mjs
 
-.PHONY: run test install lint typecheck lock bench clean
+.PHONY: run test install lint typecheck lock bench clean web
 
 $(STAMP): pyproject.toml setup.py requirements/dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,14 +21,28 @@ $(STAMP): pyproject.toml setup.py requirements/dev.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) web
+
+## The map, chart and widget scripts (npm ci only when the lock changed; esbuild only when a source did).
+ifeq ($(HAVE_NODE),yes)
+web: $(WEB_DIST)/manifest.json
+
+frontend/node_modules/.package-lock.json: frontend/package.json frontend/package-lock.json
+	cd frontend && $(NPM) ci --prefer-offline --no-audit --no-fund --loglevel=error
+
+$(WEB_DIST)/manifest.json: frontend/node_modules/.package-lock.json $(WEB_SRC)
+	cd frontend && OUT=$(abspath $(WEB_DIST)) $(NODE) build.mjs
+else
+web:
+	@echo "civicair: Node.js/npm not found: the map, chart and widget scripts are not built; the API, /docs and the pages (without their scripts) still serve (apt-get install nodejs npm, then make install)."
+endif
 
 ## Run the whole service with simulated sensors (embedded PostgreSQL + MQTT broker unless configured).
-run: $(STAMP)
+run: $(STAMP) web
 	$(VENV)/bin/civicair up --demo
 
 ## Lint, type-check and run every test (real PostgreSQL + MQTT: the machine's, else embedded).
-test: lint
+test: lint web
 	$(PY) -m pytest
 
 lint: $(STAMP) typecheck
@@ -44,4 +64,4 @@ lock: $(STAMP)
 	    --quiet -o requirements/dev.lock
 
 clean:
-	rm -rf $(VENV) build .civicair .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) build .civicair .pytest_cache .ruff_cache .mypy_cache $(WEB_DIST) frontend/node_modules

@@ -18,6 +18,7 @@ from civicair.api.catalog import router as catalog_router
 from civicair.api.deps import close_read_pool
 from civicair.api.partner.endpoints import router as partner_router
 from civicair.api.public.endpoints import router as public_router
+from civicair.api.public.map import router as map_router
 from civicair.api.push import router as push_router
 from civicair.api.volunteer.endpoints import router as volunteer_router
 from civicair.core.db import Database
@@ -90,6 +91,8 @@ def create_app(
         version="0.1.0",
         description=DESCRIPTION,
         license_info={"name": settings.licence_name, "url": settings.licence_url},
+        docs_url=None,  # /docs is served offline by civicair.web (Swagger UI from fastapi-offline)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
@@ -127,6 +130,7 @@ def create_app(
         return Response(body, media_type=content_type)
 
     app.include_router(public_router)
+    app.include_router(map_router)
     app.include_router(partner_router)
     app.include_router(volunteer_router)
     app.include_router(push_router)

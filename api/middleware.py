@@ -8,7 +8,8 @@
   size); over the limit → 429 problem+json with `Retry-After`. The bucket lives in this
   process: behind several API processes, rate-limit at the reverse proxy instead.
 
-`install(app, settings)` adds them (and CORS for `settings.cors_origins`).
+`install(app, settings)` adds them (and CORS for `settings.cors_origins`). Public GETs (`OPEN_PREFIXES`) also
+send `Access-Control-Allow-Origin: *`, without credentials, so any page may read the open data.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PUBLIC_PREFIXES = ("/v1/devices", "/v1/zones", "/v1/mobile", "/v1/stations", "/v1/quantities",
                    "/v1/licences")
 PRIVATE_HEADERS = (b"authorization", b"x-api-key", b"cookie")
+# Open data readable from any web page (the <civicair-air> widget on a commune's site): these GETs
+# send `Access-Control-Allow-Origin: *`, never with credentials.
+OPEN_PREFIXES = (*PUBLIC_PREFIXES, "/v1/map", "/v1/indices")
 
 
 def link_header(settings: Settings, licence_url: str | None = None) -> str:
@@ -77,8 +81,10 @@ class OpenDataHeaders:
         self.lock = threading.Lock()
         self.hits = 0
 
-    def _common(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    def _common(self, headers: list[tuple[bytes, bytes]], open_data: bool = False) -> list[tuple[bytes, bytes]]:
         names = {k.lower() for k, _ in headers}
+        if open_data and b"access-control-allow-origin" not in names:
+            headers.append((b"access-control-allow-origin", b"*"))
         if b"link" not in names:
             headers.append((b"link", self.link))
         if b"x-attribution" not in names:
@@ -90,12 +96,13 @@ class OpenDataHeaders:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
+        open_data = scope.get("method") in ("GET", "HEAD") and path.startswith(OPEN_PREFIXES)
         cacheable = (scope.get("method") == "GET" and path.startswith(PUBLIC_PREFIXES)
                      and not any(_header(scope, h) for h in PRIVATE_HEADERS))
         if not cacheable:
             async def send_common(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    message["headers"] = self._common(list(message.get("headers", [])))
+                    message["headers"] = self._common(list(message.get("headers", [])), open_data)
                 await send(message)
 
             await self.app(scope, receive, send_common)
@@ -120,7 +127,7 @@ class OpenDataHeaders:
                 headers += [(b"etag", etag.encode()),
                             (b"cache-control", f"public, max-age={int(self.ttl)}".encode()),
                             (b"vary", b"Accept, Accept-Encoding")]
-                entry = (now + self.ttl, status, self._common(headers), body)
+                entry = (now + self.ttl, status, self._common(headers, open_data), body)
                 if self.ttl > 0 and len(body) <= self.max_bytes // 8:
                     with self.lock:
                         old = self.cache.pop(key, None)
@@ -129,11 +136,11 @@ class OpenDataHeaders:
                         while len(self.cache) > self.max_entries or self.cached_bytes > self.max_bytes:
                             self.cached_bytes -= len(self.cache.popitem(last=False)[1][3])
             else:
-                entry = (0.0, status, self._common(headers), body)
+                entry = (0.0, status, self._common(headers, open_data), body)
         _, status, headers, body = entry
         etag_value = next((v.decode() for k, v in headers if k == b"etag"), None)
         if status == 200 and etag_value and etag_matches(_header(scope, b"if-none-match"), etag_value):
-            keep = {b"etag", b"cache-control", b"vary", b"link", b"x-attribution"}
+            keep = {b"etag", b"cache-control", b"vary", b"link", b"x-attribution", b"access-control-allow-origin"}
             await send({"type": "http.response.start", "status": 304,
                         "headers": [(k, v) for k, v in headers if k in keep]})
             await send({"type": "http.response.body", "body": b""})

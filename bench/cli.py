@@ -7,6 +7,7 @@ import typer
 from civicair.bench.api import bench_api
 from civicair.bench.calibration import bench_calibration
 from civicair.bench.ingest import bench_ingest
+from civicair.bench.map import bench_map
 from civicair.bench.startup import bench_cli
 
 bench_app = typer.Typer(help="Benchmarks: print ratios against a baseline measured in the same run.",
@@ -14,4 +15,5 @@ bench_app = typer.Typer(help="Benchmarks: print ratios against a baseline measur
 bench_app.command("api")(bench_api)
 bench_app.command("ingest")(bench_ingest)
 bench_app.command("cli")(bench_cli)
+bench_app.command("map")(bench_map)
 bench_app.command("calibration")(bench_calibration)

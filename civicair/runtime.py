@@ -142,10 +142,13 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
 def build_app(settings: Settings, db: Database, *, mqtt_url: str | None = None,
               broker_status: Callable[[], dict[str, Any]] | None = None) -> Any:
     """The ASGI application every `civicair api` / `up` process serves: the HTTP API and the
-    surfaces mounted beside it."""
+    surfaces mounted beside it (the public web: pages, widget, offline /docs)."""
     from civicair.api.app import create_app
+    from civicair.web.site import install as install_web
 
-    return create_app(settings, db, mqtt_url=mqtt_url, broker_status=broker_status)
+    app = create_app(settings, db, mqtt_url=mqtt_url, broker_status=broker_status)
+    install_web(app, settings)
+    return app
 
 
 def _start_demo(settings: Settings, db: Database, mqtt_url: str, stack: ExitStack,

@@ -141,6 +141,16 @@ class Settings(BaseSettings):
     device_interval_s: int = Field(default=150, ge=10, description="Measurement interval written into bundles.")
     erase_confirm_ttl_s: int = Field(default=900, ge=30, description="Validity of an erase confirmation token.")
 
+    # --- web (public pages, map) -----------------------------------------------------------------
+    map_tiles_url: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="Base-map tiles (XYZ URL template) the map's browser loads. Empty: no base map.")
+    map_tiles_attribution: str = Field(
+        default='&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+        description="Attribution of the base-map tiles (HTML), shown on the map.")
+    map_refresh_interval_s: float = Field(
+        default=60.0, ge=5, description="How often the map's latest values are rendered (readmodel.map job).")
+
     # --- calibration and signed-in sessions (issue 14) --------------------------------------------
     calibration_network_min_donors: int = Field(
         default=2, ge=1, description="Published co-located devices of a sensor type needed for its network model.")

@@ -288,3 +288,19 @@ zone_invalidations = sa.Table(
     sa.Column("hour", TZ, nullable=False),
 )
 sa.Index("zone_invalidations_hour", zone_invalidations.c.quantity, zone_invalidations.c.hour)
+
+# --- web (migration 0014) -------------------------------------------------------------------------
+# The map's latest values (readmodel/map.py), rendered per (quantity, scale): `body` is the
+# gzip-compressed JSON, `hour_end` the end of its last hour, `version` the renderer's.
+map_snapshots = sa.Table(
+    "map_snapshots",
+    metadata,
+    sa.Column("quantity", sa.SmallInteger, primary_key=True),
+    sa.Column("scale", sa.Text, primary_key=True),
+    sa.Column("hour_end", TZ, nullable=False),
+    sa.Column("built_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("etag", sa.Text, nullable=False),
+    sa.Column("raw_size", sa.Integer, nullable=False),
+    sa.Column("body", BYTEA, nullable=False),
+)

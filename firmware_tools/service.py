@@ -34,7 +34,7 @@ from sqlalchemy.engine import Row
 
 
 def public_url(settings: Settings, pseudo: str) -> str:
-    return f"{settings.public_base_url.rstrip('/')}/v1/devices/{pseudo}"
+    return f"{settings.public_base_url.rstrip('/')}/sensors/{pseudo}"  # the sensor's page (civicair.web)
 
 
 def mqtt_topic(settings: Settings, uid: str) -> str:

@@ -245,6 +245,42 @@ def _members(pairs: list[tuple[str, int]]) -> Any:
     ).subquery("m")
 
 
+def zone_hour_rows(pairs: list[tuple[str, int]], codes: list[int], start: datetime, end: datetime) -> Any:
+    """Hourly device-rows of the zones in `pairs` over [start, end), each with `hour_devices`:
+    the distinct devices reporting in that zone-hour, which k-anonymity compares with k (a
+    zone-hour below k is suppressed: docs/privacy.md#zone-series)."""
+    h, m = tables.hourly, _members(pairs)
+    hour_devices = sa.func.count().filter(h.c.n > 0).over(partition_by=(m.c.zone_id, h.c.quantity, h.c.hour))
+    return (sa.select(m.c.zone_id, h, hour_devices.label("hour_devices"))
+            .join_from(h, m, m.c.device_id == h.c.device_id)
+            .where(h.c.quantity.in_(codes), h.c.hour >= start, h.c.hour < end).subquery("b"))
+
+
+def zone_hour_values(pairs: list[tuple[str, int]], code: int, start: datetime, end: datetime,
+                     k: int) -> sa.Select[Any]:
+    """The published hourly value of every zone in `pairs` (the map): per (zone_id, hour) with
+    at least k reporting devices, the calibrated mean when any device is calibrated (`calibrated`)
+    and the raw mean (`s` / `n`), as `aggregates` gives them to the series rows."""
+    base = zone_hour_rows(pairs, [code], start, end)
+    valid = base.c.n > 0
+    return (sa.select(base.c.zone_id, base.c.hour, sa.func.avg(base.c.calibrated_mean).filter(valid).label("calibrated"),
+                      sa.func.sum(base.c.sum).label("s"), sa.func.sum(base.c.n).label("n"))
+            .where(base.c.hour_devices >= k, valid)
+            .group_by(base.c.zone_id, base.c.hour))
+
+
+def published_zone_members() -> sa.Select[Any]:
+    """(zone_id, device_id) of the published devices of every administrative zone."""
+    d, dz = tables.devices, tables.device_zones
+    return (sa.select(dz.c.zone_id, dz.c.device_id).join(d, d.c.id == dz.c.device_id)
+            .where(published_fixed()).order_by(dz.c.zone_id, dz.c.device_id))
+
+
+def map_snapshot(code: int, scale: str) -> sa.Select[Any]:
+    s = tables.map_snapshots
+    return sa.select(s).where(s.c.quantity == code, s.c.scale == scale)
+
+
 def zone_aggregates(pairs: list[tuple[str, int]], codes: list[int], start: datetime, end: datetime,
                     interval: Interval, k: int) -> sa.Select[Any]:
     """The zone series of every zone in `pairs` over [start, end), per (zone_id, quantity,
@@ -252,12 +288,7 @@ def zone_aggregates(pairs: list[tuple[str, int]], codes: list[int], start: datet
     aggregate and counted in `suppressed_hours`; a period whose hours were all suppressed has
     n_devices = 0 (and is not published). Used by the live path (one zone) and by the
     materialisation (`zone_rollup`, all zones), so both publish the same rows."""
-    h, m = tables.hourly, _members(pairs)
-    hour_devices = sa.func.count().filter(h.c.n > 0).over(partition_by=(m.c.zone_id, h.c.quantity, h.c.hour))
-    base = (sa.select(m.c.zone_id, h, hour_devices.label("hour_devices"))
-            .join_from(h, m, m.c.device_id == h.c.device_id)
-            .where(h.c.quantity.in_(codes), h.c.hour >= start, h.c.hour < end).subquery("b"))
-
+    base = zone_hour_rows(pairs, codes, start, end)
     keys = (base.c.zone_id, base.c.quantity, period(base.c.hour, interval).label("period"))
     kept = base.c.hour_devices >= k
     n_devices = sa.func.count(sa.distinct(base.c.device_id)).filter(kept, base.c.n > 0).label("n_devices")

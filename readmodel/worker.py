@@ -7,6 +7,7 @@ import logging
 from civicair.core.db import Database
 from civicair.core.jobs import Job
 from civicair.core.settings import Settings
+from civicair.readmodel.map import refresh_snapshots
 from civicair.readmodel.zone_rollup import refresh as refresh_zone_series
 from civicair.readmodel.zones import refresh_device_zones
 
@@ -24,5 +25,11 @@ def jobs(settings: Settings, db: Database) -> list[Job]:
         log.info("zone series materialised up to %s: %d zones rebuilt, %d updated, %d rows in %.1f s",
                  result.watermark.isoformat(), result.rebuilt, result.updated, result.rows, result.seconds)
 
+    def map_snapshots() -> None:
+        with db.engine.begin() as conn:
+            n = refresh_snapshots(conn, settings)
+        log.debug("map: %d snapshots rendered", n)
+
     return [Job("readmodel.device_zones", 600.0, refresh, first_delay_s=10.0),
-            Job("readmodel.zone_rollup", settings.zone_rollup_interval_s, zone_rollup, first_delay_s=30.0)]
+            Job("readmodel.zone_rollup", settings.zone_rollup_interval_s, zone_rollup, first_delay_s=30.0),
+            Job("readmodel.map", settings.map_refresh_interval_s, map_snapshots, first_delay_s=15.0)]

@@ -26,11 +26,12 @@ M_PER_DEG_LAT = 111_195.0
 @contextmanager
 def serve_app(settings: Settings, db: Database) -> Iterator[str]:
     import uvicorn
-    from civicair.api.app import create_app
     from civicair.core.broker import free_port
 
+    from civicair.runtime import build_app
+
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, db), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(build_app(settings, db), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

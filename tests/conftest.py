@@ -181,11 +181,12 @@ def settings(db: Database, mqtt_url: str, tmp_path: Path) -> Settings:
 def live_api(settings: Settings, db: Database) -> Iterator[str]:
     """The FastAPI app served by a real uvicorn server on a free loopback port; yields its URL."""
     import uvicorn
-    from civicair.api.app import create_app
     from civicair.core.broker import free_port
 
+    from civicair.runtime import build_app
+
     port = free_port()
-    app = create_app(settings, db)
+    app = build_app(settings, db)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -63,7 +63,7 @@ def test_cli_bundle_mqtt(settings: Settings, db: Database, tmp_path: Path) -> No
     airrohr = (out / "airrohr.txt").read_text()
     assert "Server: air.example.org" in airrohr and "Path: /v1/push/sensor-community" in airrohr
     assert f"User: {res.uid}" in airrohr and "Port: 443" in airrohr
-    expected_url = f"https://air.example.org/v1/devices/{res.pseudonym}"
+    expected_url = f"https://air.example.org/sensors/{res.pseudonym}"
     assert decode_qr(out / "label.png") == expected_url
     svg = (out / "label.svg").read_text()
     assert res.pseudonym in svg and svg.startswith("<svg")
