@@ -68,6 +68,8 @@ class FitRules:
     huber_k: float = 1.345
     huber_iter: int = 10
     huber_tol: float = 1e-5
+    huber_outlier_z: float = 3.5  # Huber is a candidate where outliers call for it: more than …
+    huber_min_outliers: float = 0.01  # … 1 % of the least-squares residuals beyond 3.5 robust SD
     kappa_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     aw_cap: float = 0.98  # water activity cap of the Köhler factor (RH 98 %)
     rh_min_share: float = 0.5  # RH terms only if RH is usable on ≥ half of the usable pairs …
@@ -321,7 +323,7 @@ def _fit_chunk(raw: Floats, ref: Floats, rh: Floats, usable_pair: Bools, rh_usab
         beta = _solve(xtx, xty, rules.ridge)
         sse[:, cand] = _quad_sse(s_te, beta[:, :k], cols).sum(1)
         coef[:, cand, :, :len(cols)] = beta
-    _huber(coef, sse, s_te, one, xc, rc, y, train, rules)
+    _huber(coef, sse, s_te, one, xc, rc, y, train, usable, rules)
     for cand in (OLS, HUBER, OLS_RH, HUBER_RH):  # back to raw units: a = a_c − b·mean(raw) − c·mean(RH)
         coef[:, cand, :, 0] -= coef[:, cand, :, 1] * mx + coef[:, cand, :, 2] * mr
     _kohler(coef, sse, s_tr, s_te, su, suu, suy, n_tr, n_te, rh_ok, kappas, rules)
@@ -338,36 +340,56 @@ def _fit_chunk(raw: Floats, ref: Floats, rh: Floats, usable_pair: Bools, rh_usab
 
 
 def _huber(coef: Floats, sse: Floats, s_te: Mapping[str, Floats], one: Floats, xc: Floats, rc: Floats, y: Floats,
-           train: Floats, rules: FitRules) -> None:
-    """Huber M-estimates per fold by IRLS from the least-squares fits (coefficients still centred).
-    The scale is the normalised MAD of the fold's least-squares residuals, held."""
+           train: Floats, usable: Bools, rules: FitRules) -> None:
+    """Huber M-estimates per fold by IRLS from the least-squares fits (coefficients still centred),
+    for the devices whose least-squares residuals show outliers (more than `huber_min_outliers`
+    of the hours beyond `huber_outlier_z` robust SD; Gaussian residuals have 0.05 % beyond 3.5):
+    elsewhere Huber would only repeat least squares, and is not a candidate. The scale is the
+    normalised MAD of the fold's least-squares residuals, held."""
     k = train.shape[1] - 1
-    zt = np.stack([one, xc, rc, y, xc * xc, xc * rc, xc * y, rc * rc, rc * y], axis=1).transpose(0, 2, 1)
-    keys = ("1", "x", "r", "y", "xx", "xr", "xy", "rr", "ry")
     for cand, cols, start in ((HUBER, ("1", "x"), OLS), (HUBER_RH, ("1", "x", "r"), OLS_RH)):
         p = len(cols)
-        xt = np.ascontiguousarray(np.stack([one, xc, rc][:p], axis=1))  # (D, p, H)
-        beta = coef[:, start, :, :p].copy()
-        resid = y[:, None, :] - np.matmul(beta, xt)
-        scale = MAD_TO_SD * masked_median(np.abs(resid), train > 0)
-        ks = rules.huber_k * np.maximum(np.nan_to_num(scale, nan=1.0), 1e-6)[..., None]
-        wts, fit = np.empty_like(resid), np.empty_like(resid)
-        for _ in range(rules.huber_iter):
-            np.abs(resid, out=wts)  # wts = train · min(1, k·s/|r|) = train · k·s / max(|r|, k·s), in place
-            np.maximum(wts, ks, out=wts)
-            np.divide(ks, wts, out=wts)
-            wts *= train
-            sw = np.matmul(wts, zt)  # (D, K+1, 9)
-            xtx, xty = _normal({n: sw[..., i] for i, n in enumerate(keys)}, cols)
-            new = _solve(xtx, xty, rules.ridge)
-            done = bool(np.abs(new - beta).max(initial=0.0) < rules.huber_tol * (1 + np.abs(beta).max(initial=0.0)))
-            beta = new
-            np.matmul(beta, xt, out=fit)
-            np.subtract(y[:, None, :], fit, out=resid)
-            if done:
-                break
-        sse[:, cand] = _quad_sse(s_te, beta[:, :k], cols).sum(1)
-        coef[:, cand, :, :p] = beta
+        full = coef[:, start, k, :p]
+        xs = np.stack([one, xc, rc][:p], axis=1)  # (D, p, H)
+        res = np.where(usable, y - np.einsum("dp,dph->dh", full, xs), 0.0)
+        s = MAD_TO_SD * masked_median(np.abs(res), usable)
+        far = np.abs(res) > rules.huber_outlier_z * np.maximum(np.nan_to_num(s, nan=np.inf), 1e-6)[:, None]
+        share = (far & usable).sum(axis=1) / np.maximum(usable.sum(axis=1), 1)
+        rows = np.nonzero(share > rules.huber_min_outliers)[0]
+        coef[:, cand, :, :p] = coef[:, start, :, :p]  # for the record where Huber is not a candidate
+        if rows.size == 0:
+            continue
+        beta = _irls(coef[rows, start, :, :p].copy(), xs[rows], y[rows], train[rows], one[rows], xc[rows], rc[rows],
+                     cols, rules)
+        s_rows = {n: v[rows] for n, v in s_te.items()}
+        sse[rows, cand] = _quad_sse(s_rows, beta[:, :k], cols).sum(1)
+        coef[rows, cand, :, :p] = beta
+
+
+def _irls(beta: Floats, xs: Floats, y: Floats, train: Floats, one: Floats, xc: Floats, rc: Floats,
+          cols: tuple[str, ...], rules: FitRules) -> Floats:
+    zt = np.stack([one, xc, rc, y, xc * xc, xc * rc, xc * y, rc * rc, rc * y], axis=1).transpose(0, 2, 1)
+    keys = ("1", "x", "r", "y", "xx", "xr", "xy", "rr", "ry")
+    xt = np.ascontiguousarray(xs)
+    resid = y[:, None, :] - np.matmul(beta, xt)
+    scale = MAD_TO_SD * masked_median(np.abs(resid), train > 0)
+    ks = rules.huber_k * np.maximum(np.nan_to_num(scale, nan=1.0), 1e-6)[..., None]
+    wts, fit = np.empty_like(resid), np.empty_like(resid)
+    for _ in range(rules.huber_iter):
+        np.abs(resid, out=wts)  # wts = train · min(1, k·s/|r|) = train · k·s / max(|r|, k·s), in place
+        np.maximum(wts, ks, out=wts)
+        np.divide(ks, wts, out=wts)
+        wts *= train
+        sw = np.matmul(wts, zt)  # (D, K+1, 9)
+        xtx, xty = _normal({n: sw[..., i] for i, n in enumerate(keys)}, cols)
+        new = _solve(xtx, xty, rules.ridge)
+        done = bool(np.abs(new - beta).max(initial=0.0) < rules.huber_tol * (1 + np.abs(beta).max(initial=0.0)))
+        beta = new
+        np.matmul(beta, xt, out=fit)
+        np.subtract(y[:, None, :], fit, out=resid)
+        if done:
+            break
+    return beta
 
 
 def _kohler(coef: Floats, sse: Floats, s_tr: Mapping[str, Floats], s_te: Mapping[str, Floats], su: Floats,
