@@ -1,5 +1,5 @@
 """`civicair` commands of the calibration package: reference imports, calibration runs,
-offline campaign evaluation, partner API keys, and `civicair bench calibration`."""
+offline campaign evaluation and partner API keys (`civicair bench calibration` is in bench/)."""
 
 from __future__ import annotations
 

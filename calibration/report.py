@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from civicair.calibration.fit import EPA_MODEL
 from civicair.calibration.importers import parse_iso_utc
 from civicair.calibration.metrics import EPA_TARGET_TEXT, LIMIT_VALUES
 from civicair.core.domain import QUANTITY_BY_NAME
@@ -55,7 +56,9 @@ def equation(model: dict[str, Any] | None, sensor_type: str | None = None) -> st
     if m == "identity":
         return "reference = raw"
     if m == "epa":
-        return "reference = 0.524 × raw − 0.0862 × RH + 5.75 (up to 343 µg/m³; RH 50 % where unknown)"
+        e = EPA_MODEL
+        return (f"reference = {e.b:g} × raw − {-e.c:g} × RH + {e.a:g} (up to {e.breakpoint:g} µg/m³; "
+                f"RH {e.rh_default:g} % where unknown)")
     if m == "kohler":
         return (f"reference = {a:.3f} + {b:.3f} × raw / (1 + {k:.2f}/1.65 × aw/(1 − aw)), aw = RH/100 "
                 "(capped at 0.98)")
