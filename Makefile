@@ -13,7 +13,12 @@ WEB_DIST := web/static/dist
 HAVE_NODE := $(shell command -v $(NODE) >/dev/null 2>&1 && command -v $(NPM) >/dev/null 2>&1 && echo yes)
 WEB_SRC := $(wildcard frontend/src/*) frontend/build.mjs
 
-.PHONY: run test install lint typecheck lock bench clean web
+# The real portal harvesters (udata; CKAN + ckanext-dcat) in venvs of their own: their
+# dependencies clash with ours and with each other (tests/open_export/harvesters/README.md).
+HARVEST_UDATA := .venv-harvest-udata
+HARVEST_CKAN  := .venv-harvest-ckan
+
+.PHONY: run test install lint typecheck lock bench clean web harvesters
 
 $(STAMP): pyproject.toml setup.py requirements/dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,8 +47,25 @@ run: $(STAMP) web
 	$(VENV)/bin/civicair up --demo
 
 ## Lint, type-check and run every test (real PostgreSQL + MQTT: the machine's, else embedded).
-test: lint web
+test: lint web harvesters
 	$(PY) -m pytest
+
+## The harvester venvs, from their hash-pinned lock files (rebuilt when a lock changes).
+harvesters: $(HARVEST_UDATA)/.installed $(HARVEST_CKAN)/.installed
+
+$(HARVEST_UDATA)/.installed: requirements/harvest-udata.lock
+	rm -rf $(HARVEST_UDATA) && $(PYTHON) -m venv $(HARVEST_UDATA)
+	$(HARVEST_UDATA)/bin/pip install --quiet --require-hashes --no-deps -r requirements/harvest-udata.lock
+	$(HARVEST_UDATA)/bin/pip check
+	touch $@
+
+# psycopg2 is built from source: needs pg_config (libpq-dev)
+$(HARVEST_CKAN)/.installed: requirements/harvest-ckan.lock
+	rm -rf $(HARVEST_CKAN) && $(PYTHON) -m venv $(HARVEST_CKAN)
+	$(HARVEST_CKAN)/bin/pip install --quiet --require-hashes --no-deps -r requirements/harvest-ckan.lock
+	$(HARVEST_CKAN)/bin/pip check
+	$(HARVEST_CKAN)/bin/ckan generate config $(HARVEST_CKAN)/ckan.ini > /dev/null
+	touch $@
 
 lint: $(STAMP) typecheck
 	$(VENV)/bin/ruff check .
@@ -62,6 +84,8 @@ lock: $(STAMP)
 	    -o requirements/main.lock
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
 	    --quiet -o requirements/dev.lock
+	for h in udata ckan; do $(VENV)/bin/uv pip compile requirements/harvest-$$h.in --python-version 3.11 \
+	    --generate-hashes --quiet -o requirements/harvest-$$h.lock; done
 
 clean:
-	rm -rf $(VENV) build .civicair .pytest_cache .ruff_cache .mypy_cache $(WEB_DIST) frontend/node_modules
+	rm -rf $(VENV) $(HARVEST_UDATA) $(HARVEST_CKAN) build .civicair .pytest_cache .ruff_cache .mypy_cache $(WEB_DIST) frontend/node_modules

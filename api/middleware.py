@@ -43,12 +43,16 @@ PRIVATE_HEADERS = (b"authorization", b"x-api-key", b"cookie")
 OPEN_PREFIXES = (*PUBLIC_PREFIXES, "/v1/map", "/v1/indices")
 
 
-def link_header(settings: Settings, licence_url: str | None = None) -> str:
-    return ", ".join([
+def link_parts(settings: Settings, licence_url: str | None = None) -> list[str]:
+    return [
         f'<{licence_url or settings.licence_url}>; rel="license"',
-        f'<{settings.portal_base_url}>; rel="describedby"; title="dataset page on the open-data portal"',
+        f'<{settings.portal_base_url}>; rel="describedby"; title="the city\'s open-data portal"',
         f'<{settings.public_base_url.rstrip("/")}/docs>; rel="service-doc"',
-    ])
+    ]
+
+
+def link_header(settings: Settings, licence_url: str | None = None) -> str:
+    return ", ".join(link_parts(settings, licence_url))
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -72,6 +76,7 @@ class OpenDataHeaders:
                  cache_entries: int = 2048, cache_bytes: int = 64 << 20) -> None:
         self.app = app
         self.link = link_header(settings).encode()
+        self.link_parts = [p.encode() for p in link_parts(settings)]
         self.attribution = quote(settings.attribution, safe=" /,.;:()@-").encode()
         self.ttl = cache_ttl_s
         self.max_entries = cache_entries
@@ -87,6 +92,12 @@ class OpenDataHeaders:
             headers.append((b"access-control-allow-origin", b"*"))
         if b"link" not in names:
             headers.append((b"link", self.link))
+        else:  # the response's own links (paging, a dataset's licence) come first, then ours
+            own = b", ".join(v for k, v in headers if k.lower() == b"link")
+            extra = [p for p in self.link_parts if not (b'rel="license"' in p and b'rel="license"' in own)
+                     and p.split(b">")[0] + b">" not in own]
+            headers = [(k, v) for k, v in headers if k.lower() != b"link"]
+            headers.append((b"link", b", ".join([own, *extra])))
         if b"x-attribution" not in names:
             headers.append((b"x-attribution", self.attribution))
         return headers

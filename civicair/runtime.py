@@ -21,12 +21,12 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
-from civicair.core.broker import EmbeddedBroker, port_is_free
+from civicair.core.broker import EmbeddedBroker, free_port, port_is_free
 from civicair.core.db import Database, libpq_url, open_database
 from civicair.core.errors import ServiceUnavailable, SettingsError
 from civicair.core.jobs import Job, Scheduler
 from civicair.core.migrate import upgrade
-from civicair.core.settings import Settings, redact_url
+from civicair.core.settings import Settings, listening_at, redact_url
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -51,6 +51,34 @@ def check_api_port(settings: Settings) -> None:
         raise SettingsError(
             f"CIVICAIR_API_PORT: port {settings.api_port} on {settings.api_host} is already in use"
         )
+
+
+def bind_api(settings: Settings) -> tuple[Settings, socket.socket]:
+    """Bind the API's listening socket before anything else starts, and return the settings of a
+    process listening there: the derived public URL (catalogue, downloads, bundles) names the port
+    really bound, also when CIVICAIR_API_PORT is 0 (a free port chosen by the kernel)."""
+    check_api_port(settings)
+    try:
+        sock = listen_socket(settings.api_host, settings.api_port, reuse_port=settings.api_reuse_port,
+                             listen=False)
+    except OSError as exc:
+        raise SettingsError(f"CIVICAIR_API_HOST/CIVICAIR_API_PORT: cannot listen on "
+                            f"{settings.api_host}:{settings.api_port}: {exc.strerror or exc}") from None
+    return listening_at(settings, settings.api_host, int(sock.getsockname()[1])), sock
+
+
+def start_embedded_broker(settings: Settings) -> tuple[Settings, EmbeddedBroker]:
+    """Start the embedded amqtt broker on CIVICAIR_EMBEDDED_BROKER_HOST/_PORT (no port: 1883 or
+    the next free one) and return the settings naming the port it really listens on."""
+    host, port = settings.embedded_broker_host, settings.embedded_broker_port
+    if port == 0:
+        port = free_port(host)
+    elif port and not port_is_free(host, port):
+        raise SettingsError(f"CIVICAIR_EMBEDDED_BROKER_PORT: port {port} on {host} is already in use "
+                            "(set CIVICAIR_MQTT_URL to use the broker listening there)")
+    broker = EmbeddedBroker(host=host, port=port)
+    broker.start()
+    return settings.model_copy(update={"embedded_broker_port": broker.port}), broker
 
 
 def check_broker(url: str) -> None:
@@ -127,16 +155,28 @@ def _after_backfill(sim: Any, pipeline: Pipeline, scheduler: Scheduler) -> None:
     scheduler.run_soon()
 
 
+def listen_socket(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+    """A TCP socket bound on host:port (port 0: a free one), listening unless `listen` is False
+    (uvicorn starts listening when it serves: until then connections are refused, not queued)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        if listen:
+            sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 def reuse_port_socket(host: str, port: int) -> socket.socket:
     """A listening socket with SO_REUSEPORT (Linux): several API processes bind the same port
     and the kernel spreads new connections over them."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
+    return listen_socket(host, port, reuse_port=True)
 
 
 def build_app(settings: Settings, db: Database, *, mqtt_url: str | None = None,
@@ -170,21 +210,20 @@ def _start_demo(settings: Settings, db: Database, mqtt_url: str, stack: ExitStac
                          name="demo-trigger", daemon=True).start()
 
 
-def _serve_api(settings: Settings, app: Any) -> None:
+def _serve_api(settings: Settings, app: Any, sock: socket.socket) -> None:
     import uvicorn
 
     from civicair.api.app import prepare_to_serve
 
-    url = f"http://{settings.api_host}:{settings.api_port}"
-    console.print(f"api: {url}/docs", highlight=False)
+    console.print(f"api: public URL {settings.public_base_url}/docs", highlight=False, soft_wrap=True)
+    console.print(f"api: listening on {settings.api_host}:{settings.api_port}", highlight=False)
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port,
         log_level="warning" if settings.log_level != "debug" else "debug",
     ))
     prepare_to_serve()
-    sockets = [reuse_port_socket(settings.api_host, settings.api_port)] if settings.api_reuse_port else None
     try:
-        server.run(sockets=sockets)  # handles SIGINT/SIGTERM, then re-raises the signal
+        server.run(sockets=[sock])  # handles SIGINT/SIGTERM, then re-raises the signal
     except KeyboardInterrupt:
         pass
 
@@ -201,9 +240,11 @@ def _wait_for_signal() -> None:
 
 def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None:
     """Run the given components (`gateway`, `api`, `scheduler`) until SIGINT/SIGTERM."""
-    if "api" in components:
-        check_api_port(settings)
     with ExitStack() as stack:
+        api_socket: socket.socket | None = None
+        if "api" in components:
+            settings, api_socket = bind_api(settings)
+            stack.callback(api_socket.close)
         db = open_database(settings)
         stack.callback(db.close)
         console.print(f"database: {db.description}", highlight=False)
@@ -211,8 +252,7 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
         mqtt_url = settings.mqtt_url
         needs_broker = bool(components & {"gateway"}) or demo
         if mqtt_url is None and needs_broker:
-            broker = EmbeddedBroker(host="127.0.0.1")
-            broker.start()
+            settings, broker = start_embedded_broker(settings)
             stack.callback(broker.stop)
             mqtt_url = broker.url
             console.print(f"broker: embedded amqtt at {mqtt_url}", highlight=False)
@@ -245,8 +285,9 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
                 "written_readings": pipeline.writer.stats.readings_written,
             }
 
-        if "api" in components:
-            _serve_api(settings, build_app(settings, db, mqtt_url=mqtt_url, broker_status=broker_status))
+        if api_socket is not None:
+            _serve_api(settings, build_app(settings, db, mqtt_url=mqtt_url, broker_status=broker_status),
+                       api_socket)
         else:
             _wait_for_signal()
         console.print("stopping…", highlight=False)

@@ -6,11 +6,12 @@ Nothing below this module reads ``os.environ``.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,13 +41,15 @@ class Settings(BaseSettings):
     )
     portal_base_url: str = "https://data.example-metropole.fr/datasets"
     public_base_url: str = Field(
-        default="http://127.0.0.1:8000", description="Base URL where this API is reachable."
-    )
+        default="", description="Public base URL of the API (catalogue, downloads, links, QR codes). Empty: derived "
+        "from where the API listens, http://API_HOST:API_PORT (see `derive_public_base_url`).")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # --- open data ----------------------------------------------------------------------------
-    licence_name: str = "Licence Ouverte / Open Licence 2.0 (Etalab)"
-    licence_url: str = "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"
+    # the title and URL of Etalab's licence exactly as the portals' licence registers know them
+    # (udata `lov2`; a CKAN register entry): docs/open-data.md#licence-and-attribution
+    licence_name: str = "Licence Ouverte / Open Licence version 2.0"
+    licence_url: str = "https://www.etalab.gouv.fr/licence-ouverte-open-licence"
     attribution: str = "civicair contributors and volunteers"
     h3_resolution: int = Field(default=9, ge=0, le=15)
     k_anonymity: int = Field(default=3, ge=1, description="Minimum distinct devices per published cell/zone-hour.")
@@ -151,6 +154,22 @@ class Settings(BaseSettings):
     map_refresh_interval_s: float = Field(
         default=60.0, ge=5, description="How often the map's latest values are rendered (readmodel.map job).")
 
+    # --- portal harvesting, public URLs, embedded broker (issue 15) ----------------------------------
+    portal_slugs: dict[str, str] = Field(default_factory=dict, description=(
+        "Dataset id → the slug the portal gave the harvested dataset (its page is PORTAL_BASE_URL/<slug>). "
+        "Datasets without one link to civicair's own dataset page."))
+    reference_licence_name: str = Field(default="Open Data Commons Open Database License (ODbL)", description=(
+        "Licence of the reference-station network's data (stations without a licence of their own)."))
+    reference_licence_url: str = "https://opendatacommons.org/licenses/odbl/1-0/"
+    embedded_broker_host: str = Field(default="127.0.0.1", description="Where the embedded amqtt broker listens.")
+    embedded_broker_port: int | None = Field(default=None, ge=0, le=65535, description=(
+        "Port of the embedded broker. Empty: 1883, or the next free port (the one really used is logged and "
+        "written into bundles)."))
+
+    publisher_type: str = Field(default="LocalAuthority", description=(
+        "The publisher's ADMS type (http://purl.org/adms/publishertype/<code>): LocalAuthority, "
+        "RegionalAuthority, NationalAuthority, NonProfitOrganisation, ..."))
+
     # --- calibration and signed-in sessions (issue 14) --------------------------------------------
     calibration_network_min_donors: int = Field(
         default=2, ge=1, description="Published co-located devices of a sensor type needed for its network model.")
@@ -159,6 +178,21 @@ class Settings(BaseSettings):
     session_previous_secrets: list[SecretStr] = Field(
         default_factory=list, description="Earlier session keys still accepted (key rotation), newest first.")
     session_ttl_s: int = Field(default=8 * 3600, ge=60, description="Lifetime of a signed-in browser session.")
+
+    _public_base_derived: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="after")
+    def _derive_public_base(self) -> Settings:
+        if not self.public_base_url.strip():
+            self.public_base_url = derive_public_base_url(self.api_host, self.api_port)
+            self._public_base_derived = True
+        self.public_base_url = self.public_base_url.strip().rstrip("/")
+        return self
+
+    @property
+    def public_base_derived(self) -> bool:
+        """True when CIVICAIR_PUBLIC_BASE_URL was not set (the URL follows API_HOST/API_PORT)."""
+        return self._public_base_derived
 
     @field_validator("database_url", "read_database_url", mode="before")
     @classmethod
@@ -186,6 +220,41 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"has a bad port: {exc}") from None
         return str(v)
+
+
+def _url_host(host: str) -> str:
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - a wildcard bind: name the machine instead
+        host = socket.gethostname()
+    return f"[{host}]" if ":" in host else host
+
+
+def derive_public_base_url(host: str, port: int) -> str:
+    """The API's URL as seen from where it listens: `http://host:port` (a wildcard host becomes the
+    machine's name, an IPv6 address is bracketed). Behind a reverse proxy, set
+    CIVICAIR_PUBLIC_BASE_URL instead."""
+    return f"http://{_url_host(host)}:{port}"
+
+
+def listening_at(settings: Settings, host: str, port: int) -> Settings:
+    """The settings of a process whose API really listens on host:port (port 0 resolved by the
+    kernel): the derived public URL follows it; a configured one is kept."""
+    update: dict[str, object] = {"api_host": host, "api_port": port}
+    if settings.public_base_derived:
+        update["public_base_url"] = derive_public_base_url(host, port)
+    return settings.model_copy(update=update)
+
+
+def embedded_broker_url(settings: Settings) -> str | None:
+    """The embedded broker's URL once its port is known (set, or resolved at start-up)."""
+    if settings.embedded_broker_port is None:
+        return None
+    return f"mqtt://{_url_host(settings.embedded_broker_host)}:{settings.embedded_broker_port}"
+
+
+def device_broker_url(settings: Settings) -> str | None:
+    """The broker as devices reach it (bundles): CIVICAIR_DEVICE_MQTT_URL, else the configured
+    broker, else the embedded one that runs."""
+    return settings.device_mqtt_url or settings.mqtt_url or embedded_broker_url(settings)
 
 
 def redact_url(url: str) -> str:

@@ -289,6 +289,17 @@ zone_invalidations = sa.Table(
 )
 sa.Index("zone_invalidations_hour", zone_invalidations.c.quantity, zone_invalidations.c.hour)
 
+# Past UTC days whose published data changed after they finished (migration 0013: statement
+# triggers on `hourly` and `reference_readings`); the export job rewrites their files, then
+# deletes the rows it handled.
+export_invalidations = sa.Table(
+    "export_invalidations",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("logged_at", TZ, nullable=False, server_default=sa.func.now()),
+)
+
 # --- web (migration 0014) -------------------------------------------------------------------------
 # The map's latest values (readmodel/map.py), rendered per (quantity, scale): `body` is the
 # gzip-compressed JSON, `hour_end` the end of its last hour, `version` the renderer's.

@@ -198,7 +198,8 @@ class Simulator:
             for code, name, lat, lon, kind in STATIONS:
                 conn.execute(insert(tables.reference_stations).values(
                     code=code, name=name, network="civicair demo", lat=lat, lon=lon, station_type=kind,
-                    pollutants=["PM2.5", "PM10"], licence="simulated data", attribution="civicair demo",
+                    pollutants=["PM2.5", "PM10"], licence=self.settings.reference_licence_name,
+                    attribution="civicair demo (simulated stations)",
                 ).on_conflict_do_nothing())
 
     def write_reference(self, since: datetime, until: datetime) -> None:

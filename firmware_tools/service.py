@@ -20,7 +20,7 @@ from civicair.core.errors import (
     SettingsError,
 )
 from civicair.core.security import hash_secret, new_device_token, new_device_uid, pseudonym
-from civicair.core.settings import Settings
+from civicair.core.settings import Settings, device_broker_url
 from civicair.firmware_tools import credentials, repository
 from civicair.firmware_tools.schemas import (
     Credentials,
@@ -187,10 +187,15 @@ def bundle_files(settings: Settings, row: Row[Any], creds: Credentials | None = 
     from civicair.firmware_tools.bundle import BundleInput, build_bundle
 
     creds = creds if creds is not None else stored_credentials(settings, row)
+    broker = device_broker_url(settings)
+    if row.transport == Transport.MQTT.value and broker is None:
+        # the embedded broker's port is only known to the process that runs it
+        raise SettingsError("the broker devices connect to is unknown here: set CIVICAIR_DEVICE_MQTT_URL "
+                            "(or CIVICAIR_MQTT_URL, or CIVICAIR_EMBEDDED_BROKER_PORT)")
 
     return build_bundle(BundleInput(
         uid=row.uid, pseudonym=row.pseudonym, kind=row.kind, transport=row.transport,
         sensors=tuple(row.sensor_models), public_url=public_url(settings, row.pseudonym),
-        api_base_url=settings.public_base_url, mqtt_url=settings.device_mqtt_url or settings.mqtt_url,
+        api_base_url=settings.public_base_url, mqtt_url=broker,
         interval_s=settings.device_interval_s, credentials=creds,
     ))

@@ -47,6 +47,13 @@ class Dataset:
     geometry: str | None = None
     theme: str = "ENVI"  # EU data-theme authority code
     frequency: str = "DAILY"  # EU frequency authority code
+    # whose licence applies: civicair's (CIVICAIR_LICENCE_*) or the reference-station network's
+    # (CIVICAIR_REFERENCE_LICENCE_*)
+    licence: str = "own"
+
+    def __post_init__(self) -> None:
+        if self.licence not in ("own", "reference"):
+            raise ValueError(f"dataset {self.id}: licence must be own or reference, got {self.licence!r}")
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -205,6 +212,7 @@ DEFAULT_DATASETS: tuple[Dataset, ...] = (
         api_path="/v1/stations",
         private_data=False,
         geometry="point:lat:lon",
+        licence="reference",
     ),
 )
 

@@ -1,4 +1,5 @@
-"""Export periods (a UTC day or month) and the stable file names derived from them. Pure."""
+"""Export periods (a UTC day or month), the stable file names derived from them, and which files
+the catalogue and the stable URLs publish at a given time (docs/open-data.md#freshness). Pure."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from civicair.core.errors import InvalidParameter
 
 PeriodKind = Literal["day", "month"]
 FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet", "geojson": "application/geo+json"}
+ALIASES = ("latest", "today")  # stable URL names: the last finished day, the day in progress
 FILE_RE = re.compile(r"^(?P<dataset>[a-z0-9][a-z0-9-]*)_(?P<period>\d{4}-\d{2}(?:-\d{2})?)\.(?P<ext>csv|parquet|geojson)$")
 
 
@@ -76,9 +78,54 @@ def parse_file_name(name: str) -> ExportFile | None:
     return ExportFile(m["dataset"], period, m["ext"])
 
 
-def newest(files: list[ExportFile]) -> ExportFile | None:
-    """The file covering the most recent data: latest period end; on a tie the longer period
-    (a complete month beats its last day)."""
-    if not files:
-        return None
-    return max(files, key=lambda f: (f.period.end, -f.period.start.timestamp()))
+def day_start(now: datetime) -> datetime:
+    """UTC midnight starting the day of `now`."""
+    now = now.astimezone(UTC)
+    return datetime(now.year, now.month, now.day, tzinfo=UTC)
+
+
+def latest_day(files: list[ExportFile], now: datetime) -> ExportFile | None:
+    """`latest`: the file of the last finished UTC day (a complete day, never the partial one)."""
+    done = [f for f in files if f.period.kind == "day" and f.period.end <= day_start(now)]
+    return max(done, key=lambda f: f.period.start) if done else None
+
+
+def today_file(files: list[ExportFile], now: datetime) -> ExportFile | None:
+    """`today`: the file of the day in progress (rewritten by every export run)."""
+    start = day_start(now)
+    return next((f for f in files if f.period.kind == "day" and f.period.start == start), None)
+
+
+PublishedRole = Literal["latest", "today", "day", "month"]
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A file as the catalogue announces it: `name` is its URL name (`latest.csv`, `today.csv` or
+    the file name), `until` the end of the data it holds (exclusive)."""
+
+    name: str
+    file: ExportFile
+    role: PublishedRole
+    until: datetime
+
+
+def published(files: list[ExportFile], now: datetime) -> list[Published]:
+    """What the catalogue lists of one dataset's files at `now`: `latest` and `today` per format,
+    each finished day of the current month, and every month file (the current month's holds the
+    finished days only)."""
+    start = day_start(now)
+    month = period_for("month", start.date())
+    out: list[Published] = []
+    for ext in FORMATS:
+        mine = [f for f in files if f.ext == ext]
+        if (last := latest_day(mine, now)) is not None:
+            out.append(Published(f"latest.{ext}", last, "latest", last.period.end))
+        if (current := today_file(mine, now)) is not None:
+            out.append(Published(f"today.{ext}", current, "today", max(now, current.period.start)))
+        for f in mine:
+            if f.period.kind == "day" and month.start <= f.period.start and f.period.end <= start:
+                out.append(Published(f.name, f, "day", f.period.end))
+            elif f.period.kind == "month" and f.period.start <= start:
+                out.append(Published(f.name, f, "month", min(f.period.end, start)))
+    return out

@@ -26,7 +26,7 @@ Provider = Callable[[Connection, Settings, datetime, datetime], Iterable[Mapping
 
 
 def reference_stations(conn: Connection, settings: Settings, start: datetime, end: datetime) -> Iterable[dict]:
-    return repository.reference_hourly(conn, start, end)
+    return repository.reference_hourly(conn, start, end, settings.reference_licence_name)
 
 
 def _series_columns(row: Mapping[str, Any], quantity: str) -> dict[str, Any]:

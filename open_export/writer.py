@@ -1,18 +1,18 @@
-"""Export files: CSV and Parquet encodings, atomic idempotent writes, datapackage.json, checksums.
+"""Export files: CSV, Parquet and GeoJSON encodings, streamed, written atomically and idempotently
+(the folder's metadata is open_export.package).
 
 Encodings are deterministic (same rows → same bytes), and `write_atomic` only replaces a file
 when its bytes change, through a temporary file in the same directory and `os.replace`, so a
 reader or a harvester never sees a partial file and re-running an export changes nothing.
 
 Provenance lives outside the data files (CSV stays plain RFC 4180 CSV that any tool reads):
-in `datapackage.json` (licence, sources, homepage = portal page, catalogue link), in the Parquet
+in `datapackage.json` (licence, sources, homepage = dataset page, catalogue link), in the Parquet
 key/value metadata, and in the HTTP `Link` headers of the file URLs.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import heapq
 import io
 import itertools
@@ -30,7 +30,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from civicair.core.files import TMP_SUFFIX, commit_atomic, temporary_path
 from civicair.open_export.datasets import Column, Dataset
-from civicair.open_export.periods import FORMATS, parse_file_name
 
 CHECKSUMS = "SHA256SUMS"
 DATAPACKAGE = "datapackage.json"
@@ -261,15 +260,13 @@ def _encode(sink: Sink, rows: list[tuple[Any, ...]], buf: io.BytesIO) -> bytes:
     return buf.getvalue()
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def write_files(rows: Iterable[tuple[Any, ...]], sinks: Mapping[Path, Callable[[BinaryIO], Sink]], *,
-                before_replace: Callable[[Path], None] | None = None) -> tuple[int, list[tuple[Path, bool]]]:
+                before_replace: Callable[[Path], None] | None = None,
+                keep_empty: bool = False) -> tuple[int, list[tuple[Path, bool]]]:
     """Stream sorted, typed `rows` once into several files (path → its sink's factory), through
     temporary files put in place with `commit_atomic` in the given order. Memory is bounded by a
-    batch (`BATCH_ROWS`). Returns (rows, [(path, changed)]); with no rows nothing is written."""
+    batch (`BATCH_ROWS`). Returns (rows, [(path, changed)]); with no rows nothing is written,
+    unless `keep_empty` (files with a header and no row replace the old ones)."""
     temporaries = {path: temporary_path(path) for path in sinks}
     n = 0
     try:
@@ -281,7 +278,7 @@ def write_files(rows: Iterable[tuple[Any, ...]], sinks: Mapping[Path, Callable[[
                 n += len(batch)
             for sink in opened:
                 sink.close()
-        if n == 0:
+        if n == 0 and not keep_empty:
             for tmp in temporaries.values():
                 tmp.unlink(missing_ok=True)
             return 0, []
@@ -318,108 +315,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def field_schema(dataset: Dataset) -> dict[str, Any]:
-    fields = []
-    for c in dataset.columns:
-        f: dict[str, Any] = {"name": c.name, "type": c.type, "description": c.description_en,
-                             "description_fr": c.description_fr}
-        if c.type == "datetime":
-            f["format"] = "%Y-%m-%dT%H:%M:%SZ"
-        if c.unit:
-            f["unit"] = c.unit
-        fields.append(f)
-    return {"fields": fields, "missingValues": [""]}
-
-
-def encode_dictionary(datasets: Iterable[Dataset]) -> bytes:
-    """The column dictionary: one row per (dataset, column)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["dataset", "column", "type", "unit", "description_en", "description_fr"])
-    for d in datasets:
-        for c in d.columns:
-            w.writerow([d.id, c.name, c.type, c.unit or "", c.description_en, c.description_fr])
-    return buf.getvalue().encode("utf-8")
-
-
-DICTIONARY_SCHEMA = {"fields": [{"name": n, "type": "string"} for n in
-                                ("dataset", "column", "type", "unit", "description_en", "description_fr")],
-                     "missingValues": []}
-
-
-HashCache = dict[str, list[Any]]  # file path → [size, mtime_ns, sha256 hex]
-
-
-def file_digest(path: Path, cache: HashCache) -> tuple[int, str]:
-    """(size, sha256) of a file, reusing `cache` while its size and mtime are unchanged (an
-    atomic replace always changes the mtime), so a long history is not re-read on every run."""
-    st = path.stat()
-    key = str(path)
-    hit = cache.get(key)
-    if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-        return st.st_size, str(hit[2])
-    with open(path, "rb") as f:  # streamed: export files can be large
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    cache[key] = [st.st_size, st.st_mtime_ns, digest]
-    return st.st_size, digest
-
-
-def build_datapackage(root: Path, datasets: Iterable[Dataset], meta: Mapping[str, Any],
-                      hashes: HashCache | None = None) -> tuple[bytes, bytes]:
-    """(datapackage.json, SHA256SUMS) describing every export file under `root`, deterministic.
-    `meta`: name, title, homepage, catalogue, licence {name, path, title}, sources [...],
-    publisher, portal_base_url. `hashes`: a digest cache, updated in place."""
-    hashes = {} if hashes is None else hashes
-    resources: list[dict[str, Any]] = []
-    sums: list[str] = []
-    dictionary = root / DICTIONARY
-    if dictionary.is_file():
-        data = dictionary.read_bytes()
-        resources.append({"name": "dictionary", "path": DICTIONARY, "format": "csv", "mediatype": "text/csv",
-                          "encoding": "utf-8", "bytes": len(data), "hash": f"sha256:{sha256(data)}",
-                          "description": "Column dictionary of every dataset", "schema": DICTIONARY_SCHEMA})
-        sums.append(f"{sha256(data)}  {DICTIONARY}")
-    portal = str(meta["portal_base_url"]).rstrip("/")
-    for d in datasets:
-        folder = root / d.id
-        files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
-        for path in files:
-            ef = parse_file_name(path.name)
-            if ef is None or ef.dataset != d.id:
-                continue
-            rel = f"{d.id}/{path.name}"
-            size, digest = file_digest(path, hashes)
-            sums.append(f"{digest}  {rel}")
-            res: dict[str, Any] = {
-                "name": path.name.replace(".", "-").replace("_", "-").lower(),
-                "path": rel,
-                "title": f"{d.title_en} — {ef.period.label}",
-                "description": d.description_en,
-                "format": ef.ext,
-                "mediatype": FORMATS[ef.ext],
-                "bytes": size,
-                "hash": f"sha256:{digest}",
-                "homepage": f"{portal}/{d.id}",
-                "temporal": {"start": ef.period.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                             "end": ef.period.end.strftime("%Y-%m-%dT%H:%M:%SZ")},
-            }
-            if ef.ext == "csv":
-                res.update(encoding="utf-8", schema=field_schema(d))
-            else:  # validated by hash and size; its typed schema is inside the file
-                res.update(type="file", schema_ref=f"{d.id}/{path.stem}.csv")
-            resources.append(res)
-    package = {
-        "profile": "data-package",
-        "name": meta["name"],
-        "title": meta["title"],
-        "homepage": portal,
-        "licenses": [meta["licence"]],
-        "sources": list(meta["sources"]),
-        "contributors": [{"title": meta["publisher"], "role": "publisher"}],
-        "catalogue": meta["catalogue"],
-        "resources": resources,
-    }
-    body = json.dumps(package, ensure_ascii=False, indent=2, sort_keys=False).encode("utf-8") + b"\n"
-    return body, ("\n".join(sums) + "\n").encode("utf-8") if sums else b""

@@ -21,7 +21,7 @@ def stations(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
         {"code": r.code, "name": r.name, "network": r.network, "station_type": r.station_type,
          "coordinates": {"latitude": r.lat, "longitude": r.lon} if r.lat is not None else None,
          "pollutants": list(r.pollutants or []),
-         "licence": r.licence or settings.licence_name, "attribution": r.attribution or r.network}
+         "licence": r.licence or settings.reference_licence_name, "attribution": r.attribution or r.network}
         for r in conn.execute(statements.stations())
     ]
 

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from civicair.core import tables
 from civicair.core.db import Database
-from civicair.core.settings import Settings
+from civicair.core.settings import Settings, listening_at
 
 from tests.conftest import wait_until
 from tests.seed import add_device, add_readings, build_hourly, reading
@@ -31,6 +31,7 @@ def serve_app(settings: Settings, db: Database) -> Iterator[str]:
     from civicair.runtime import build_app
 
     port = free_port()
+    settings = listening_at(settings, "127.0.0.1", port)  # a derived public URL follows the port
     server = uvicorn.Server(uvicorn.Config(build_app(settings, db), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)

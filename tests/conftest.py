@@ -186,6 +186,8 @@ def live_api(settings: Settings, db: Database) -> Iterator[str]:
     from civicair.runtime import build_app
 
     port = free_port()
+    if settings.public_base_derived:  # as `civicair api` does: the public URL follows the port
+        settings.api_port, settings.public_base_url = port, f"http://127.0.0.1:{port}"
     app = build_app(settings, db)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)

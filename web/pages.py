@@ -21,9 +21,11 @@ import orjson
 from civicair.core.domain import QUANTITY_BY_NAME
 from civicair.core.errors import NotFound
 from civicair.core.settings import Settings
+from civicair.open_export import urls
 from civicair.open_export.datasets import DEFAULT_DATASETS, select_datasets
-from civicair.open_export.files import dataset_files, latest_file
+from civicair.open_export.files import alias_file, dataset_files
 from civicair.open_export.service import export_dir
+from civicair.open_export.vocabulary import dataset_licence
 from civicair.readmodel import devices, indices, stations, zone_series
 from civicair.readmodel.map import latest_snapshot
 from civicair.readmodel.params import Interval, TimeRange, floor_period, is_h3_cell
@@ -287,9 +289,11 @@ def dataset_page(request: Request, dataset_id: str) -> HTMLResponse:
     d = found[0]
     root = export_dir(settings)
     files = dataset_files(root, d.id)
-    latest = {ext: latest_file(root, d.id, ext) for ext in ("csv", "parquet")}
+    now = datetime.now(UTC)
+    latest = {ext: alias_file(root, d.id, "latest", ext, now) for ext in ("csv", "parquet")}
+    # the portal's page only when its slug is configured (portals name datasets from their titles)
     return page(request, "dataset.html", d=d, files=list(reversed(files))[:60], n_files=len(files), latest=latest,
-                portal=f"{settings.portal_base_url.rstrip('/')}/{d.id}")
+                portal=urls.portal_page(settings, d.id), licence=dataset_licence(settings, d))
 
 
 @router.api_route("/embed/zones/{zone_id}", methods=["GET", "HEAD"])

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from civicair.api.deps import ReadConn, SettingsDep, read_pool, sync_reader
 from civicair.api.public import examples
+from civicair.api.public import render as render_rows
 from civicair.api.public.render import Format, respond, respond_docs
 from civicair.core.domain import QUANTITY_BY_NAME
 from civicair.core.errors import InvalidParameter
@@ -24,6 +25,12 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, ValidationError
 
 router = APIRouter(prefix="/v1", tags=["public"])
+# CSV headers of empty pages: the documented row shapes (a test compares them with real rows)
+SERIES_COLUMNS = tuple(render_rows.flatten(examples.SERIES["results"][0]))
+ZONE_SERIES_COLUMNS = tuple(render_rows.flatten(examples.ZONE_SERIES["results"][0]))
+MOBILE_COLUMNS = tuple(render_rows.flatten(examples.MOBILE["results"][0]))
+STATION_SERIES_COLUMNS = tuple(render_rows.flatten(examples.STATION_SERIES["results"][0]))
+DEVICE_COLUMNS = tuple(render_rows.flatten(examples.DEVICES["results"][0]))
 
 QuantityName = enum.StrEnum("QuantityName", {name: name for name in QUANTITY_BY_NAME})  # type: ignore[misc]
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -118,7 +125,7 @@ def list_devices(request: Request, conn: ReadConn, settings: SettingsDep, limit:
     nxt = rows[limit - 1]["pseudonym"] if len(rows) > limit else None
     rows = rows[:limit]
     return respond(request, settings, rows, fmt=fmt, geometry=_device_geometry, limit=limit,
-                   cursor=params.encode_cursor(nxt) if nxt else None)
+                   cursor=params.encode_cursor(nxt) if nxt else None, columns=DEVICE_COLUMNS)
 
 
 def _device_geometry(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -143,7 +150,7 @@ def device_series(request: Request, pseudonym: Annotated[str, PathId], conn: Rea
     q, tr, paging = QuantityFilter(quantity=quantity.value), TimeRange(datetime_from=datetime_from,
                                                                         datetime_to=datetime_to), Paging(limit=limit, cursor=cursor)
     page = devices.device_series_page(conn, settings, pseudonym, q, tr, interval, paging.after_time(), limit)
-    return respond(request, settings, page.results, fmt=fmt, device=pseudonym,
+    return respond(request, settings, page.results, fmt=fmt, device=pseudonym, columns=SERIES_COLUMNS,
                    **_series_meta(settings, q, interval, tr, paging, page.next_after))
 
 
@@ -184,6 +191,7 @@ async def zone_series(request: Request, zone_id: Annotated[str, PathId]) -> Resp
                                                 q, tr, interval, after, limit)
     return respond_docs(
         request, settings, page.docs, page.count, fmt=fmt, zone=zone_id, k_anonymity=settings.k_anonymity,
+        columns=ZONE_SERIES_COLUMNS,
         suppressed=page.suppressed,
         suppression=f"zone-hours with fewer than {settings.k_anonymity} distinct devices are not published",
         **_series_meta(settings, q, interval, tr, paging, page.next_after))
@@ -207,7 +215,7 @@ def mobile_cells(request: Request, conn: ReadConn, settings: SettingsDep,
     offset = int(key or 0)
     page = rows[offset:offset + limit]
     nxt = str(offset + limit) if offset + limit < len(rows) else None
-    return respond(request, settings, page, fmt=fmt,
+    return respond(request, settings, page, fmt=fmt, columns=MOBILE_COLUMNS,
                    geometry=lambda r: anonymise.cell_polygon(r["h3_cell"]),
                    quantity=q.quantity, unit=q.info.unit, datetime_from=start, datetime_to=end,
                    h3_resolution=settings.h3_resolution, k_anonymity=settings.k_anonymity, found=len(rows),
@@ -219,10 +227,16 @@ def _station_geometry(row: dict[str, Any]) -> dict[str, Any] | None:
     return {"type": "Point", "coordinates": [c["longitude"], c["latitude"]]} if c else None
 
 
+def _station_licence(settings: Settings) -> dict[str, str]:
+    """The network's licence (not civicair's) in the `Link` header of station responses."""
+    return {"Link": f'<{settings.reference_licence_url}>; rel="license"'}
+
+
 @router.get("/stations", summary="Official reference stations (their own licence and attribution)",
             responses=_ok(examples.STATIONS, geo=True))
 def list_stations(request: Request, conn: ReadConn, settings: SettingsDep, fmt: FormatQ = None) -> Response:
-    return respond(request, settings, stations.stations(conn, settings), fmt=fmt, geometry=_station_geometry)
+    return respond(request, settings, stations.stations(conn, settings), fmt=fmt, geometry=_station_geometry,
+                   headers=_station_licence(settings))
 
 
 @router.get("/stations/{code}/series", summary="Hourly or daily series of a reference station",
@@ -239,7 +253,8 @@ def station_series(request: Request, code: Annotated[str, PathId], conn: ReadCon
     meta = _series_meta(settings, q, interval, tr, paging, nxt)
     meta.update(licence=st["licence"], attribution=st["attribution"], station=code,
                 note="official reference data, published under its own licence")
-    return respond(request, settings, rows, fmt=fmt, headers={"X-Attribution": st["attribution"] or ""}, **meta)
+    return respond(request, settings, rows, fmt=fmt, columns=STATION_SERIES_COLUMNS,
+                   headers={"X-Attribution": st["attribution"] or "", **_station_licence(settings)}, **meta)
 
 
 @router.get("/quantities", summary="Quantities and units", responses=_ok(examples.QUANTITIES))
@@ -255,6 +270,7 @@ def list_licences(request: Request, conn: ReadConn, settings: SettingsDep, fmt: 
     for st in stations.stations(conn, settings):
         if st["licence"] not in seen:
             seen.add(st["licence"])
-            rows.append({"id": f"stations-{len(rows)}", "name": st["licence"], "url": None,
+            url = settings.reference_licence_url if st["licence"] == settings.reference_licence_name else None
+            rows.append({"id": f"stations-{len(rows)}", "name": st["licence"], "url": url,
                          "attribution": st["attribution"], "applies_to": "reference stations"})
     return respond(request, settings, rows, fmt=fmt)

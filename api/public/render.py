@@ -1,13 +1,16 @@
-"""Response formats of the public API: the OpenAQ-like JSON envelope, CSV and GeoJSON."""
+"""Response formats of the public API: the OpenAQ-like JSON envelope, CSV and GeoJSON; the next
+page of every paged response in a `Link: <...>; rel="next"` header (the only cursor CSV has),
+docs/open-data.md#paging-and-limits."""
 
 from __future__ import annotations
 
 import csv
 import enum
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from civicair.core.errors import InvalidParameter
@@ -59,9 +62,13 @@ def flatten(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def to_csv(results: list[dict[str, Any]]) -> bytes:
+def to_csv(results: list[dict[str, Any]], columns: Sequence[str] = ()) -> bytes:
+    """CSV with a header; `columns`: the header of an empty page (and the first columns)."""
     rows = [flatten(r) for r in results]
-    fields: list[str] = []
+    fields: list[str] = list(columns)
+    # a null object (a mobile device's coordinates) is its columns left empty, not a column of its own
+    parents = {c.rsplit(".", i)[0] for c in fields for i in range(1, c.count(".") + 1)}
+    rows = [{k: v for k, v in r.items() if not (v is None and k in parents)} for r in rows]
     for r in rows:
         for k in r:
             if k not in fields:
@@ -84,6 +91,24 @@ def base_meta(settings: Settings, **meta: Any) -> dict[str, Any]:
     }
 
 
+def next_link(request: Request, settings: Settings, cursor: str | None) -> dict[str, str]:
+    """`Link: <this URL with cursor=...>; rel="next"` (on the public base URL), or nothing on the
+    last page."""
+    if not cursor:
+        return {}
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"] + [("cursor", cursor)]
+    url = f"{settings.public_base_url.rstrip('/')}{request.url.path}?{urlencode(query)}"
+    return {"Link": f'<{url}>; rel="next"'}
+
+
+def _with_next(request: Request, settings: Settings, headers: dict[str, str] | None,
+               meta: dict[str, Any]) -> dict[str, str]:
+    out = dict(headers or {})
+    if (nxt := next_link(request, settings, meta.get("cursor"))):
+        out["Link"] = ", ".join(v for v in (out.get("Link"), nxt["Link"]) if v)
+    return out
+
+
 def respond(
     request: Request,
     settings: Settings,
@@ -92,13 +117,16 @@ def respond(
     fmt: Format | None = None,
     geometry: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
     headers: dict[str, str] | None = None,
+    columns: Sequence[str] = (),
     **meta: Any,
 ) -> Response:
+    """`columns`: the CSV header when the page is empty."""
     chosen = choose_format(request, fmt, geometry is not None)
     meta = base_meta(settings, **meta)
     meta.setdefault("found", len(results))
+    headers = _with_next(request, settings, headers, meta)
     if chosen == Format.CSV:
-        return Response(to_csv(results), media_type="text/csv; charset=utf-8", headers=headers)
+        return Response(to_csv(results, columns), media_type="text/csv; charset=utf-8", headers=headers)
     if chosen == Format.GEOJSON and geometry is not None:
         features = [{"type": "Feature", "geometry": geometry(r), "properties": flatten(r)} for r in results]
         body = {"type": "FeatureCollection", "meta": meta, "features": features}
@@ -107,16 +135,18 @@ def respond(
 
 
 def respond_docs(request: Request, settings: Settings, docs: list[bytes], count: int, *,
-                 fmt: Format | None = None, headers: dict[str, str] | None = None, **meta: Any) -> Response:
+                 fmt: Format | None = None, headers: dict[str, str] | None = None, columns: Sequence[str] = (),
+                 **meta: Any) -> Response:
     """`respond` for `count` rows already rendered as JSON objects (`docs`: fragments of one or
     more comma-joined objects), which the JSON format embeds as they are, in one join (the zone
     series hot path)."""
     chosen = choose_format(request, fmt, False)
     if chosen != Format.JSON:
         rows = orjson.loads(b"[" + b",".join(docs) + b"]")
-        return respond(request, settings, rows, fmt=chosen, headers=headers, **meta)
+        return respond(request, settings, rows, fmt=chosen, headers=headers, columns=columns, **meta)
     meta = base_meta(settings, **meta)
     meta.setdefault("found", count)
+    headers = _with_next(request, settings, headers, meta)
     parts = [b'{"meta":', dumps(meta), b',"results":[']
     for doc in docs:
         parts += (doc, b",")

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from civicair.open_export.datasets import DEFAULT_DATASETS
 from civicair.open_export.service import run_export
+from civicair.open_export.state import LOCK
 from civicair.readmodel import devices, mobile, params
 
 from tests.conftest import REPO
@@ -122,8 +123,11 @@ def test_geojson_files_carry_geometries_and_provenance(exported, settings) -> No
     zones = load("zone-hourly")
     assert [f["geometry"] for f in zones["features"]] == [ZONE_GEOMETRY]
     assert zones["features"][0]["properties"]["datetime_from"] == f"{label}T10:00:00Z"
-    assert zones["portal_url"] == f"{settings.portal_base_url}/zone-hourly"
+    assert zones["landing_page"] == f"{settings.public_base_url}/datasets/zone-hourly"
+    assert "portal_url" not in zones  # no portal slug configured: no guessed portal page
     assert zones["catalogue_url"].endswith("/catalog.jsonld") and zones["licence_url"] == settings.licence_url
+    stations = load("reference-stations")  # the network's licence, as in the CSV's licence column
+    assert stations["licence_url"] == settings.reference_licence_url
     cells = load("mobile-cells")
     assert cells["features"] and all(f["geometry"]["type"] == "Polygon" for f in cells["features"])
     devices = {f["properties"]["device"]: f["geometry"] for f in load("devices")["features"]}
@@ -141,7 +145,7 @@ def test_mobile_export_equals_the_api_result(exported, db, settings) -> None:
         (r["h3_cell"], r["n_devices"], r["value"]) for r in api_rows)
 
 
-def test_datapackage_and_files_validate_with_frictionless(exported) -> None:
+def test_datapackage_and_files_validate_with_frictionless(exported, settings) -> None:
     _, out, _ = exported
     report = frictionless.validate(str(out / "datapackage.json"))
     assert report.valid, report.flatten(["resourcePath", "rowNumber", "fieldName", "type", "note"])
@@ -155,11 +159,12 @@ def test_datapackage_and_files_validate_with_frictionless(exported) -> None:
         table = pq.read_table(out / ds / f"{ds}_{DAY.isoformat()}.parquet")
         assert table.column_names == list(BY_ID[ds].column_names)
         assert table.num_rows == len(read_csv(out / ds / f"{ds}_{DAY.isoformat()}.csv"))
-        assert table.schema.metadata[b"civicair:portal_url"].decode().endswith(f"/{ds}")
-    sums = (out / "SHA256SUMS").read_text().splitlines()
-    assert len(sums) == 1 + 3 * len(BY_ID)  # dictionary.csv + CSV, Parquet and GeoJSON of each dataset
-    check = subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=out, capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
+        assert table.schema.metadata[b"civicair:landing_page"].decode() == f"{settings.public_base_url}/datasets/{ds}"
+    for name, tool in (("SHA256SUMS", "sha256sum"), ("SHA512SUMS", "sha512sum")):
+        sums = (out / name).read_text().splitlines()
+        assert len(sums) == 1 + 3 * len(BY_ID)  # dictionary.csv + CSV, Parquet and GeoJSON of each dataset
+        check = subprocess.run([tool, "-c", "--quiet", name], cwd=out, capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_rerunning_an_export_changes_nothing(exported, db, settings) -> None:
@@ -183,8 +188,8 @@ def test_interrupted_export_leaves_no_partial_file(db, settings, tmp_path) -> No
 
     with pytest.raises(KeyboardInterrupt):
         run_export(settings, db.engine, kind="day", day=DAY, out=out, before_replace=crash_on_third)
-    on_disk = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert len(on_disk) == 2  # the two files completed before the crash, nothing else
+    on_disk = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.name != LOCK)
+    assert len(on_disk) == 2  # the two files completed before the crash, nothing else (but the lock)
     assert not [p for p in on_disk if p.endswith(".tmp")]
     for name in on_disk:  # each present file is complete
         if name.endswith(".csv"):
@@ -216,7 +221,7 @@ def test_killed_export_process_leaves_no_partial_file(db, settings, tmp_path) ->
     proc = subprocess.run([sys.executable, "-c", script, db.url, str(out)], cwd=REPO, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr
-    leftovers = [p for p in out.rglob("*") if p.is_file()]
+    leftovers = [p for p in out.rglob("*") if p.is_file() and p.name != LOCK]
     assert leftovers and all(p.name.startswith(".") and p.name.endswith(".tmp") for p in leftovers)
     report = run_export(settings, db.engine, kind="day", day=DAY, out=out)
     assert report.written and not [p for p in out.rglob("*.tmp")]
@@ -265,22 +270,46 @@ def test_cli_export_and_clear_errors(db, settings, tmp_path) -> None:
     assert list(csv.DictReader(io.StringIO(csv_text)))[0]["zone_id"] == ZONE
 
 
-def test_scheduled_job_exports_yesterday_today_and_last_month(db, settings) -> None:
-    from datetime import date, timedelta
+def test_frictionless_checks_the_content_of_parquet_and_geojson_files(exported, settings, tmp_path) -> None:
+    """Not only bytes and hashes: a Parquet column of the wrong type and a GeoJSON feature with a
+    broken geometry fail validation (the datapackage rebuilt, so the hashes match), and the
+    GeoJSON properties' JSON Schema holds for real files and catches a wrong type."""
+    import shutil
 
-    from civicair.open_export.worker import export_once, jobs
+    import jsonschema
+    import pyarrow as pa
+    from civicair.open_export.package import build_datapackage
+    from civicair.open_export.service import package_meta
 
-    seed(db.engine)
-    from civicair.runtime import collect_jobs
+    _, out, _ = exported
+    label = DAY.isoformat()
+    package = json.loads((out / "datapackage.json").read_text("utf-8"))
+    geo = next(r for r in package["resources"] if r["path"] == f"zone-hourly/zone-hourly_{label}.geojson")
+    schema = next(f for f in geo["schema"]["fields"] if f["name"] == "properties")["jsonSchema"]
+    for ds in BY_ID:
+        for feature in json.loads((out / ds / f"{ds}_{label}.geojson").read_text("utf-8"))["features"]:
+            jsonschema.validate(feature["properties"], schema if ds == "zone-hourly" else next(
+                f for f in next(r for r in package["resources"] if r["path"] == f"{ds}/{ds}_{label}.geojson"
+                                )["schema"]["fields"] if f["name"] == "properties")["jsonSchema"])
+    broken = json.loads((out / "zone-hourly" / f"zone-hourly_{label}.geojson").read_text("utf-8"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**broken["features"][0]["properties"], "value": "abc"}, schema)
 
-    (job,) = jobs(settings, db)
-    assert job.name == "open_export.export" and job.interval_s > 0
-    assert "open_export.export" in {j.name for j in collect_jobs(settings, db)}  # run by `civicair up`
-    root = settings.data_dir / "exports"
-    assert export_once(settings, db, today=DAY + timedelta(days=1)) > 0
-    names = {p.name for p in root.rglob("*.csv")}
-    assert {"zone-hourly_2026-11-20.csv", "reference-stations_2026-11-21.csv",
-            "reference-stations_2026-10.csv"} - names == {"reference-stations_2026-10.csv"}  # October is empty
-    assert export_once(settings, db, today=DAY + timedelta(days=1)) == 0  # idempotent
-    assert export_once(settings, db, today=date(2026, 12, 2)) > 0  # November's monthly files
-    assert (root / "zone-hourly" / "zone-hourly_2026-11.csv").is_file()
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    broken["features"][0]["geometry"] = {"type": "Polygon", "coordinates": "not coordinates"}
+    broken["features"].append({**broken["features"][0], "type": "Nope"})
+    (bad / "zone-hourly" / f"zone-hourly_{label}.geojson").write_text(json.dumps(broken), "utf-8")
+    table = pq.read_table(bad / "devices" / f"devices_{label}.parquet")
+    stars = table.schema.get_field_index("stars")
+    table = table.set_column(stars, pa.field("stars", pa.string()), pa.array(["many"] * table.num_rows))
+    pq.write_table(table, bad / "devices" / f"devices_{label}.parquet")
+    body, _, _ = build_datapackage(bad, list(BY_ID.values()), package_meta(settings), {})
+    (bad / "datapackage.json").write_bytes(body)
+    report = frictionless.validate(str(bad / "datapackage.json"))
+    errors = {(task.place, err.field_name if hasattr(err, "field_name") else None, err.type)
+              for task in report.tasks for err in task.errors}
+    assert (f"devices/devices_{label}.parquet", "stars", "type-error") in errors
+    assert (f"zone-hourly/zone-hourly_{label}.geojson", "geometry", "type-error") in errors
+    assert (f"zone-hourly/zone-hourly_{label}.geojson", "type", "constraint-error") in errors
+    assert not {e for e in errors if e[2] in ("hash-count", "byte-count")}  # content errors, not bytes

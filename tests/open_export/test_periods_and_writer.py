@@ -13,9 +13,15 @@ import pytest
 from civicair.core.errors import InvalidParameter
 from civicair.core.files import write_atomic
 from civicair.open_export.datasets import DEFAULT_DATASETS, select_datasets
-from civicair.open_export.periods import newest, parse_file_name, period_for
+from civicair.open_export.package import build_datapackage, file_digest
+from civicair.open_export.periods import (
+    latest_day,
+    parse_file_name,
+    period_for,
+    published,
+    today_file,
+)
 from civicair.open_export.writer import (
-    build_datapackage,
     encode_csv,
     encode_parquet,
     normalise_rows,
@@ -45,12 +51,36 @@ def test_foreign_names_are_not_export_files(name: str) -> None:
     assert parse_file_name(name) is None
 
 
-def test_newest_prefers_complete_month_over_its_last_day() -> None:
-    day = parse_file_name("d_2026-10-31.csv")
-    month = parse_file_name("d_2026-10.csv")
-    later = parse_file_name("d_2026-11-01.csv")
-    assert newest([day, month]) == month  # type: ignore[list-item]
-    assert newest([day, month, later]) == later  # type: ignore[list-item]
+def _files(*names: str) -> list:
+    return [f for n in names if (f := parse_file_name(n)) is not None]
+
+
+def test_latest_is_the_last_finished_day_and_today_the_day_in_progress() -> None:
+    files = _files("d_2026-10-31.csv", "d_2026-10.csv", "d_2026-11-01.csv", "d_2026-11-02.csv", "d_2026-11.csv")
+    morning = datetime(2026, 11, 2, 0, 10, tzinfo=UTC)
+    assert latest_day(files, morning).name == "d_2026-11-01.csv"  # never the partial day, never a month
+    assert today_file(files, morning).name == "d_2026-11-02.csv"
+    # on the first day of a month, latest is the previous month's last day; no file for today yet
+    first = datetime(2026, 11, 1, 8, tzinfo=UTC)
+    assert latest_day(files, first).name == "d_2026-10-31.csv"
+    assert today_file(_files("d_2026-10-31.csv"), first) is None
+    assert latest_day(_files("d_2026-11-02.csv"), morning) is None
+
+
+def test_published_files_list_the_finished_days_of_the_current_month() -> None:
+    files = _files("d_2026-10-30.csv", "d_2026-10-31.csv", "d_2026-10.csv", "d_2026-11-01.csv", "d_2026-11-02.csv",
+                   "d_2026-11-03.csv", "d_2026-11.csv", "d_2026-11-01.parquet")
+    now = datetime(2026, 11, 3, 14, 30, tzinfo=UTC)
+    got = {(p.name, p.role, p.until) for p in published(files, now)}
+    start = datetime(2026, 11, 3, tzinfo=UTC)
+    assert got == {
+        ("latest.csv", "latest", start), ("today.csv", "today", now),
+        ("d_2026-11-01.csv", "day", datetime(2026, 11, 2, tzinfo=UTC)), ("d_2026-11-02.csv", "day", start),
+        ("d_2026-10.csv", "month", datetime(2026, 11, 1, tzinfo=UTC)),
+        ("d_2026-11.csv", "month", start),  # the current month holds the finished days
+        ("latest.parquet", "latest", datetime(2026, 11, 2, tzinfo=UTC)),
+        ("d_2026-11-01.parquet", "day", datetime(2026, 11, 2, tzinfo=UTC)),
+    }  # October's days are in October's month file, not listed one by one
 
 
 def test_unknown_dataset_is_a_clear_error() -> None:
@@ -124,10 +154,11 @@ def test_datapackage_validates_with_frictionless(tmp_path) -> None:
     folder = tmp_path / STATIONS.id
     write_atomic(folder / "reference-stations_2026-11-22.csv", encode_csv(STATIONS, rows))
     write_atomic(folder / "reference-stations_2026-11-22.parquet", encode_parquet(STATIONS, rows, {}))
-    meta = {"name": "t", "title": "T", "portal_base_url": "https://portal/datasets", "catalogue": "http://x/catalog.jsonld",
-            "licence": {"name": "etalab-2.0", "path": "https://www.etalab.gouv.fr/licence-ouverte-open-licence/",
-                        "title": "Licence Ouverte"}, "sources": [{"title": "s", "path": "http://x"}], "publisher": "P"}
-    package, sums = build_datapackage(tmp_path, [STATIONS], meta)
+    meta = {"name": "t", "title": "T", "homepage": "http://x", "catalogue": "http://x/catalog.jsonld",
+            "licences": [{"name": "etalab-2.0", "path": "https://www.etalab.gouv.fr/licence-ouverte-open-licence",
+                          "title": "Licence Ouverte"}], "sources": [{"title": "s", "path": "http://x"}], "publisher": "P"}
+    package, sums, sums512 = build_datapackage(tmp_path, [STATIONS], meta,
+                                               homepages={STATIONS.id: "http://x/datasets/reference-stations"})
     (tmp_path / "datapackage.json").write_bytes(package)
     report = frictionless.validate(str(tmp_path / "datapackage.json"))
     assert report.valid, report.flatten(["type", "note"])
@@ -136,8 +167,10 @@ def test_datapackage_validates_with_frictionless(tmp_path) -> None:
                                                      "reference-stations/reference-stations_2026-11-22.parquet"]
     value = next(f for f in doc["resources"][0]["schema"]["fields"] if f["name"] == "value")
     assert value["type"] == "number" and value["description_fr"]
-    assert doc["homepage"] == "https://portal/datasets" and doc["licenses"][0]["name"] == "etalab-2.0"
-    assert len(sums.decode().splitlines()) == 2
+    assert doc["homepage"] == "http://x" and doc["licenses"][0]["name"] == "etalab-2.0"
+    assert doc["resources"][0]["homepage"] == "http://x/datasets/reference-stations"
+    assert len(sums.decode().splitlines()) == len(sums512.decode().splitlines()) == 2
+    assert len(sums512.split()[0]) == 128
 
     # a file that no longer matches its recorded hash fails validation
     (folder / "reference-stations_2026-11-22.csv").write_bytes(encode_csv(STATIONS, rows[:1]))
@@ -148,15 +181,13 @@ def test_digest_cache_is_reused_only_while_the_file_is_unchanged(tmp_path) -> No
     import hashlib
     import os
 
-    from civicair.open_export.writer import file_digest
-
     path = tmp_path / "f.csv"
     write_atomic(path, b"abc\n")
     cache: dict = {}
-    assert file_digest(path, cache) == (4, hashlib.sha256(b"abc\n").hexdigest())
+    assert file_digest(path, cache) == (4, hashlib.sha256(b"abc\n").hexdigest(), hashlib.sha512(b"abc\n").hexdigest())
     st = path.stat()
     cache[str(path)][2] = "cached"  # proves the next call does not re-read the file
     assert file_digest(path, cache)[1] == "cached"
     write_atomic(path, b"xyz\n")  # same size, new content: the replace changes the mtime
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
-    assert file_digest(path, cache) == (4, hashlib.sha256(b"xyz\n").hexdigest())
+    assert file_digest(path, cache)[:2] == (4, hashlib.sha256(b"xyz\n").hexdigest())
