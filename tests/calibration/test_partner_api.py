@@ -15,8 +15,10 @@ from civicair.api.sessions import NONCE_COOKIE, SESSION_COOKIE, session_keys
 from civicair.calibration.service import run_calibration
 from civicair.core import sessions, tables
 from civicair.core.security import hash_secret, new_api_key
+from civicair.core.settings import Settings
 
 from tests.calibration.test_service import END, START, STATION, seed
+from tests.city import serve_app
 
 pytestmark = pytest.mark.db
 
@@ -189,10 +191,11 @@ def test_expired_tampered_and_foreign_cookies_sign_nobody_in(db, settings, calib
             assert browser.get(report).status_code == status, token
 
 
-def test_the_session_cookie_is_secure_behind_an_https_public_url(db, calibrated, serve) -> None:
+def test_the_session_cookie_is_secure_behind_an_https_public_url(db, settings, calibrated) -> None:
     key = make_key(db, ["calibration"])
-    base = serve(public_base_url="https://air.example-metropole.fr")
-    with httpx.Client(base_url=base, timeout=30) as client:  # plain HTTP here: Secure cookies come back by hand
+    public = Settings(database_url=db.url, mqtt_url=settings.mqtt_url, pseudonym_secret="test-secret",
+                      public_base_url="https://air.example-metropole.fr", _env_file=None)  # type: ignore[call-arg]
+    with serve_app(public, db) as base, httpx.Client(base_url=base, timeout=30) as client:  # plain HTTP here: Secure cookies come back by hand
         form = client.get("/v1/partner/sign-in")
         nonce = form.headers["set-cookie"]
         assert "secure" in nonce.lower()
