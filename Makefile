@@ -5,7 +5,7 @@ PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-FOLDERS := core gateway ingest calibration readmodel api open_export firmware_tools migrations web demo bench
+FOLDERS := core gateway ingest calibration readmodel api open_export firmware_tools migrations web demo bench sta
 # The public web's front-end (frontend/: npm lock, esbuild) is bundled into web/static/dist at install.
 NODE    ?= node
 NPM     ?= npm

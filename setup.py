@@ -5,7 +5,7 @@ root CLI. Every other piece of metadata is in pyproject.toml."""
 from setuptools import find_packages, setup
 
 FOLDERS = ("core", "gateway", "ingest", "calibration", "readmodel", "api", "open_export", "firmware_tools",
-           "migrations", "web", "demo", "bench")
+           "migrations", "web", "demo", "bench", "sta")
 
 package_dir = {"civicair": "civicair"}
 packages = ["civicair"]

@@ -16,6 +16,7 @@ from civicair.api import middleware, problems
 from civicair.api.catalog import install_links as install_catalogue_links
 from civicair.api.catalog import router as catalog_router
 from civicair.api.deps import close_read_pool
+from civicair.api.operator.endpoints import router as operator_router
 from civicair.api.partner.endpoints import router as partner_router
 from civicair.api.public.endpoints import router as public_router
 from civicair.api.public.map import router as map_router
@@ -32,6 +33,7 @@ official reference stations. Data under the licence named in every response.
 
 * **public**: devices (pseudonymised), zone series, mobile cells, reference stations.
 * **partner**: calibration reports for the air-quality agency (`X-API-Key`).
+* **operator**: the publication workflow of devices (`X-API-Key` with the `operator` scope).
 * **volunteer**: sensor owners, with their device token (`Authorization: Bearer`).
 """
 
@@ -132,6 +134,7 @@ def create_app(
     app.include_router(public_router)
     app.include_router(map_router)
     app.include_router(partner_router)
+    app.include_router(operator_router)
     app.include_router(volunteer_router)
     app.include_router(push_router)
     app.include_router(catalog_router)

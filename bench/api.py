@@ -84,7 +84,7 @@ def load(url: str, days: int = 365) -> float:
                 for k in range(N_DEVICES // N_ZONES):
                     uid = f"bench-{z}-{k}"
                     devices.append({"uid": uid, "pseudonym": pseudonym("bench", uid), "name": uid, "kind": "fixed",
-                                    "transport": "mqtt", "consent_public": True, "status": "reliable",
+                                    "transport": "mqtt", "consent_public": True, "status": "reliable", "publication": "approved",
                                     "lat": la0 + 0.005 + 0.007 * k, "lon": lo0 + 0.005 + 0.007 * k})
             upsert_zones(conn, zones)
             conn.execute(sa.insert(tables.devices), devices)

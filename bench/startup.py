@@ -11,7 +11,8 @@ import time
 
 import typer
 
-LIGHT = (["--help"], ["calibration", "--help"], ["device", "--help"], ["bench", "--help"], ["zones", "--help"])
+LIGHT = (["--help"], ["calibration", "--help"], ["device", "--help"], ["bench", "--help"], ["zones", "--help"],
+         ["sta", "--help"])
 HEAVY = ("fastapi", "matplotlib", "numpy", "scipy", "sqlalchemy", "pyarrow", "paho", "uvicorn")
 
 

@@ -217,6 +217,45 @@ def partner_key_create(
     print(key)
 
 
+@partner_key_app.command("revoke")
+def partner_key_revoke(
+    key_id: int | None = typer.Argument(None, help="The key's id (see `partner key list`)."),
+    name: str | None = typer.Option(None, "--name", help="Revoke every key of this name instead."),
+) -> None:
+    """Revoke a partner API key: it is refused from the next request on."""
+    from civicair.calibration.repository import revoke_partner_keys
+    from civicair.core.console import console, fail
+
+    if (key_id is None) == (name is None):
+        fail("give a key id or --name (one of them)")
+    settings, db = _open()
+    try:
+        with db.engine.begin() as conn:
+            revoked = revoke_partner_keys(conn, key_id=key_id, name=name)
+    finally:
+        db.close()
+    if not revoked:
+        fail(f"no unrevoked partner key {'named ' + repr(name) if name else key_id}")
+    console.print(f"revoked partner key(s) {', '.join(map(str, revoked))}", highlight=False)
+
+
+@partner_key_app.command("list")
+def partner_key_list() -> None:
+    """Partner API keys (never the keys themselves: only their hashes are stored)."""
+    from civicair.calibration.repository import partner_keys
+
+    settings, db = _open()
+    try:
+        with db.engine.connect() as conn:
+            rows = partner_keys(conn)
+    finally:
+        db.close()
+    for r in rows:
+        state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "active"
+        used = f", last used {r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else ""
+        print(f"{r.id}\t{r.name}\t{','.join(r.scopes)}\t{state}{used}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands and command groups to the root CLI."""
     app.add_typer(reference_app, name="reference")

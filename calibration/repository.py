@@ -350,6 +350,21 @@ def create_partner_key(conn: Connection, name: str, key_hash: str, scopes: list[
                             .returning(t.c.id)).scalar_one())
 
 
+def partner_keys(conn: Connection):
+    t = tables.partner_api_keys
+    return conn.execute(sa.select(t.c.id, t.c.name, t.c.scopes, t.c.created_at, t.c.revoked_at, t.c.last_used_at)
+                        .order_by(t.c.id)).all()
+
+
+def revoke_partner_keys(conn: Connection, *, key_id: int | None = None, name: str | None = None) -> list[int]:
+    """Revoke (at once: every request checks `revoked_at`) the key `key_id`, or every key named
+    `name`; returns the ids revoked now (already revoked ones are left as they are)."""
+    t = tables.partner_api_keys
+    which = t.c.id == key_id if key_id is not None else t.c.name == name
+    return list(conn.execute(sa.update(t).where(which, t.c.revoked_at.is_(None)).values(revoked_at=sa.func.now())
+                             .returning(t.c.id)).scalars())
+
+
 def partner_key(conn: Connection, *, key_hash: str | None = None, key_id: int | None = None) -> Any:
     """An unrevoked partner key by the hash of its secret or by its id (a signed-in session)."""
     t = tables.partner_api_keys

@@ -19,6 +19,7 @@ from civicair.gateway import cli as gateway_cli
 from civicair.ingest import cli as ingest_cli
 from civicair.open_export import cli as open_export_cli
 from civicair.readmodel import cli as readmodel_cli
+from civicair.sta import cli as sta_cli
 
 app = typer.Typer(
     name="civicair",
@@ -80,7 +81,7 @@ def api(
 
 
 for package_cli in (gateway_cli, ingest_cli, calibration_cli, readmodel_cli, open_export_cli,
-                    firmware_tools_cli):
+                    firmware_tools_cli, sta_cli):
     package_cli.register(app)
 app.add_typer(bench_app, name="bench")
 

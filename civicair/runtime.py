@@ -2,7 +2,7 @@
 written once. Every package sits below it; it starts them in order and stops them in reverse.
 
 Order: database (embedded if none configured) → migrations → broker (embedded if none
-configured) → ingest writer + MQTT listener → scheduler → demo simulator → API (uvicorn, main
+configured: authenticating devices like Mosquitto) → ingest writer + MQTT listener → scheduler → demo simulator → API (uvicorn, main
 thread). Ctrl-C (SIGINT) or SIGTERM stops them in reverse order.
 """
 
@@ -26,7 +26,7 @@ from civicair.core.db import Database, libpq_url, open_database
 from civicair.core.errors import ServiceUnavailable, SettingsError
 from civicair.core.jobs import Job, Scheduler
 from civicair.core.migrate import upgrade
-from civicair.core.settings import Settings, listening_at, redact_url
+from civicair.core.settings import Settings, check_secrets, listening_at, redact_url
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -65,20 +65,6 @@ def bind_api(settings: Settings) -> tuple[Settings, socket.socket]:
         raise SettingsError(f"CIVICAIR_API_HOST/CIVICAIR_API_PORT: cannot listen on "
                             f"{settings.api_host}:{settings.api_port}: {exc.strerror or exc}") from None
     return listening_at(settings, settings.api_host, int(sock.getsockname()[1])), sock
-
-
-def start_embedded_broker(settings: Settings) -> tuple[Settings, EmbeddedBroker]:
-    """Start the embedded amqtt broker on CIVICAIR_EMBEDDED_BROKER_HOST/_PORT (no port: 1883 or
-    the next free one) and return the settings naming the port it really listens on."""
-    host, port = settings.embedded_broker_host, settings.embedded_broker_port
-    if port == 0:
-        port = free_port(host)
-    elif port and not port_is_free(host, port):
-        raise SettingsError(f"CIVICAIR_EMBEDDED_BROKER_PORT: port {port} on {host} is already in use "
-                            "(set CIVICAIR_MQTT_URL to use the broker listening there)")
-    broker = EmbeddedBroker(host=host, port=port)
-    broker.start()
-    return settings.model_copy(update={"embedded_broker_port": broker.port}), broker
 
 
 def check_broker(url: str) -> None:
@@ -182,21 +168,73 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
 def build_app(settings: Settings, db: Database, *, mqtt_url: str | None = None,
               broker_status: Callable[[], dict[str, Any]] | None = None) -> Any:
     """The ASGI application every `civicair api` / `up` process serves: the HTTP API and the
-    surfaces mounted beside it (the public web: pages, widget, offline /docs)."""
+    surfaces mounted beside it (the public web: pages, widget, offline /docs; the SensorThings API
+    at /sta/v1.1)."""
     from civicair.api.app import create_app
+    from civicair.sta.app import install as install_sensorthings
     from civicair.web.site import install as install_web
 
     app = create_app(settings, db, mqtt_url=mqtt_url, broker_status=broker_status)
     install_web(app, settings)
+    install_sensorthings(app, settings, db)
     return app
 
 
+@dataclass
+class Broker:
+    """The embedded broker and the URLs of its service accounts."""
+
+    broker: EmbeddedBroker
+    gateway_url: str  # the gateway's own account: reads everything
+    network_server_url: str | None  # the demo's simulated ChirpStack / TTS: writes under their prefixes
+
+
+def start_embedded_broker(settings: Settings, db: Database, *, demo: bool) -> tuple[Settings, Broker]:
+    """Start the embedded amqtt broker on CIVICAIR_EMBEDDED_BROKER_HOST/_PORT (no port: 1883 or
+    the next free one), authenticating devices against the devices table and authorising them
+    like the Mosquitto files (gateway/embedded_auth.py), with fresh random passwords for the
+    gateway's account and, with `demo`, for the demo's simulated network servers. Returns the
+    settings naming the port it really listens on."""
+    import secrets
+
+    from civicair.gateway.embedded_auth import BrokerDirectory, ServiceAccount, broker_plugins
+
+    gateway = ServiceAccount("civicair-gateway", secrets.token_urlsafe(24), read=("#",))
+    services = [gateway]
+    if settings.mosquitto_chirpstack_user and settings.mosquitto_chirpstack_password:
+        prefix = f"{settings.chirpstack_topic_prefix}/#"
+        services.append(ServiceAccount(settings.mosquitto_chirpstack_user,
+                                       settings.mosquitto_chirpstack_password.get_secret_value(),
+                                       read=(prefix,), write=(prefix,)))
+    lns = None
+    if demo:
+        lns = ServiceAccount("civicair-demo-network-server", secrets.token_urlsafe(24),
+                             write=(f"{settings.chirpstack_topic_prefix}/#", f"{settings.tts_topic_prefix}/#"))
+        services.append(lns)
+    host, port = settings.embedded_broker_host, settings.embedded_broker_port
+    if port == 0:
+        port = free_port(host)
+    elif port and not port_is_free(host, port):
+        raise SettingsError(f"CIVICAIR_EMBEDDED_BROKER_PORT: port {port} on {host} is already in use "
+                            "(set CIVICAIR_MQTT_URL to use the broker listening there)")
+    broker = EmbeddedBroker(host=host, port=port,
+                            plugins=broker_plugins(BrokerDirectory(db, settings.direct_topic_prefix, services)))
+    broker.start()
+    client_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+    def url(account: ServiceAccount) -> str:
+        return f"mqtt://{account.username}:{account.password}@{client_host}:{broker.port}"
+
+    return (settings.model_copy(update={"embedded_broker_port": broker.port}),
+            Broker(broker, url(gateway), url(lns) if lns else None))
+
+
 def _start_demo(settings: Settings, db: Database, mqtt_url: str, stack: ExitStack,
-                pipeline: Pipeline | None, scheduler: Scheduler | None) -> None:
+                pipeline: Pipeline | None, scheduler: Scheduler | None, *, per_device: bool) -> None:
     from civicair.demo.simulator import Simulator
     from civicair.demo.zones import import_example_zones
 
-    sim = Simulator(settings, db, mqtt_url)
+    sim = Simulator(settings, db, mqtt_url, per_device=per_device)
     sim.start()
     stack.callback(sim.stop)
     console.print(f"demo: {sim.summary()}", highlight=False)
@@ -240,6 +278,7 @@ def _wait_for_signal() -> None:
 
 def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None:
     """Run the given components (`gateway`, `api`, `scheduler`) until SIGINT/SIGTERM."""
+    check_secrets(settings, demo=demo)
     with ExitStack() as stack:
         api_socket: socket.socket | None = None
         if "api" in components:
@@ -250,12 +289,13 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
         console.print(f"database: {db.description}", highlight=False)
         upgrade(db.engine)
         mqtt_url = settings.mqtt_url
+        demo_url = mqtt_url
         needs_broker = bool(components & {"gateway"}) or demo
         if mqtt_url is None and needs_broker:
-            settings, broker = start_embedded_broker(settings)
-            stack.callback(broker.stop)
-            mqtt_url = broker.url
-            console.print(f"broker: embedded amqtt at {mqtt_url}", highlight=False)
+            settings, embedded = start_embedded_broker(settings, db, demo=demo)
+            stack.callback(embedded.broker.stop)
+            mqtt_url, demo_url = embedded.gateway_url, embedded.network_server_url
+            console.print(f"broker: embedded amqtt at {embedded.broker.url} (devices authenticated)", highlight=False)
         elif mqtt_url is not None:
             check_broker(mqtt_url)
             console.print(f"broker: {redact_url(mqtt_url)}", highlight=False)
@@ -270,8 +310,8 @@ def run_service(settings: Settings, *, demo: bool, components: set[str]) -> None
             scheduler = Scheduler(collect_jobs(settings, db))
             scheduler.start()
             stack.callback(scheduler.stop)
-        if demo and mqtt_url:
-            _start_demo(settings, db, mqtt_url, stack, pipeline, scheduler)
+        if demo and demo_url:
+            _start_demo(settings, db, demo_url, stack, pipeline, scheduler, per_device=settings.mqtt_url is None)
 
         def broker_status() -> dict[str, Any]:
             if pipeline is None:

@@ -1,7 +1,9 @@
 """The embedded MQTT broker (amqtt) used when no CIVICAIR_MQTT_URL is set.
 
 It runs its own asyncio loop in a daemon thread; `stop()` shuts it down. amqtt speaks MQTT
-3.1.1 only: clients fall back from v5 when they meet it.
+3.1.1 only: clients fall back from v5 when they meet it. Who may connect and publish is what
+its `plugins` say: the service gives it the device directory of `gateway/embedded_auth.py`
+(the Mosquitto rules); `ANONYMOUS` (anyone may do anything) is for tests of other things.
 """
 
 from __future__ import annotations
@@ -38,10 +40,14 @@ def pick_port(host: str, preferred: int, tries: int = 20) -> int:
     return free_port(host)
 
 
+ANONYMOUS: dict[str, dict[str, Any]] = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+
+
 class EmbeddedBroker:
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, plugins: dict[str, dict[str, Any]]) -> None:
         self.host = host
         self.port = port if port is not None else pick_port(host, 1883)
+        self.plugins = plugins
         self._loop: asyncio.AbstractEventLoop | None = None
         self._broker: Any = None
         self._thread: threading.Thread | None = None
@@ -68,7 +74,7 @@ class EmbeddedBroker:
         asyncio.set_event_loop(loop)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 0}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            "plugins": self.plugins,
         }
 
         async def main() -> None:

@@ -13,6 +13,7 @@
     │   ├── InvalidPayload            a message that cannot be parsed (→ dead letters)
     │   └── InvalidParameter          a query parameter that is wrong
     ├── BadRange (400)                reversed or too large time range
+    ├── BadQuery (400)                a SensorThings query option or path that is malformed or unsupported
     ├── Unauthorized (401)            missing / unknown credentials
     ├── Forbidden (403)               credentials valid but not for this resource or scope
     ├── PayloadTooLarge (413)
@@ -107,3 +108,11 @@ class PayloadTooLarge(CivicairError):
 class RateLimited(CivicairError):
     status = 429
     title = "Too many requests"
+
+
+class BadQuery(CivicairError):
+    """A SensorThings request the standard calls a bad request: a malformed or unsupported
+    query option or resource path (400, with a message naming the problem)."""
+
+    status = 400
+    title = "Bad request"

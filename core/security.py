@@ -33,3 +33,9 @@ def new_api_key() -> str:
 
 def hash_secret(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def ref_hash(secret: str, scheme: str, value: str) -> str:
+    """The stored form of a blocked hardware id (docs/privacy.md#erasure): HMAC-SHA256 keyed with
+    the pseudonym secret, so the block list names no device without that secret."""
+    return hmac.new(secret.encode(), f"blocked:{scheme}:{value.lower()}".encode(), hashlib.sha256).hexdigest()

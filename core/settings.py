@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEMO_PSEUDONYM_SECRET = "change-me-civicair-pseudonym-secret"  # noqa: S105 - the demo's, refused elsewhere
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CIVICAIR_", env_file=".env", extra="ignore")
@@ -36,8 +38,8 @@ class Settings(BaseSettings):
     api_reuse_port: bool = Field(default=False, description=(
         "Bind the API with SO_REUSEPORT so several `civicair api` processes share the port (one per core)."))
     pseudonym_secret: SecretStr = Field(
-        default=SecretStr("change-me-civicair-pseudonym-secret"),
-        description="HMAC key for public device pseudonyms. Set it in production.",
+        default=SecretStr(DEMO_PSEUDONYM_SECRET),
+        description="HMAC key for public device pseudonyms and blocked ids; the default is refused outside --demo.",
     )
     portal_base_url: str = "https://data.example-metropole.fr/datasets"
     public_base_url: str = Field(
@@ -144,6 +146,21 @@ class Settings(BaseSettings):
     device_interval_s: int = Field(default=150, ge=10, description="Measurement interval written into bundles.")
     erase_confirm_ttl_s: int = Field(default=900, ge=30, description="Validity of an erase confirmation token.")
 
+    # --- trust (issue 19a: docs/privacy.md) ----------------------------------------------------
+    publication_qa_days: float = Field(default=7.0, ge=0, description=(
+        "A new device's data become public this many days after its first stored reading, unless it is "
+        "unreliable then (an operator may approve it sooner, or withhold it)."))
+    publication_requires_approval: bool = Field(default=False, description=(
+        "Publish only devices an operator approved (no automatic publication after the QA window)."))
+    registration_limit: int = Field(default=5, ge=0, description=(
+        "Registrations one client network (IPv4 address, IPv6 /64) may make per window; 0: no limit."))
+    registration_window_s: int = Field(default=3600, ge=1, description="The window of the registration limit.")
+    mobile_max_speed_kmh: float = Field(default=45.0, gt=0, description=(
+        "Mobile points implying a faster move from the previous kept point are dropped as implausible."))
+    mobile_max_cells_per_hour: int = Field(default=120, ge=1, description=(
+        "A mobile device whose kept points of one hour lie in more H3 cells is left out of that hour."))
+    mobile_rollup_interval_s: float = Field(default=120.0, ge=5, description=(
+        "How often the mobile rollup takes in the trips closed since (mobile cells appear then)."))
     # --- web (public pages, map) -----------------------------------------------------------------
     map_tiles_url: str = Field(
         default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
@@ -169,6 +186,11 @@ class Settings(BaseSettings):
     publisher_type: str = Field(default="LocalAuthority", description=(
         "The publisher's ADMS type (http://purl.org/adms/publishertype/<code>): LocalAuthority, "
         "RegionalAuthority, NationalAuthority, NonProfitOrganisation, ..."))
+
+    # --- SensorThings API (sta/) ---------------------------------------------------------------
+    sta_default_top: int = Field(default=100, ge=1, le=1000, description="SensorThings page size without $top.")
+    sta_max_top: int = Field(default=1000, ge=1, le=10000, description=(
+        "Largest SensorThings page: a larger $top is served in pages of this size, with @iot.nextLink."))
 
     # --- calibration and signed-in sessions (issue 14) --------------------------------------------
     calibration_network_min_donors: int = Field(
@@ -264,6 +286,19 @@ def redact_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
+
+
+def check_secrets(settings: Settings, *, demo: bool) -> None:
+    """Refuse the demonstration pseudonym secret (or a `change-me…` placeholder of .env.example)
+    outside the demo (docs/privacy.md#pseudonyms): anyone knowing it links public pseudonyms to
+    device ids."""
+    from civicair.core.errors import SettingsError
+
+    secret = settings.pseudonym_secret.get_secret_value()
+    if not demo and (secret == DEMO_PSEUDONYM_SECRET or secret.startswith("change-me")):
+        raise SettingsError("CIVICAIR_PSEUDONYM_SECRET is the public demonstration value: set a secret of your own "
+                            "(e.g. `openssl rand -hex 32`), the same in every civicair process, or run "
+                            "`civicair up --demo`")
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -48,6 +48,12 @@ devices = sa.Table(
     sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
     sa.Column("first_seen", TZ),
     sa.Column("last_seen", TZ),
+    # publication workflow (migration 0010, docs/privacy.md#publication): pending | approved | withheld
+    sa.Column("publication", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("publication_changed_at", TZ),
+    sa.Column("publication_note", sa.Text),  # the operator's reason, private
+    sa.Column("publication_by", sa.Text),  # which operator (CLI user, partner key name)
+    sa.Column("first_received_at", TZ),  # server time of the first stored reading: the QA window starts
     sa.CheckConstraint("kind in ('fixed','mobile')", name="devices_kind"),
     sa.CheckConstraint("transport in ('lorawan','mqtt','http')", name="devices_transport"),
 )
@@ -113,6 +119,7 @@ dead_letters = sa.Table(
     sa.Column("payload", BYTEA, nullable=False),
     sa.Column("error", sa.Text, nullable=False),
     sa.Column("replayed_at", TZ),
+    sa.Column("device_id", sa.Integer),  # the authenticated device (token-authenticated HTTP pushes)
 )
 
 quarantine = sa.Table(
@@ -289,6 +296,62 @@ zone_invalidations = sa.Table(
 )
 sa.Index("zone_invalidations_hour", zone_invalidations.c.quantity, zone_invalidations.c.hour)
 
+# --- trust (issue 19, migration 0010) -------------------------------------------------------------
+# Hardware identifiers of erased devices (DevEUI in both byte orders, TTS id, chip id), as an HMAC
+# keyed with the pseudonym secret: messages naming them are counted, not quarantined.
+blocked_refs = sa.Table(
+    "blocked_refs",
+    metadata,
+    sa.Column("ref_hash", sa.Text, primary_key=True),
+    sa.Column("scheme", sa.Text, nullable=False),
+    sa.Column("blocked_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("messages", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("last_message_at", TZ),
+)
+# Registrations per client network (HMAC of the address), for the registration rate limit.
+registrations = sa.Table(
+    "registrations",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("client_key", sa.Text, nullable=False),
+)
+sa.Index("registrations_client", registrations.c.client_key, registrations.c.at)
+sa.Index("dead_letters_device", dead_letters.c.device_id, postgresql_where=dead_letters.c.device_id.isnot(None))
+
+# The mobile rollup (readmodel/mobile_rollup.py): per device and whole trip, the privacy-filtered
+# points aggregated to (quantity, hour, H3 cell). Public cell-hours are aggregated from it in SQL.
+mobile_cell_hours = sa.Table(
+    "mobile_cell_hours",
+    metadata,
+    sa.Column("device_id", sa.Integer, primary_key=True),
+    sa.Column("trip_start", TZ, primary_key=True),
+    sa.Column("quantity", sa.SmallInteger, primary_key=True),
+    sa.Column("hour", TZ, primary_key=True),
+    sa.Column("cell", sa.BigInteger, primary_key=True),  # H3 index as a signed 64-bit integer
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("sum", sa.Float, nullable=False),
+    sa.Column("min", sa.Float, nullable=False),
+    sa.Column("max", sa.Float, nullable=False),
+)
+sa.Index("mobile_cell_hours_public", mobile_cell_hours.c.quantity, mobile_cell_hours.c.hour,
+         mobile_cell_hours.c.cell, mobile_cell_hours.c.device_id, postgresql_include=["n", "sum", "min", "max"])
+# (device, hour) of mobile devices written to `hourly` since the last rollup run (statement triggers).
+mobile_invalidations = sa.Table(
+    "mobile_invalidations",
+    metadata,
+    sa.Column("device_id", sa.Integer, nullable=False),
+    sa.Column("hour", TZ, nullable=False),
+)
+mobile_rollup = sa.Table(
+    "mobile_rollup",
+    metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True),
+    sa.Column("params", JSONB, nullable=False),  # what the rows were built with: rebuilt when it changes
+    sa.Column("refreshed_at", TZ, nullable=False, server_default=sa.func.now()),
+)
+
 # Past UTC days whose published data changed after they finished (migration 0013: statement
 # triggers on `hourly` and `reference_readings`); the export job rewrites their files, then
 # deletes the rows it handled.
@@ -314,4 +377,18 @@ map_snapshots = sa.Table(
     sa.Column("etag", sa.Text, nullable=False),
     sa.Column("raw_size", sa.Integer, nullable=False),
     sa.Column("body", BYTEA, nullable=False),
+)
+
+# --- SensorThings (issue 18, migration 0016) ----------------------------------------------------
+# The integer ids of the SensorThings entities: one row per public thing (kind device → pseudonym,
+# zone → zone id, station → code) or sensor model (kind sensor → model name). Never deleted, so an
+# id is never reused (readmodel/registry.py).
+sta_ids = sa.Table(
+    "sta_ids",
+    metadata,
+    sa.Column("id", sa.Integer, sa.Identity(always=True), primary_key=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("kind", "key", name="sta_ids_kind_key"),
 )

@@ -15,6 +15,15 @@ a civicair binary v1 payload on fPort 1), 7–8 through a simulated The Things S
 in `frm_payload`), 9 pushes the sensor.community "custom API" body over HTTP and 10 pushes civicair
 JSON to `POST /v1/push` (falling back to direct MQTT while the API is not up yet, so nothing is
 lost).
+
+Each demo device gets fresh random credentials at every start (a device token, an MQTT password),
+and with the embedded broker (`per_device`) every direct-MQTT sensor logs in with its own, as a
+real one must; the simulated network servers use the account the service gives them. The demo
+plays the operator too: its devices are approved for publication (docs/privacy.md#publication).
+
+Bikes ride together: 20 minutes at the start of every hour (not at night), one point every
+`ride_step_s`, so their trips (10-minute gaps) close and their cell-hours reach k, in the
+backfilled history as live.
 """
 
 from __future__ import annotations
@@ -35,9 +44,11 @@ import httpx
 import paho.mqtt.client as mqtt
 from civicair.core import tables
 from civicair.core.db import Database
-from civicair.core.security import hash_secret, pseudonym
+from civicair.core.security import hash_secret, new_device_token, pseudonym
 from civicair.core.settings import Settings
+from civicair.firmware_tools.credentials import new_mqtt_password
 from civicair.gateway.codecs import civicair_binary
+from civicair.gateway.mosquitto_auth import hash_mosquitto_password
 from sqlalchemy.dialects.postgresql import insert
 
 log = logging.getLogger(__name__)
@@ -77,8 +88,9 @@ def dev_eui(uid: str) -> str:
     return "d3e0" + f"{int(uid.rsplit('-', 1)[1]):012x}"
 
 
-def demo_token(uid: str) -> str:
-    return f"cat_demo_{uid}"  # demo only: a real token comes from registration
+def riding(t: datetime) -> bool:
+    """Bikes ride the first 20 minutes of every hour, not between 01:00 and 06:00 UTC."""
+    return t.minute < 20 and t.hour not in range(1, 6)
 
 
 def truth(t: datetime, local: float = 0.0) -> dict[str, float]:
@@ -149,14 +161,20 @@ def sensor_values(s: SimSensor, t: datetime, rng: random.Random, start: datetime
 
 
 class Simulator:
-    def __init__(self, settings: Settings, db: Database, mqtt_url: str, *, interval_s: float = 10.0,
-                 backfill_hours: int = 96, step_minutes: int = 15) -> None:
+    def __init__(self, settings: Settings, db: Database, mqtt_url: str, *, per_device: bool = False,
+                 interval_s: float = 10.0, backfill_hours: int = 96, step_minutes: int = 15,
+                 ride_step_s: int = 30) -> None:
         self.settings = settings
         self.db = db
         self.mqtt_url = mqtt_url
+        self.per_device = per_device
         self.interval_s = interval_s
         self.backfill_hours = backfill_hours
         self.step = timedelta(minutes=step_minutes)
+        self.ride_step = timedelta(seconds=ride_step_s)
+        self.tokens: dict[str, str] = {}  # uid → device token (fresh at every start)
+        self.passwords: dict[str, str] = {}  # uid → MQTT password
+        self._device_clients: dict[str, mqtt.Client] = {}
         self.sensors = make_sensors()
         self.prefix = settings.direct_topic_prefix
         self.rng = random.Random(7)
@@ -183,7 +201,10 @@ class Simulator:
             for s in self.sensors:
                 cell = h3.latlng_to_cell(s.lat, s.lon, self.settings.h3_resolution) if s.kind == "fixed" else None
                 lora = s.path in ("chirpstack", "tts")
-                conn.execute(insert(tables.devices).values(
+                self.tokens[s.uid], self.passwords[s.uid] = new_device_token(), new_mqtt_password()
+                secrets = {"token_hash": hash_secret(self.tokens[s.uid]),
+                           "mqtt_password_hash": hash_mosquitto_password(self.passwords[s.uid])}
+                stmt = insert(tables.devices).values(
                     uid=s.uid, pseudonym=pseudonym(secret, s.uid), name=f"demo {s.uid}", kind=s.kind,
                     sensor_models=list(s.models),
                     transport="lorawan" if lora else ("http" if s.path in ("sensor_community", "http") else "mqtt"),
@@ -193,8 +214,9 @@ class Simulator:
                     dev_eui=dev_eui(s.uid) if s.path == "chirpstack" else None,
                     tts_device_id=s.uid if s.path == "tts" else None,
                     chip_id=f"esp8266-{int(s.uid.rsplit('-', 1)[1]) + 7000000}" if s.path == "sensor_community" else None,
-                    token_hash=hash_secret(demo_token(s.uid)),
-                ).on_conflict_do_nothing())
+                    publication="approved", publication_by="demo", **secrets)
+                conn.execute(stmt.on_conflict_do_update(index_elements=[tables.devices.c.uid], set_={
+                    **secrets, "publication": "approved"}))
             for code, name, lat, lon, kind in STATIONS:
                 conn.execute(insert(tables.reference_stations).values(
                     code=code, name=name, network="civicair demo", lat=lat, lon=lon, station_type=kind,
@@ -228,6 +250,24 @@ class Simulator:
         client.max_queued_messages_set(0)
         client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
         client.loop_start()
+        return client
+
+    def _client_for(self, s: SimSensor) -> mqtt.Client:
+        """The sensor's own logged-in client (direct MQTT with `per_device`), else the shared one."""
+        assert self._client is not None
+        if not self.per_device or s.path in ("chirpstack", "tts"):
+            return self._client
+        client = self._device_clients.get(s.uid)
+        if client is None:
+            parts = urlsplit(self.mqtt_url)
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{s.uid}-{self.rng.randrange(10**6)}",
+                                 protocol=mqtt.MQTTv311)
+            client.username_pw_set(s.uid, self.passwords[s.uid])
+            client.max_inflight_messages_set(200)
+            client.max_queued_messages_set(0)
+            client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+            client.loop_start()
+            self._device_clients[s.uid] = client
         return client
 
     def message(self, s: SimSensor, index: int, t: datetime) -> tuple[str, bytes]:
@@ -270,7 +310,7 @@ class Simulator:
             return False
         v = sensor_values(s, t, self.rng, self.start_time)
         stamp = t.isoformat().replace("+00:00", "Z")
-        headers = {"Authorization": f"Bearer {demo_token(s.uid)}"}
+        headers = {"Authorization": f"Bearer {self.tokens[s.uid]}"}
         body: dict[str, Any]
         if s.path == "sensor_community":
             chip = int(s.uid.rsplit("-", 1)[1]) + 7000000
@@ -290,11 +330,12 @@ class Simulator:
         except httpx.HTTPError:
             return False
 
-    def publish_at(self, t: datetime) -> None:
+    def publish_at(self, t: datetime, *, fixed: bool = True) -> None:
+        """One message of every fixed sensor (unless `fixed` is false) and of every riding bike."""
         assert self._client is not None
         for i, s in enumerate(self.sensors):
-            if s.kind == "mobile" and t.hour in range(1, 6):
-                continue  # nobody rides at night
+            if (s.kind == "mobile" and not riding(t)) or (s.kind == "fixed" and not fixed):
+                continue
             if s.installed_hours_ago is not None and t < self.started - timedelta(hours=s.installed_hours_ago):
                 continue  # not installed yet
             if s.path in ("sensor_community", "http") and self.push(s, t):
@@ -305,16 +346,19 @@ class Simulator:
                 topic, payload = self.lorawan_message(s, t)
             else:
                 topic, payload = self.message(s, i, t)
-            self._client.publish(topic, payload, qos=1)
+            self._client_for(s).publish(topic, payload, qos=1)
             self.published += 1
 
     def backfill(self) -> None:
+        """The history: fixed sensors every `step`, bikes every `ride_step` while they ride (a
+        15-minute step would cut every ride into one-point trips, which publish nothing)."""
         now = datetime.now(UTC)
         t = self.start_time.replace(minute=0, second=0, microsecond=0)
         self.write_reference(t, now)
+        start = t
         while t < now and not self._stop.is_set():
-            self.publish_at(t)
-            t += self.step
+            self.publish_at(t, fixed=(t - start) % self.step == timedelta(0))
+            t += self.ride_step if riding(t) or riding(t + self.ride_step) else self.step - (t - start) % self.step
 
     def start(self) -> None:
         self.register()
@@ -343,8 +387,9 @@ class Simulator:
         self._stop.set()
         if self._thread:
             self._thread.join(5)
-        if self._client is not None:
-            self._client.disconnect()
-            self._client.loop_stop()
+        for client in [self._client, *self._device_clients.values()]:
+            if client is not None:
+                client.disconnect()
+                client.loop_stop()
         if self._http is not None:
             self._http.close()

@@ -115,3 +115,18 @@ def provision_device(
             functools.partial(stub.UpdateKeys, device_pb2.UpdateDeviceKeysRequest(device_keys=keys)),
             "set device keys")
     return ProvisionedDevice(dev_eui=dev_eui, created=created, keys_created=keys_created)
+
+
+def delete_device(target: ChirpStackTarget, dev_eui: str) -> str:
+    """Delete the device from ChirpStack (its uplinks stop reaching the MQTT integration); one that
+    does not exist (already deleted) is fine. The one-line outcome."""
+    metadata = (("authorization", f"Bearer {target.api_key}"),)
+    with _channel(target.url) as channel:
+        stub = device_pb2_grpc.DeviceServiceStub(channel)
+        try:
+            stub.Delete(device_pb2.DeleteDeviceRequest(dev_eui=dev_eui), metadata=metadata, timeout=target.timeout_s)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return f"ChirpStack: device {dev_eui} was not there"
+            raise _explain(exc, target, "delete devices") from None
+    return f"ChirpStack: device {dev_eui} deleted"

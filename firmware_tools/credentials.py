@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 
 DEFAULT_JOIN_EUI = "0000000000000000"
@@ -45,3 +46,14 @@ def check_erase_confirmation(secret: str, uid: str, token: str, now: int) -> str
     if int(expires) < now:
         return "confirmation token expired; ask again"
     return None
+
+
+def client_key(secret: str, address: str) -> str:
+    """The key the registration rate limit counts under: the client's IPv4 address or its IPv6
+    /64 (one subscriber's whole prefix), as an HMAC so that no address is stored."""
+    try:
+        ip = ipaddress.ip_address(address)
+        network = str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
+    except ValueError:
+        network = address[:100]  # not an IP (a test client's "testclient"): counted as given
+    return hmac.new(secret.encode(), f"registration:{network}".encode(), hashlib.sha256).hexdigest()[:32]

@@ -8,6 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from civicair.core import tables
+from civicair.firmware_tools.identifiers import DeviceIdentifiers
+from sqlalchemy.dialects.postgresql import BYTEA, insert
 from sqlalchemy.engine import Connection, Row
 
 d = tables.devices
@@ -87,22 +89,58 @@ def dead_letters_since(conn: Connection, since: datetime, limit: int = 50) -> li
     ).all())
 
 
-def erase_device(conn: Connection, device_id: int, refs: Iterable[str], topic_part: str) -> dict[str, int]:
+def _names(table: sa.Table, ids: DeviceIdentifiers) -> sa.ColumnElement[bool]:
+    """A raw message (topic, payload) naming the device in any of its forms."""
+    return sa.or_(*[table.c.topic.icontains(t, autoescape=True) for t in ids.topic_parts],
+                  *[sa.func.position(sa.literal(p, BYTEA).op("in")(table.c.payload)) > 0 for p in ids.payload_parts])
+
+
+def erase_device(conn: Connection, device_id: int, ids: DeviceIdentifiers,
+                 blocked: Iterable[tuple[str, str, str]]) -> dict[str, int]:
     """Delete every row keyed by this device in every table that has a `device_id` column
-    (readings, uplinks, hourly, calibrations, flags, status history, …), the quarantined and
-    dead-lettered raw messages that name it, then the device row itself (all personal fields)."""
+    (readings, uplinks, hourly, calibrations, flags, status history, mobile rollup, dead letters
+    of its HTTP pushes, …); every quarantined or dead-lettered message naming it by any of its
+    identifiers (`identifiers.device_identifiers`); the materialised zone series built with it;
+    then the device row itself (all personal fields). `blocked`: (ref hash, scheme, reason) of
+    the hardware ids to block."""
     counts: dict[str, int] = {}
-    refs = [r for r in refs if r]
     for table in tables.metadata.sorted_tables:
         if "device_id" in table.c and table.name != "quarantine":
             counts[table.name] = conn.execute(sa.delete(table).where(table.c.device_id == device_id)).rowcount
-    q = tables.quarantine
+    q, dl = tables.quarantine, tables.dead_letters
+    refs = [sa.and_(q.c.ref_scheme == scheme, q.c.ref_value == value) for scheme, value in ids.refs]
     counts["quarantine"] = conn.execute(
-        sa.delete(q).where(sa.or_(q.c.device_id == device_id, q.c.ref_value.in_(refs)))
-    ).rowcount
-    dl = tables.dead_letters
-    counts["dead_letters"] = conn.execute(
-        sa.delete(dl).where(dl.c.topic.contains(topic_part, autoescape=True))
-    ).rowcount
+        sa.delete(q).where(sa.or_(q.c.device_id == device_id, *refs, _names(q, ids)))).rowcount
+    counts["dead_letters"] += conn.execute(sa.delete(dl).where(_names(dl, ids))).rowcount
+    zr, zs = tables.zone_rollup, tables.zone_series
+    zones = conn.execute(sa.delete(zr).where(sa.literal(device_id) == sa.any_(zr.c.device_ids)).returning(zr.c.zone_id)).scalars().all()
+    counts["zone_series"] = conn.execute(sa.delete(zs).where(zs.c.zone_id.in_(list(zones)))).rowcount if zones else 0
+    rows = [{"ref_hash": h, "scheme": scheme, "reason": reason} for h, scheme, reason in blocked]
+    if rows:
+        b = tables.blocked_refs
+        conn.execute(insert(b).values(rows).on_conflict_do_nothing(index_elements=[b.c.ref_hash]))
+    counts["blocked_refs"] = len(rows)
     counts["devices"] = conn.execute(sa.delete(d).where(d.c.id == device_id)).rowcount
     return counts
+
+
+def unblock(conn: Connection, ref_hashes: Iterable[str]) -> None:
+    """A hardware id registered again (its owner re-registers the sensor) is no longer blocked."""
+    b = tables.blocked_refs
+    conn.execute(sa.delete(b).where(b.c.ref_hash.in_(list(ref_hashes))))
+
+
+def registrations_since(conn: Connection, client_key: str, since: datetime) -> tuple[int, datetime | None]:
+    """(registrations of this client network since `since`, the oldest of them), serialised per
+    network (transaction-level advisory lock), so concurrent requests cannot both pass the limit."""
+    r = tables.registrations
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(client_key))))
+    n, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(r.c.at))
+                             .where(r.c.client_key == client_key, r.c.at > since)).one()
+    return int(n), oldest
+
+
+def record_registration(conn: Connection, client_key: str, at: datetime, prune_before: datetime) -> None:
+    r = tables.registrations
+    conn.execute(sa.delete(r).where(r.c.at < prune_before))
+    conn.execute(sa.insert(r).values(client_key=client_key, at=at))

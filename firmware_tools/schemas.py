@@ -136,3 +136,52 @@ class DeviceStatus(BaseModel):
     readings_last_24h: int
     flags: list[dict[str, Any]]
     calibration: list[dict[str, Any]]
+
+
+class PublicationStatus(BaseModel):
+    """A device as an operator sees it in the publication workflow (docs/privacy.md#publication)."""
+
+    uid: str
+    pseudonym: str
+    name: str
+    kind: str
+    transport: str
+    status: str = Field(description="reliability status (calibration)")
+    consent_public: bool
+    publication: str = Field(description="pending (automatic after the QA window), approved, or withheld")
+    changed_at: datetime | None = Field(description="when an operator last set `publication`")
+    changed_by: str | None
+    note: str | None
+    created_at: datetime
+    first_received_at: datetime | None = Field(description="first stored reading: the QA window starts")
+    last_seen: datetime | None
+    qa_ends_at: datetime | None = Field(description="when a pending device's QA window ends (None: no data yet, "
+                                        "or only approval publishes)")
+    established: bool = Field(description="counts toward k and may be published")
+    public: bool = Field(description="established and consenting: its data are public")
+
+
+class PublicationChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(default=None, max_length=500, description="why (kept, private)")
+
+
+class PrivacyZoneIn(BaseModel):
+    """A circle where a mobile device's points are never published (docs/privacy.md#privacy-zones)."""
+
+    model_config = ConfigDict(extra="forbid")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    radius_m: float = Field(ge=50, le=5000, description="50 m to 5 km")
+
+    @field_validator("lat", "lon", "radius_m")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError("must be a finite number")
+        return v
+
+
+class PrivacyZones(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    zones: list[PrivacyZoneIn] = Field(max_length=10, description="at most 10; an empty list removes them all")

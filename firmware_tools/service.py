@@ -7,6 +7,7 @@ it) and the settings. Secrets are returned once and only their hashes are stored
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,19 +18,28 @@ from civicair.core.errors import (
     DuplicateDevEUI,
     DuplicateDevice,
     InvalidInput,
+    RateLimited,
     SettingsError,
 )
-from civicair.core.security import hash_secret, new_device_token, new_device_uid, pseudonym
+from civicair.core.security import (
+    hash_secret,
+    new_device_token,
+    new_device_uid,
+    pseudonym,
+    ref_hash,
+)
 from civicair.core.settings import Settings, device_broker_url
-from civicair.firmware_tools import credentials, repository
+from civicair.firmware_tools import credentials, identifiers, repository
 from civicair.firmware_tools.schemas import (
     Credentials,
     DeviceStatus,
     LoRaWANKeys,
+    PrivacyZoneIn,
     RegistrationRequest,
     RegistrationResult,
 )
 from civicair.gateway.mosquitto_auth import hash_mosquitto_password
+from civicair.readmodel import mobile_rollup
 from sqlalchemy.engine import Row
 
 
@@ -45,9 +55,27 @@ def _secret(settings: Settings) -> str:
     return settings.pseudonym_secret.get_secret_value()
 
 
+def check_registration_rate(conn: Any, settings: Settings, client_address: str, now: datetime | None = None) -> None:
+    """Count a registration from `client_address` (in the caller's transaction: a registration
+    that fails is not counted), or raise RateLimited (429) when its network already made
+    `registration_limit` in the last `registration_window_s` (docs/privacy.md#registration)."""
+    if settings.registration_limit == 0:
+        return
+    now = now or datetime.now(UTC)
+    window = timedelta(seconds=settings.registration_window_s)
+    key = credentials.client_key(_secret(settings), client_address)
+    n, oldest = repository.registrations_since(conn, key, now - window)
+    if n >= settings.registration_limit:
+        retry = max(1, int(((oldest or now) + window - now).total_seconds()) + 1)
+        raise RateLimited(f"at most {settings.registration_limit} registrations per {settings.registration_window_s} s "
+                          f"from one network; retry in {retry} s", retry_after=retry)
+    repository.record_registration(conn, key, now, prune_before=now - window)
+
+
 def register_device(conn: Any, settings: Settings, req: RegistrationRequest) -> RegistrationResult:
     """Create the device and return its credentials (shown once). Raises DuplicateDevEUI /
-    DuplicateDevice (409) when the DevEUI or chip id already belongs to a device."""
+    DuplicateDevice (409) when the DevEUI or chip id already belongs to a device. The device is
+    `pending`: public once past its QA window (docs/privacy.md#publication)."""
     if req.dev_eui and repository.uid_with_dev_eui(conn, req.dev_eui):
         raise DuplicateDevEUI(f"DevEUI {req.dev_eui} is already registered to another device",
                               parameter="dev_eui")
@@ -76,6 +104,8 @@ def register_device(conn: Any, settings: Settings, req: RegistrationRequest) -> 
         values.update(dev_eui=dev_eui, join_eui=keys.join_eui)
         creds.lorawan = keys
     repository.insert_device(conn, values)
+    ids = identifiers.device_identifiers(uid=uid, dev_eui=values.get("dev_eui"), chip_id=req.chip_id)
+    repository.unblock(conn, [ref_hash(_secret(settings), scheme, value) for scheme, value in ids.blocked])
     outcome = None
     if creds.lorawan is not None and settings.chirpstack_url:
         outcome = provision_chirpstack(settings, uid=uid, keys=creds.lorawan)
@@ -85,7 +115,17 @@ def register_device(conn: Any, settings: Settings, req: RegistrationRequest) -> 
 
 def provision_chirpstack(settings: Settings, *, uid: str, keys: LoRaWANKeys) -> str:
     """Create the device and its OTAA keys in ChirpStack (idempotent); the one-line outcome."""
-    from civicair.firmware_tools.chirpstack import ChirpStackTarget, provision_device
+    from civicair.firmware_tools.chirpstack import provision_device
+
+    target = _chirpstack_target(settings)
+    assert keys.app_key is not None
+    done = provision_device(target, dev_eui=keys.dev_eui, join_eui=keys.join_eui, app_key=keys.app_key,
+                            name=uid, description="civicair volunteer sensor", tags={"civicair_uid": uid})
+    return done.summary()
+
+
+def _chirpstack_target(settings: Settings) -> Any:
+    from civicair.firmware_tools.chirpstack import ChirpStackTarget
 
     missing = [name for name in ("chirpstack_api_key", "chirpstack_application_id", "chirpstack_device_profile_id")
                if not getattr(settings, name)]
@@ -93,13 +133,9 @@ def provision_chirpstack(settings: Settings, *, uid: str, keys: LoRaWANKeys) -> 
         raise SettingsError(f"CIVICAIR_CHIRPSTACK_URL is set but {', '.join('CIVICAIR_' + m.upper() for m in missing)}"
                             " is empty")
     assert settings.chirpstack_url and settings.chirpstack_api_key  # for the type checker
-    target = ChirpStackTarget(url=settings.chirpstack_url, api_key=settings.chirpstack_api_key.get_secret_value(),
-                              application_id=str(settings.chirpstack_application_id),
-                              device_profile_id=str(settings.chirpstack_device_profile_id))
-    assert keys.app_key is not None
-    done = provision_device(target, dev_eui=keys.dev_eui, join_eui=keys.join_eui, app_key=keys.app_key,
-                            name=uid, description="civicair volunteer sensor", tags={"civicair_uid": uid})
-    return done.summary()
+    return ChirpStackTarget(url=settings.chirpstack_url, api_key=settings.chirpstack_api_key.get_secret_value(),
+                            application_id=str(settings.chirpstack_application_id),
+                            device_profile_id=str(settings.chirpstack_device_profile_id))
 
 
 def _fresh_dev_eui(conn: Any) -> str:
@@ -153,22 +189,62 @@ def rotate_credentials(conn: Any, settings: Settings, device_id: int) -> Credent
     return creds
 
 
+def privacy_zones(conn: Any, device_id: int) -> list[PrivacyZoneIn]:
+    row = _device(conn, device_id)
+    return [PrivacyZoneIn.model_validate(z) for z in row.privacy_zones or ()]
+
+
+def set_privacy_zones(conn: Any, device_id: int, zones: list[PrivacyZoneIn]) -> list[PrivacyZoneIn]:
+    """Replace a mobile device's privacy zones (docs/privacy.md#privacy-zones). Its points leave
+    every public cell at once and come back, filtered by the new zones, with the next run of the
+    mobile rollup (which recomputes its whole history)."""
+    row = _device(conn, device_id)
+    if row.kind != DeviceKind.MOBILE.value:
+        raise InvalidInput("privacy zones are for mobile devices: a fixed device's position is never published",
+                           parameter="zones")
+    repository.update_device(conn, device_id, {"privacy_zones": [z.model_dump() for z in zones]})
+    mobile_rollup.invalidate_device(conn, device_id)
+    return zones
+
+
 def erase_code(settings: Settings, uid: str, now: int | None = None) -> tuple[str, int]:
     """The confirmation code of an erase request and its expiry (unix seconds)."""
     expires = int(now if now is not None else time.time()) + settings.erase_confirm_ttl_s
     return credentials.erase_confirmation(_secret(settings), uid, expires), expires
 
 
-def erase_device(conn: Any, settings: Settings, device_id: int, confirm: str) -> dict[str, int]:
-    """Erase everything about the device (raw readings, uplinks, hourly rows, calibrations, flags,
-    quarantined/dead-lettered raw messages naming it) and the device row with all personal fields.
-    Published aggregates of other tables stay (docs/privacy.md#erasure). Requires the code from `erase_code`."""
+def erase_device(conn: Any, settings: Settings, device_id: int, confirm: str,
+                 erase_files: Callable[[str], dict[str, int]]) -> dict[str, Any]:
+    """Erase everything about the device (docs/privacy.md#erasure), in the caller's transaction:
+    every row of it in every table, every quarantined or dead-lettered message naming it by any
+    identifier, and, through `erase_files(pseudonym)` (the open-data export's eraser, called
+    before the commit so a failure leaves nothing half done), its rows in every published file;
+    its hardware ids are blocked so quarantine stops filling from them, and a LoRaWAN device is
+    deleted from ChirpStack when provisioning is configured. Requires the code from `erase_code`."""
     row = _device(conn, device_id)
     reason = credentials.check_erase_confirmation(_secret(settings), row.uid, confirm, int(time.time()))
     if reason is not None:
         raise InvalidInput(reason, parameter="confirm")
-    refs = [row.uid, row.dev_eui, row.chip_id, row.tts_device_id, row.mqtt_username]
-    return repository.erase_device(conn, device_id, refs, f"/{row.uid}/")
+    ids = identifiers.device_identifiers(uid=row.uid, mqtt_username=row.mqtt_username, dev_eui=row.dev_eui,
+                                         tts_device_id=row.tts_device_id, chip_id=row.chip_id)
+    blocked = [(ref_hash(_secret(settings), scheme, value), scheme, "erased") for scheme, value in ids.blocked]
+    counts: dict[str, Any] = dict(repository.erase_device(conn, device_id, ids, blocked))
+    counts["files"] = erase_files(row.pseudonym)
+    if row.dev_eui and settings.chirpstack_url:
+        counts["chirpstack"] = deprovision_chirpstack(settings, row.dev_eui)
+    return counts
+
+
+def deprovision_chirpstack(settings: Settings, dev_eui: str) -> str:
+    """Delete the device from ChirpStack (idempotent); the one-line outcome. A failure is
+    reported, not raised: the erasure itself must not wait on the network server (the DevEUI is
+    blocked here anyway)."""
+    from civicair.firmware_tools.chirpstack import ProvisioningError, delete_device
+
+    try:
+        return delete_device(_chirpstack_target(settings), dev_eui)
+    except (ProvisioningError, SettingsError) as exc:
+        return f"ChirpStack: not deleted ({exc.detail}); delete {dev_eui} there by hand"
 
 
 def stored_credentials(settings: Settings, row: Row[Any]) -> Credentials:

@@ -53,3 +53,8 @@ def mqtt_accounts(conn: Connection) -> list[Row]:
         .where(dev.c.mqtt_username.isnot(None), dev.c.mqtt_password_hash.isnot(None))
         .order_by(dev.c.mqtt_username)
     ))
+
+
+def mqtt_account(conn: Connection, username: str) -> Row | None:
+    """The device logging in to the embedded broker with this MQTT username."""
+    return conn.execute(sa.select(dev.c.uid, dev.c.mqtt_password_hash).where(dev.c.mqtt_username == username)).first()

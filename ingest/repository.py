@@ -15,6 +15,7 @@ import psycopg
 import sqlalchemy as sa
 from civicair.core import tables
 from civicair.core.domain import RefScheme
+from civicair.core.security import ref_hash
 from sqlalchemy.engine import Connection
 
 REF_COLUMN = {
@@ -175,8 +176,21 @@ def _insert_rows(conn: psycopg.Connection, table: str, columns: Sequence[str],
 
 
 def insert_dead_letters(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """rows: (received_at, source, topic, payload, error)."""
-    _insert_rows(conn, "dead_letters", ("received_at", "source", "topic", "payload", "error"), rows)
+    """rows: (received_at, source, topic, payload, error, device_id or None)."""
+    _insert_rows(conn, "dead_letters", ("received_at", "source", "topic", "payload", "error", "device_id"), rows)
+
+
+def count_blocked(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]], key: str) -> list[tuple[Any, ...]]:
+    """Quarantine rows (`insert_quarantine`'s) whose device reference is a blocked hardware id
+    (an erased device's) are counted on their block entry; returns the others."""
+    hashes = [ref_hash(key, row[3], row[4]) for row in rows]
+    cur = conn.execute(
+        "update blocked_refs b set messages = b.messages + v.n, last_message_at = greatest(b.last_message_at, v.t) "
+        "from (select h, count(*) as n, max(t) as t from unnest(%s::text[], %s::timestamptz[]) as u(h, t) "
+        "group by h) v where b.ref_hash = v.h returning b.ref_hash",
+        (hashes, [row[0] for row in rows]))
+    blocked = {r[0] for r in cur.fetchall()}
+    return [row for row, h in zip(rows, hashes, strict=True) if h not in blocked]
 
 
 def insert_quarantine(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -184,14 +198,19 @@ def insert_quarantine(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]])
     _insert_rows(conn, "quarantine", ("received_at", "source", "topic", "ref_scheme", "ref_value", "payload"), rows)
 
 
-def touch_devices(conn: psycopg.Connection, last_seen: dict[int, datetime]) -> None:
-    if last_seen:
-        ids = sorted(last_seen)
+def touch_devices(conn: psycopg.Connection, seen: dict[int, tuple[datetime, datetime, datetime]]) -> None:
+    """seen: device id → (earliest, latest reading time, earliest arrival) of this batch. First
+    seen is a minimum and last seen a maximum over every batch; `first_received_at` (the start of
+    the publication QA window) is the arrival time of the first stored batch."""
+    if seen:
+        ids = sorted(seen)
         conn.execute(
-            "update devices d set last_seen = greatest(d.last_seen, v.t), "
-            "first_seen = coalesce(d.first_seen, v.t) "
-            "from unnest(%s::int[], %s::timestamptz[]) as v(id, t) where d.id = v.id",
-            (ids, [last_seen[i] for i in ids]),
+            "update devices d set last_seen = greatest(d.last_seen, v.last), "
+            "first_seen = least(d.first_seen, v.first), "
+            "first_received_at = coalesce(d.first_received_at, v.arrived) "
+            "from unnest(%s::int[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[]) "
+            "as v(id, first, last, arrived) where d.id = v.id",
+            (ids, [seen[i][0] for i in ids], [seen[i][1] for i in ids], [seen[i][2] for i in ids]),
         )
 
 

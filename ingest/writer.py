@@ -49,6 +49,7 @@ class Inbound:
     decode: Callable[[bytes], Uplink]
     ack: Callable[[], None] | None = None
     redelivered: bool = False  # MQTT DUP flag: the broker sent it before, unacknowledged
+    device_id: int | None = None  # already authenticated (HTTP push with a device token)
 
 
 class DecodedMessage(NamedTuple):
@@ -62,6 +63,7 @@ class DecodedMessage(NamedTuple):
     uplink: Uplink | None
     error: str | None = None
     redelivered: bool = False
+    device_id: int | None = None  # `Inbound.device_id`: kept with its dead letter, for erasure
 
 
 @dataclass
@@ -71,6 +73,7 @@ class BatchResult:
     quarantined: int = 0
     readings_duplicate: int = 0
     uplinks_duplicate: int = 0
+    blocked: int = 0  # messages naming an erased device's hardware id: counted, not kept
 
 
 @dataclass
@@ -82,6 +85,7 @@ class WriterStats:
     uplinks_duplicate: int = 0
     dead_letters: int = 0
     quarantined: int = 0
+    blocked: int = 0
     spooled_batches: int = 0
     replayed_batches: int = 0
     last_commit: float | None = None
@@ -91,12 +95,14 @@ class WriterStats:
 def decode_one(msg: Inbound) -> DecodedMessage:
     try:
         up = msg.decode(msg.payload)
-        return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, up, None, msg.redelivered)
+        return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, up, None, msg.redelivered,
+                              msg.device_id)
     except InvalidPayload as exc:
         error = exc.detail
     except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the message
         error = f"decoder error: {type(exc).__name__}: {exc}"
-    return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, None, error, msg.redelivered)
+    return DecodedMessage(msg.source, msg.topic, msg.payload, msg.received_at, None, error, msg.redelivered,
+                          msg.device_id)
 
 
 def store_batch(
@@ -107,12 +113,14 @@ def store_batch(
     clock_past_s: int = 7 * 24 * 3600,
     now: datetime | None = None,
     redelivery_window_s: int = 3600,
+    block_key: str | None = None,
 ) -> BatchResult:
     """Decode, resolve, normalise and store `batch` in ONE transaction on `conn` (committed here).
-    Unparseable → dead_letters, unknown device → quarantine. Used by the MQTT writer thread and
-    the HTTP push endpoints alike."""
+    Unparseable → dead_letters, unknown device → quarantine (unless `block_key` is given and the
+    device's hardware id is blocked). Used by the MQTT writer thread and the HTTP push endpoints alike."""
     return store_decoded(conn, [decode_one(m) for m in batch], clock_future_s=clock_future_s,
-                         clock_past_s=clock_past_s, now=now, redelivery_window_s=redelivery_window_s)
+                         clock_past_s=clock_past_s, now=now, redelivery_window_s=redelivery_window_s,
+                         block_key=block_key)
 
 
 def _float(v: float | None) -> float | None:
@@ -136,8 +144,11 @@ def store_decoded(
     clock_past_s: int = 7 * 24 * 3600,
     now: datetime | None = None,
     redelivery_window_s: int = 3600,
+    block_key: str | None = None,
 ) -> BatchResult:
-    """Store decoded messages in one transaction (see `store_batch`).
+    """Store decoded messages in one transaction (see `store_batch`). `block_key`: the secret of
+    the blocked hardware ids (`core.security.ref_hash`, docs/privacy.md#erasure): a message of an
+    unknown device whose id is blocked is counted on its block entry instead of being quarantined.
 
     A message re-delivered by the broker (DUP flag) that has no time of its own is a duplicate
     when the device's stored uplinks of the `redelivery_window_s` before it hold the same
@@ -152,7 +163,7 @@ def store_decoded(
     pending: dict[tuple[int, datetime], list[tuple]] = {}  # readings waiting on uplink dedup
     seen_ids: set[str] = set()
     seen_fcnt: set[tuple[int, int]] = set()
-    last_seen: dict[int, datetime] = {}
+    seen: dict[int, tuple[datetime, datetime, datetime]] = {}  # device → first, last time, first arrival
     with conn.transaction():
         repo.ensure_staging(conn)
         ids = repo.resolve_devices(
@@ -160,7 +171,7 @@ def store_decoded(
         for it in items:
             up = it.uplink
             if up is None:
-                dead.append((it.received_at, it.source, it.topic, it.payload, (it.error or "")[:2000]))
+                dead.append((it.received_at, it.source, it.topic, it.payload, (it.error or "")[:2000], it.device_id))
                 continue
             dev = ids.get((up.device.scheme, up.device.value))
             if dev is None:
@@ -174,10 +185,10 @@ def store_decoded(
                 rows = readings_rows(up, device_id, time=t, now=now, received_at=it.received_at,
                                      mobile=mobile, future_s=clock_future_s, past_s=clock_past_s)
             except InvalidPayload as exc:
-                dead.append((it.received_at, it.source, it.topic, it.payload, exc.detail[:2000]))
+                dead.append((it.received_at, it.source, it.topic, it.payload, exc.detail[:2000], device_id))
                 continue
-            if last_seen.get(device_id) is None or last_seen[device_id] < t:
-                last_seen[device_id] = t
+            first, last, arrived = seen.get(device_id, (t, t, it.received_at))
+            seen[device_id] = (min(first, t), max(last, t), min(arrived, it.received_at))
             if not _uplink_row_wanted(up):
                 reading_rows.extend(rows)
                 continue
@@ -209,8 +220,12 @@ def store_decoded(
             result.readings_written = repo.insert_readings(conn, reading_rows)
             result.readings_duplicate = len(reading_rows) - result.readings_written
         repo.insert_dead_letters(conn, dead)
+        if quarantined and block_key is not None:
+            kept = repo.count_blocked(conn, quarantined, block_key)
+            result.blocked = len(quarantined) - len(kept)
+            quarantined = kept
         repo.insert_quarantine(conn, quarantined)
-        repo.touch_devices(conn, last_seen)
+        repo.touch_devices(conn, seen)
     result.dead_letters = len(dead)
     result.quarantined = len(quarantined)
     per_route: dict[str, int] = {}
@@ -239,8 +254,10 @@ class BatchWriter:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         on_commit: Callable[[list[DecodedMessage], float], None] | None = None,
+        block_key: str | None = None,
     ) -> None:
         self.conninfo = conninfo
+        self.block_key = block_key
         self.inbox = inbox
         self.batch_max_rows = batch_max_rows
         self.batch_max_age = batch_max_age_ms / 1000
@@ -265,7 +282,8 @@ class BatchWriter:
                    clock_past_s=settings.clock_past_s,
                    redelivery_window_s=settings.mqtt_session_expiry_s + 600,
                    spool_dir=settings.ingest_spool_dir or Path(settings.data_dir) / "spool",
-                   backoff_max_s=settings.ingest_retry_max_s, **kwargs)
+                   backoff_max_s=settings.ingest_retry_max_s,
+                   block_key=settings.pseudonym_secret.get_secret_value(), **kwargs)
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -358,7 +376,8 @@ class BatchWriter:
         for attempt in range(3):
             try:
                 return store_decoded(self._connection(), items, clock_future_s=self.clock_future_s,
-                                     clock_past_s=self.clock_past_s, redelivery_window_s=self.redelivery_window_s)
+                                     clock_past_s=self.clock_past_s, redelivery_window_s=self.redelivery_window_s,
+                                     block_key=self.block_key)
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
                 metrics.WRITE_ERRORS.labels("deadlock").inc()
                 if attempt == 2:
@@ -377,15 +396,17 @@ class BatchWriter:
         for it in items:
             try:
                 r = store_decoded(self._connection(), [it], clock_future_s=self.clock_future_s,
-                                  clock_past_s=self.clock_past_s, redelivery_window_s=self.redelivery_window_s)
+                                  clock_past_s=self.clock_past_s, redelivery_window_s=self.redelivery_window_s,
+                                  block_key=self.block_key)
             except (psycopg.OperationalError, psycopg.InterfaceError):
                 raise  # the database is unreachable: spool, do not judge the data
             except Exception as exc:  # noqa: BLE001 - this message's data: keep it as a dead letter
                 bad = DecodedMessage(it.source, it.topic, it.payload, it.received_at, None,
-                                     f"database rejected: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
+                                     f"database rejected: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}",
+                                     device_id=it.device_id)
                 r = store_decoded(self._connection(), [bad])
             for name in ("readings_written", "dead_letters", "quarantined", "readings_duplicate",
-                         "uplinks_duplicate"):
+                         "uplinks_duplicate", "blocked"):
                 setattr(total, name, getattr(total, name) + getattr(r, name))
         return total
 
@@ -420,6 +441,7 @@ class BatchWriter:
         s.uplinks_duplicate += r.uplinks_duplicate
         s.dead_letters += r.dead_letters
         s.quarantined += r.quarantined
+        s.blocked += r.blocked
         s.last_commit = now
         self._backoff = self.backoff_initial_s
         metrics.BATCHES.labels("committed").inc()

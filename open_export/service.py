@@ -5,12 +5,14 @@ bytes change, one process at a time per export folder (open_export.state.folder_
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import sqlalchemy as sa
 from civicair.core.files import write_atomic
 from civicair.core.settings import Settings
 from civicair.open_export import urls
@@ -42,6 +44,20 @@ from sqlalchemy.engine import Connection, Engine
 
 ProgressHook = Callable[[str], None]
 HASH_CACHE = ".hashes.json"  # private digest cache of the export folder
+LOCK_KEY = 0x63697663  # advisory lock between export runs (shared) and erasures (exclusive): "civc"
+
+
+@contextmanager
+def export_lock(engine: Engine) -> Iterator[None]:
+    """Held (shared, by a session of its own) for an export run, so an erasure, which takes it
+    exclusively in its own transaction, never has a run write files from a snapshot that still
+    held the erased device."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.select(sa.func.pg_advisory_lock_shared(LOCK_KEY)))
+        try:
+            yield
+        finally:
+            conn.execute(sa.select(sa.func.pg_advisory_unlock_shared(LOCK_KEY)))
 
 
 def export_dir(settings: Settings) -> Path:
@@ -171,8 +187,10 @@ def _run_export(settings: Settings, engine: Engine, dataset_ids: Sequence[str], 
         changed = write_atomic(path, data, before_replace=before_replace)
         (report.written if changed else report.unchanged).append(path)
 
-    # one consistent snapshot for every dataset of the run
-    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
+    # one consistent snapshot for every dataset of the run, taken once no erasure is rewriting
+    # files (an erasure waits for a running export: `export_lock`)
+    with export_lock(engine), \
+            engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
         for d in chosen if end > period.start else ():
             if on_step:
                 on_step(f"{d.id} {period.label}")
@@ -201,7 +219,17 @@ def _run_export(settings: Settings, engine: Engine, dataset_ids: Sequence[str], 
                 (report.written if changed else report.unchanged).append(path)
     if on_step:
         on_step("datapackage.json")
-    published = [d for d in configured if d.id in providers]
+    write_package(settings, root, [d for d in configured if d.id in providers], put)
+    state = read_state(root)
+    if state.created is None:
+        write_state(root, FolderState(created=datetime.now(UTC).replace(microsecond=0).isoformat(),
+                                      final_through=state.final_through))
+    return report
+
+
+def write_package(settings: Settings, root: Path, published: Sequence[Dataset],
+                  put: Callable[[Path, bytes], None]) -> None:
+    """The dictionary, datapackage.json and SHA256SUMS describing the files under `root` now."""
     put(root / DICTIONARY, encode_dictionary(published))
     cache_path = root / HASH_CACHE
     try:
@@ -215,8 +243,3 @@ def _run_export(settings: Settings, engine: Engine, dataset_ids: Sequence[str], 
     put(root / CHECKSUMS_512, sums512)
     live = {k: v for k, v in sorted(hashes.items()) if Path(k).is_file()}
     write_atomic(cache_path, json.dumps(live, separators=(",", ":")).encode())  # private, not published
-    state = read_state(root)
-    if state.created is None:
-        write_state(root, FolderState(created=datetime.now(UTC).replace(microsecond=0).isoformat(),
-                                      final_through=state.final_through))
-    return report

@@ -1,10 +1,12 @@
 """Privacy rules for open data (docs/privacy.md#rules-at-a-glance). Pure: no I/O, no settings, no clock.
 
 - Fixed devices are shown at an H3 cell (`snap_to_cell`), never at their exact position.
-- Mobile points: split per device into trips (a gap > `TRIP_GAP` starts a new trip), drop the
-  points within `END_BUFFER_M` of each trip's first and last point and inside the owner's
-  privacy zones (`filter_mobile_points`); aggregate to (H3 cell, hour) (`aggregate_cells`) and
-  publish only cell-hours with at least k distinct devices (`suppress_small_cells`).
+- Mobile points of one device: split into whole trips (a gap > `TRIP_GAP` starts a new trip;
+  `split_trips`), then per trip (`trip_cell_hours`): implausible moves dropped
+  (`plausible_points`), points within `END_BUFFER_M` of the trip's ends and inside the owner's
+  privacy zones dropped, an hour of the trip in more than `max_cells_per_hour` cells dropped, and
+  the rest summed per (quantity, hour, H3 cell). The k-anonymous public cell-hours are aggregated
+  from these rows in SQL (`statements.mobile_cells_page`).
 - The pseudonym itself is `core.security.pseudonym`.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +22,7 @@ import h3
 
 TRIP_GAP = timedelta(minutes=10)
 END_BUFFER_M = 200.0
+GPS_TOLERANCE_M = 50.0  # a move this long is plausible whatever the time between the points
 EARTH_RADIUS_M = 6_371_008.8
 
 
@@ -32,20 +35,24 @@ class PrivacyZone:
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    device_id: int
+    """One located time of a mobile device: its position and the unflagged values measured then
+    (quantity code → value; empty for a position alone: flagged values, no value at all)."""
+
     time: datetime
     lat: float
     lon: float
-    value: float | None  # None: a position without a publishable value (other quantity, flagged)
+    values: Mapping[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
-class CellHour:
-    cell: str
+class TripCellHour:
+    """The kept values of one quantity of one trip in one (hour, H3 cell)."""
+
+    quantity: int
     hour: datetime
-    n_devices: int
+    cell: str
     n: int
-    mean: float
+    sum: float
     min: float
     max: float
 
@@ -100,52 +107,71 @@ def in_privacy_zone(p: Point, zones: Iterable[PrivacyZone]) -> bool:
     return any(haversine_m(p.lat, p.lon, z.lat, z.lon) <= z.radius_m for z in zones)
 
 
-def filter_trip(trip: Sequence[Point], zones: Sequence[PrivacyZone] = (),
-                buffer_m: float = END_BUFFER_M) -> list[Point]:
-    """Drop points within `buffer_m` of the trip's start or end, or inside a privacy zone."""
+def _reachable(a: Point, b: Point, max_speed_mps: float, tolerance_m: float) -> bool:
+    seconds = abs((b.time - a.time).total_seconds())
+    return haversine_m(a.lat, a.lon, b.lat, b.lon) <= max_speed_mps * seconds + tolerance_m
+
+
+def plausible_points(trip: Sequence[Point], max_speed_mps: float,
+                     tolerance_m: float = GPS_TOLERANCE_M) -> list[Point]:
+    """The points of a trip a vehicle could have followed: each reachable from the previous kept
+    one at `max_speed_mps` (plus `tolerance_m` of GPS noise). The first kept point is the first
+    one its successor can be reached from, so a bad first fix does not discard the trip; a point
+    left alone at the end of a trip is kept only when reachable. A dense grid of points pushed at
+    once, or a "track" faster than any bike, keeps almost nothing."""
+    kept: list[Point] = []
+    for i, p in enumerate(trip):
+        if kept:
+            if _reachable(kept[-1], p, max_speed_mps, tolerance_m):
+                kept.append(p)
+        elif i + 1 < len(trip) and _reachable(p, trip[i + 1], max_speed_mps, tolerance_m):
+            kept.append(p)
+    return kept
+
+
+def filter_trip(trip: Sequence[Point], zones: Sequence[PrivacyZone] = (), buffer_m: float = END_BUFFER_M,
+                ends: Sequence[Point] = ()) -> list[Point]:
+    """Drop points within `buffer_m` of the trip's first or last point (and of the other `ends`
+    given), or inside a privacy zone."""
     if not trip:
         return []
-    first, last = trip[0], trip[-1]
+    anchors = [trip[0], trip[-1], *ends]
     return [
         p for p in trip
-        if haversine_m(p.lat, p.lon, first.lat, first.lon) > buffer_m
-        and haversine_m(p.lat, p.lon, last.lat, last.lon) > buffer_m
+        if all(haversine_m(p.lat, p.lon, a.lat, a.lon) > buffer_m for a in anchors)
         and not in_privacy_zone(p, zones)
     ]
 
 
-def filter_mobile_points(points: Iterable[Point],
-                         zones_by_device: Mapping[int, Sequence[PrivacyZone]]) -> list[Point]:
-    """All devices' points → the publishable ones (with a value), per the rules above."""
-    by_device: dict[int, list[Point]] = {}
-    for p in points:
-        by_device.setdefault(p.device_id, []).append(p)
-    kept: list[Point] = []
-    for device_id, pts in by_device.items():
-        pts.sort(key=lambda p: p.time)
-        zones = zones_by_device.get(device_id, ())
-        for trip in split_trips(pts):
-            kept.extend(p for p in filter_trip(trip, zones) if p.value is not None)
-    return kept
+def hour_of(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
 
 
-def aggregate_cells(points: Iterable[Point], resolution: int) -> list[CellHour]:
-    """(H3 cell, hour) aggregates; `n_devices` counts distinct devices."""
-    groups: dict[tuple[str, datetime], list[Point]] = {}
-    for p in points:
-        key = (snap_to_cell(p.lat, p.lon, resolution), p.time.replace(minute=0, second=0, microsecond=0))
-        groups.setdefault(key, []).append(p)
-    out = []
-    for (cell, hour), pts in sorted(groups.items()):
-        values = [p.value for p in pts if p.value is not None]
-        out.append(CellHour(cell, hour, len({p.device_id for p in pts}), len(values),
-                            sum(values) / len(values), min(values), max(values)))
+def trip_cell_hours(trip: Sequence[Point], zones: Sequence[PrivacyZone], resolution: int, *,
+                    max_speed_mps: float, max_cells_per_hour: int,
+                    buffer_m: float = END_BUFFER_M) -> list[TripCellHour]:
+    """One whole trip → its publishable (quantity, hour, cell) sums. Buffers lie around the raw
+    trip's ends and around the plausible part's ends, so neither a bad fix at the start nor a
+    dropped tail moves them off the places the trip really began and ended."""
+    plausible = plausible_points(trip, max_speed_mps)
+    if not plausible:
+        return []
+    kept = filter_trip(plausible, zones, buffer_m, ends=(trip[0], trip[-1]))
+    by_hour: dict[datetime, list[tuple[str, Point]]] = {}
+    for p in kept:
+        if p.values:
+            by_hour.setdefault(hour_of(p.time), []).append((snap_to_cell(p.lat, p.lon, resolution), p))
+    out: list[TripCellHour] = []
+    for hour, located in sorted(by_hour.items()):
+        if len({cell for cell, _ in located}) > max_cells_per_hour:
+            continue  # implausibly many places in one hour: the whole hour of this trip is left out
+        groups: dict[tuple[int, str], list[float]] = {}
+        for cell, p in located:
+            for code, value in p.values.items():
+                groups.setdefault((code, cell), []).append(value)
+        out.extend(TripCellHour(code, hour, cell, len(v), math.fsum(v), min(v), max(v))
+                   for (code, cell), v in sorted(groups.items()))
     return out
-
-
-def suppress_small_cells(cells: Iterable[CellHour], k: int) -> list[CellHour]:
-    """Only the cell-hours with at least k distinct devices."""
-    return [c for c in cells if c.n_devices >= k]
 
 
 def point_in_polygon(lat: float, lon: float, geometry: Mapping[str, Any]) -> bool:

@@ -1,5 +1,5 @@
-"""`civicair zones import FILE` and `civicair zones refresh`: administrative zones and the
-materialised zone series."""
+"""`civicair zones import FILE`, `civicair zones refresh` and `civicair mobile refresh`:
+administrative zones, the materialised zone series and the mobile rollup."""
 
 from __future__ import annotations
 
@@ -50,6 +50,26 @@ def refresh_zones(rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild
                   f"{r.dropped} dropped, {r.rows:,} rows, {r.invalidations:,} logged writes, {r.seconds:.1f} s")
 
 
+mobile_app = typer.Typer(help="Mobile (bike) data: the rollup behind the public cell-hours.", no_args_is_help=True)
+
+
+@mobile_app.command("refresh")
+def refresh_mobile(rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild every trip from scratch.")) -> None:
+    """Take in the trips closed since the last run (the scheduler does it every few minutes)."""
+    from civicair.core.console import console, database_or_exit
+    from civicair.readmodel.mobile_rollup import refresh
+
+    settings, db = database_or_exit()
+    try:
+        with db.engine.begin() as conn:
+            r = refresh(conn, settings, rebuild=rebuild)
+    finally:
+        db.close()
+    console.print(f"mobile rollup{' rebuilt' if r.rebuilt else ''}: {r.trips:,} closed trips of {r.devices} "
+                  f"devices ({r.open_trips} still open), {r.rows:,} rows, {r.seconds:.1f} s")
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's commands and command groups to the root CLI."""
     app.add_typer(zones_app, name="zones")
+    app.add_typer(mobile_app, name="mobile")

@@ -28,6 +28,7 @@ from civicair.readmodel import anonymise, indices, mobile, statements, stations
 from civicair.readmodel import zone_series as zone_reads
 from civicair.readmodel.cells import public_cell
 from civicair.readmodel.params import Interval, TimeRange
+from civicair.readmodel.publication import qa_cutoff
 from civicair.readmodel.render import rounded
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
@@ -79,9 +80,10 @@ def _series(rows: Iterable[tuple[Any, datetime, float | None]], start: datetime)
 
 
 def _zone_layer(conn: Connection, settings: Settings, code: int, start: datetime, end: datetime) -> Layer:
-    pairs = [(r.zone_id, r.device_id) for r in conn.execute(statements.published_zone_members())]
+    cutoff = qa_cutoff(settings)
+    pairs = [(r.zone_id, r.device_id) for r in conn.execute(statements.published_zone_members(cutoff))]
     cells: dict[str, int] = {}
-    for r in zone_reads.eligible_fixed(conn):
+    for r in zone_reads.eligible_fixed(conn, cutoff):
         cell = public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution)
         if cell:
             pairs.append((cell, r.id))

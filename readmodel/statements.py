@@ -11,6 +11,7 @@ statements are built here like the others and compiled once, at import, for the 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -44,32 +45,64 @@ def psycopg_sql(stmt: sa.Executable, names: set[str]) -> str:
     return str(compiled)
 
 
-# --- devices ------------------------------------------------------------------------------------
+# --- devices and the publication rule ----------------------------------------------------------
 
-def public_devices() -> sa.Select[Any]:
-    """Consenting devices with their public fields and the quantities they have hourly data of."""
+def _cutoff(cutoff: Any) -> Any:
+    return cutoff if isinstance(cutoff, sa.sql.ClauseElement) else sa.literal(cutoff, TZ)
+
+
+def established(cutoff: Any) -> sa.ColumnElement[bool]:
+    """The publication rule (docs/privacy.md#publication), the one every public statement uses:
+    a device is established when an operator approved it, or when it is pending, its first
+    reading was stored at or before `cutoff` (its QA window is over) and it is not unreliable; a
+    withheld device never is. `cutoff`: a statement parameter or a value (`publication.qa_cutoff`;
+    None: only approval publishes)."""
+    d = tables.devices
+    past_qa = sa.and_(d.c.publication == const("pending"), d.c.first_received_at <= _cutoff(cutoff),
+                      d.c.status != const("unreliable"))
+    return sa.func.coalesce(sa.or_(d.c.publication == const("approved"), past_qa), sa.false())
+
+
+def public_device() -> sa.ColumnElement[bool]:
+    """Without `established`: consent only (what a device must have before anything else)."""
+    return tables.devices.c.consent_public.is_(True)
+
+
+def public_devices(cutoff: Any) -> sa.Select[Any]:
+    """Consenting, established devices with their public fields and the quantities they have
+    hourly data of. One index probe per (device, quantity), as a LATERAL with LIMIT 1: an EXISTS
+    is planned as a semi-join reading every hourly row of the device (1.2 ms a device-year
+    instead of 0.02)."""
     d, h, q = tables.devices, tables.hourly, tables.quantities
+    probe = (sa.select(sa.literal(1).label("one"))
+             .where(h.c.device_id == d.c.id, h.c.quantity == q.c.code).correlate(d, q).limit(1).lateral("probe"))
     quantities = sa.func.array(
-        sa.select(q.c.name)
-        .where(sa.exists(sa.select(1).where(h.c.device_id == d.c.id, h.c.quantity == q.c.code)))
-        .order_by(q.c.code)
-        .scalar_subquery()
+        sa.select(q.c.name).select_from(q.join(probe, sa.true())).order_by(q.c.code).scalar_subquery()
     )
     return sa.select(
         d.c.id, d.c.pseudonym, d.c.kind, d.c.sensor_models, d.c.h3_cell, d.c.lat, d.c.lon,
         d.c.status, d.c.stars, d.c.first_seen, d.c.last_seen, quantities.label("quantities"),
-    ).where(d.c.consent_public.is_(True))
+    ).where(public_device(), established(cutoff))
 
 
-def published_fixed() -> sa.ColumnElement[bool]:
-    """Devices whose data enter zone series: consenting, fixed, not unreliable."""
+def published_fixed(cutoff: Any) -> sa.ColumnElement[bool]:
+    """Devices whose data enter zone series: consenting, established, fixed, not unreliable."""
     d = tables.devices
-    return sa.and_(d.c.consent_public.is_(True), d.c.kind == const("fixed"), d.c.status != const("unreliable"))
+    return sa.and_(public_device(), d.c.kind == const("fixed"), d.c.status != const("unreliable"),
+                   established(cutoff))
 
 
-def eligible_fixed() -> sa.Select[Any]:
+def published_mobile(cutoff: Any) -> sa.ColumnElement[bool]:
+    """Devices whose points enter mobile cells and count toward their k: consenting,
+    established, mobile, not unreliable."""
     d = tables.devices
-    return sa.select(d.c.id, d.c.h3_cell, d.c.lat, d.c.lon).where(published_fixed())
+    return sa.and_(public_device(), d.c.kind == const("mobile"), d.c.status != const("unreliable"),
+                   established(cutoff))
+
+
+def eligible_fixed(cutoff: Any) -> sa.Select[Any]:
+    d = tables.devices
+    return sa.select(d.c.id, d.c.h3_cell, d.c.lat, d.c.lon).where(published_fixed(cutoff))
 
 
 # --- series aggregation -------------------------------------------------------------------------
@@ -136,18 +169,79 @@ def device_series(source: Any, device_id: int, code: int, start: datetime, end: 
     return stmt.having(p > after) if after is not None else stmt
 
 
+def device_series_count(source: Any, device_id: int, code: int, start: datetime, end: datetime) -> sa.Select[Any]:
+    """The number of hourly rows `device_series` gives over [start, end)."""
+    hours = (sa.select(source.c.hour).distinct()
+             .where(source.c.device_id == device_id, source.c.quantity == code,
+                    source.c.hour >= start, source.c.hour < end).subquery("hours"))
+    return sa.select(sa.func.count()).select_from(hours)
+
+
+def hourly_extent(device_ids: list[int], code: int) -> sa.Select[Any]:
+    """The first and the last hour of `hourly` rows of the devices for one quantity: two index
+    probes per device (`hourly_series`), not a scan of their rows."""
+    h = tables.hourly
+    ids = sa.func.unnest(sa.literal(device_ids, ARRAY(sa.Integer))).table_valued("device_id").render_derived("ids")
+
+    def probe(order: Any, name: str) -> Any:
+        return (sa.select(h.c.hour).where(h.c.device_id == ids.c.device_id, h.c.quantity == code)
+                .order_by(order).limit(1).lateral(name))
+
+    first, last = probe(h.c.hour.asc(), "first"), probe(h.c.hour.desc(), "last")
+    return (sa.select(sa.func.min(first.c.hour), sa.func.max(last.c.hour))
+            .select_from(ids.join(first, sa.true()).join(last, sa.true())))
+
+
+def readings_extent(device_id: int, code: int) -> sa.Select[Any]:
+    r = tables.readings
+    hour = sa.func.date_trunc("hour", r.c.time, "UTC")
+    return sa.select(sa.func.min(hour), sa.func.max(hour)).where(r.c.device_id == device_id, r.c.quantity == code)
+
+
+def py_round(x: Any, digits: int) -> Any:
+    """`x` (double precision) rounded exactly as Python's `round(x, digits)` rounds a float, so
+    that SQL compares the numbers `render.rounded` publishes: half to even on the exact binary
+    value (PostgreSQL's own `round(numeric)` rounds half away from zero, and its float → numeric
+    cast keeps 15 digits only). The float is split into its integer part and its fraction, each
+    scaled by a power of two that makes it an exact integer (exact for |x| ≥ 2⁻²⁰; below, every
+    rounding to ≤ 5 digits is ±0), then rounded in exact numeric arithmetic."""
+    num = sa.Numeric
+    ax = sa.func.abs(x)
+    whole = sa.func.trunc(x)
+    frac = x - whole  # exact (Sterbenz)
+
+    def scaled(bits: int) -> Any:
+        # a power of two as its exact decimal expansion (Decimal of a float is exact)
+        return (sa.cast(sa.cast(frac * sa.literal(float(2 ** bits), sa.Float), sa.BigInteger), num)
+                * sa.literal_column(format(Decimal(2.0 ** -bits), "f"), num))
+
+    exact = sa.cast(sa.cast(whole, sa.BigInteger), num) + sa.case(
+        (ax >= 1, scaled(52)), (ax >= 2.0 ** -10, scaled(62)), else_=scaled(72))
+    t = exact * sa.literal_column(str(10 ** digits), num)
+    f = sa.func.floor(t)
+    d = t - f
+    half = sa.literal_column("0.5", num)  # numeric: a float parameter would round d first
+    r = sa.case((d > half, f + 1), (d < half, f), else_=f + sa.func.abs(sa.func.mod(f, 2)))
+    unit = "0." + "0" * (digits - 1) + "1" if digits else "1"
+    return sa.cast(r * sa.literal_column(unit, num), sa.Float)
+
+
 # --- zones --------------------------------------------------------------------------------------
 
-def zone_members_counts() -> sa.Select[Any]:
-    dz = tables.device_zones
-    return sa.select(dz.c.zone_id, sa.func.count()).group_by(dz.c.zone_id)
+def zone_members_counts(cutoff: Any) -> sa.Select[Any]:
+    """Published devices per administrative zone (`/v1/zones` n_devices)."""
+    d, dz = tables.devices, tables.device_zones
+    return (sa.select(dz.c.zone_id, sa.func.count()).join(d, d.c.id == dz.c.device_id)
+            .where(published_fixed(cutoff)).group_by(dz.c.zone_id))
 
 
 def admin_zone_devices() -> sa.Select[Any]:
-    """Whether the administrative zone `:z` exists, and its published devices (ascending)."""
+    """Whether the administrative zone `:z` exists, and its published devices (ascending) at
+    `:qa_cutoff`."""
     d, dz, z = tables.devices, tables.device_zones, tables.zones
     members = (sa.select(dz.c.device_id).join(d, d.c.id == dz.c.device_id)
-               .where(dz.c.zone_id == param("z", sa.Text), published_fixed()).order_by(dz.c.device_id))
+               .where(dz.c.zone_id == param("z", sa.Text), published_fixed(param("qa_cutoff", TZ)))
+               .order_by(dz.c.device_id))
     return sa.select(sa.exists().where(z.c.id == param("z", sa.Text)).label("known"),
                      sa.func.array(members.scalar_subquery()).label("ids"))
 
@@ -174,14 +268,14 @@ def h3_zone_devices() -> sa.Select[Any]:
     d = tables.devices
     bits = _h3_bits()
     members = (sa.select(d.c.id)
-               .where(published_fixed(), _h3_usable(bits),
+               .where(published_fixed(param("qa_cutoff", TZ)), _h3_usable(bits),
                       bits.op("&")(param("keep", sa.BigInteger))
                       .op("|")(param("set", sa.BigInteger)) == param("cell", sa.BigInteger))
                .order_by(d.c.id))
     arrays = postgresql.array([sa.func.array_agg(sa.cast(d.c.id, sa.Float)), sa.func.array_agg(d.c.lat),
                                sa.func.array_agg(d.c.lon)])
     unplaced = (sa.select(sa.type_coerce(arrays, ARRAY(sa.Float, dimensions=2)))
-                .where(published_fixed(), sa.not_(sa.func.coalesce(_h3_usable(bits), sa.false())),
+                .where(published_fixed(param("qa_cutoff", TZ)), sa.not_(sa.func.coalesce(_h3_usable(bits), sa.false())),
                        d.c.lat.between(param("lat_lo", sa.Float), param("lat_hi", sa.Float)),
                        d.c.lon.between(param("lon_lo", sa.Float), param("lon_hi", sa.Float))))
     return sa.select(sa.true().label("known"), sa.func.array(members.scalar_subquery()).label("ids"),
@@ -227,14 +321,14 @@ def zone_page(members: sa.Select[Any]) -> sa.Select[Any]:
             .order_by(c.c.chunk))
 
 
-_PAGE = {"z", "q", "unit", "k", "v", "a", "hi", "first", "size"}
+_PAGE = {"z", "q", "unit", "k", "v", "a", "hi", "first", "size", "qa_cutoff"}
 ADMIN_ZONE_DEVICES = admin_zone_devices()
 H3_ZONE_DEVICES = h3_zone_devices()
 ADMIN_ZONE_PAGE = psycopg_sql(zone_page(ADMIN_ZONE_DEVICES.add_columns(sa.null().cast(ARRAY(sa.Float)).label("unplaced"))),
                               _PAGE)
 H3_ZONE_PAGE = psycopg_sql(zone_page(H3_ZONE_DEVICES),
                            _PAGE | {"res", "cell", "keep", "set", "lat_lo", "lat_hi", "lon_lo", "lon_hi"})
-LISTED_ZONE_PAGE = psycopg_sql(zone_page(listed_zone_devices()), _PAGE | {"ids"})
+LISTED_ZONE_PAGE = psycopg_sql(zone_page(listed_zone_devices()), _PAGE - {"qa_cutoff"} | {"ids"})
 
 
 def _members(pairs: list[tuple[str, int]]) -> Any:
@@ -269,11 +363,11 @@ def zone_hour_values(pairs: list[tuple[str, int]], code: int, start: datetime, e
             .group_by(base.c.zone_id, base.c.hour))
 
 
-def published_zone_members() -> sa.Select[Any]:
-    """(zone_id, device_id) of the published devices of every administrative zone."""
+def published_zone_members(cutoff: Any) -> sa.Select[Any]:
+    """(zone_id, device_id) of the published devices of every administrative zone (QA `cutoff`)."""
     d, dz = tables.devices, tables.device_zones
     return (sa.select(dz.c.zone_id, dz.c.device_id).join(d, d.c.id == dz.c.device_id)
-            .where(published_fixed()).order_by(dz.c.zone_id, dz.c.device_id))
+            .where(published_fixed(cutoff)).order_by(dz.c.zone_id, dz.c.device_id))
 
 
 def map_snapshot(code: int, scale: str) -> sa.Select[Any]:
@@ -309,20 +403,39 @@ def zone_geometry(zone_id: str) -> sa.Select[Any]:
 
 # --- mobile and reference stations --------------------------------------------------------------
 
-def public_mobile_devices() -> sa.Select[Any]:
-    d = tables.devices
-    return (sa.select(d.c.id, d.c.privacy_zones)
-            .where(d.c.kind == "mobile", d.c.consent_public.is_(True), d.c.status != "unreliable"))
+def streaming_plan() -> sa.Select[Any]:
+    """Planner settings for the rest of the transaction (`set_config(…, true)`; the driver undoes
+    them with a savepoint) under which `mobile_cells_page` runs as an ordered index-only scan with
+    streaming aggregations that stop at the page's limit. Without them PostgreSQL misjudges how
+    many cell-hours reach k (the HAVING), hashes the whole range and sorts it: 10-20x slower
+    (BENCHMARKS.md "Mobile cells")."""
+    return sa.select(*[sa.func.set_config(const(name), const(value), sa.true())
+                       for name, value in (("enable_hashagg", "off"), ("enable_sort", "off"),
+                                           ("max_parallel_workers_per_gather", "0"))])
 
 
-def located_readings(device_ids: list[int], start: datetime, end: datetime) -> sa.Select[Any]:
-    """Every located reading of the devices in [start, end), by device and time (trips need
-    every position, whatever the quantity)."""
-    r = tables.readings
-    return (sa.select(r.c.device_id, r.c.time, r.c.quantity, r.c.value, r.c.flags, r.c.lat, r.c.lon)
-            .where(r.c.device_id.in_(device_ids), r.c.time >= start, r.c.time < end,
-                   r.c.lat.isnot(None), r.c.lon.isnot(None))
-            .order_by(r.c.device_id, r.c.time))
+def mobile_cells_page(cutoff: Any, k: int, code: int, lo: datetime, hi: datetime,
+                      after: tuple[datetime, int] | None, limit: int | None) -> sa.Select[Any]:
+    """Public mobile cell-hours of quantity `code`, hours starting in [lo, hi) (whole hours: the
+    caller aligns them), from the mobile rollup: each (hour, cell) summed over the trips of the
+    published mobile devices, kept when at least `k` distinct devices are behind it; in (hour,
+    cell) order after `after`, at most `limit` (+1, to tell whether a next page exists). Runs as
+    an ordered index-only scan with two streaming aggregations under `streaming_plan`."""
+    m, d = tables.mobile_cell_hours, tables.devices
+    members = sa.select(d.c.id).where(published_mobile(cutoff))
+    conds = [m.c.quantity == code, m.c.hour >= lo, m.c.hour < hi, m.c.device_id.in_(members)]
+    if after is not None:
+        conds.append(sa.tuple_(m.c.hour, m.c.cell) > sa.tuple_(sa.literal(after[0], TZ), sa.literal(after[1])))
+    per_device = (sa.select(m.c.hour, m.c.cell, m.c.device_id, sa.func.sum(m.c.n).label("n"),
+                            sa.func.sum(m.c.sum).label("s"), sa.func.min(m.c.min).label("mn"),
+                            sa.func.max(m.c.max).label("mx"))
+                  .where(*conds).group_by(m.c.hour, m.c.cell, m.c.device_id).subquery("per_device"))
+    p = per_device.c
+    n_devices = sa.func.count().label("n_devices")
+    stmt = (sa.select(p.hour, p.cell, n_devices, sa.func.sum(p.n).label("n"), sa.func.sum(p.s).label("s"),
+                      sa.func.min(p.mn).label("min"), sa.func.max(p.mx).label("max"))
+            .group_by(p.hour, p.cell).having(sa.func.count() >= k).order_by(p.hour, p.cell))
+    return stmt.limit(limit + 1) if limit is not None else stmt
 
 
 def stations() -> sa.Select[Any]:
@@ -353,3 +466,61 @@ def station_series(code: str, quantity: int, start: datetime, end: datetime, int
     if limit is not None:
         stmt = stmt.limit(limit + 1)
     return stmt
+
+
+# --- the published hourly rows as a relation (SensorThings filters on results) ------------------
+
+def _hour_values(sub: Any, calibrated: Any, raw: Any, n_readings: Any, n_devices: Any, observed: Any,
+                 expected: Any) -> sa.Select[Any]:
+    """The published columns of hourly rows `sub` (aggregates with `period`), computed as
+    `render.series_row` computes them (values rounded by `py_round`), for SQL to filter on."""
+    cal = py_round(calibrated, 3)
+    value = sa.func.coalesce(cal, py_round(raw, 3)) if raw is not None else calibrated
+    percent = py_round(sa.cast(100.0 * observed, sa.Float) / sa.func.nullif(expected, 0), 1)
+    return sa.select(sub.c.period.label("hour"), value.label("value"), cal.isnot(None).label("calibrated"),
+                     sa.cast(n_readings, sa.Integer).label("n_readings"),
+                     sa.cast(n_devices, sa.Integer).label("n_devices"),
+                     sa.cast(observed, sa.Integer).label("observed_count"),
+                     sa.cast(expected, sa.Integer).label("expected_count"), percent.label("percent_complete"))
+
+
+def _raw_mean(sub: Any) -> Any:
+    n = sub.c.n_readings
+    return sa.case((n > 0, sub.c.s / sa.cast(n, sa.Float)))
+
+
+def zone_published_hours(pairs: list[tuple[str, int]], code: int, start: datetime, end: datetime, k: int) -> sa.Select[Any]:
+    """A zone's published hours over [start, end) (k-suppressed hours left out), from the live
+    aggregation (`zone_aggregates`), as the columns `_hour_values` names."""
+    sub = zone_aggregates(pairs, [code], start, end, Interval.HOUR, k).subquery("za")
+    return (_hour_values(sub, sub.c.calibrated, _raw_mean(sub), sub.c.n_readings, sub.c.n_devices,
+                         sub.c.device_hours, sub.c.n_devices)
+            .where(sub.c.n_devices > 0))
+
+
+def device_published_hours(device_id: int, code: int, start: datetime, end: datetime) -> sa.Select[Any]:
+    sub = device_series(tables.hourly, device_id, code, start, end, Interval.HOUR, None).subquery("ds")
+    return _hour_values(sub, sub.c.calibrated, _raw_mean(sub), sub.c.n_readings, sa.null(), sub.c.device_hours,
+                        sa.literal(1))
+
+
+def station_published_hours(code: str, quantity: int, start: datetime, end: datetime) -> sa.Select[Any]:
+    sub = station_series(code, quantity, start, end, Interval.HOUR, None, None).subquery("ss")
+    cols = _hour_values(sub, sa.cast(sa.null(), sa.Float), None, sub.c.n, sa.null(), sub.c.n, sa.literal(1))
+    # station values are published unrounded and never calibrated by civicair
+    return cols.with_only_columns(*[sub.c.mean.label("value") if c.name == "value" else
+                                    (sa.false().label("calibrated") if c.name == "calibrated" else c)
+                                    for c in cols.selected_columns])
+
+
+def station_extent(code: str, quantity: int) -> sa.Select[Any]:
+    """The first and last hour of a station's valid measurements."""
+    rr = tables.reference_readings
+    valid = sa.or_(rr.c.validity.is_(None), rr.c.validity > 0)
+    return sa.select(sa.func.min(rr.c.time), sa.func.max(rr.c.time)).where(
+        rr.c.station_code == code, rr.c.quantity == quantity, valid)
+
+
+def zone_geometries() -> sa.Select[Any]:
+    z = tables.zones
+    return sa.select(z.c.id, z.c.geometry)

@@ -35,6 +35,7 @@ from civicair.core.domain import QUANTITY_BY_CODE
 from civicair.core.settings import Settings
 from civicair.readmodel import cells, params, render, statements, stored, zone_series
 from civicair.readmodel.params import Interval
+from civicair.readmodel.publication import qa_cutoff
 from civicair.readmodel.stored import RENDER_VERSION
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
@@ -55,16 +56,18 @@ class RefreshResult:
     seconds: float
 
 
-def memberships(conn: Connection, settings: Settings) -> dict[str, list[int]]:
-    """Zone id → sorted ids of its eligible devices (public, fixed, not unreliable), for the
-    administrative zones and H3 cells with at least k of them."""
+def memberships(conn: Connection, settings: Settings, now: datetime | None = None) -> dict[str, list[int]]:
+    """Zone id → sorted ids of its eligible devices (public, established at `now`, fixed, not
+    unreliable), for the administrative zones and H3 cells with at least k of them."""
     out: dict[str, list[int]] = defaultdict(list)
     d, dz = tables.devices, tables.device_zones
+    cutoff = qa_cutoff(settings, now)
     for zone_id, device_id in conn.execute(
-        sa.select(dz.c.zone_id, dz.c.device_id).join(d, d.c.id == dz.c.device_id).where(statements.published_fixed())
+        sa.select(dz.c.zone_id, dz.c.device_id).join(d, d.c.id == dz.c.device_id)
+        .where(statements.published_fixed(cutoff))
     ):
         out[zone_id].append(device_id)
-    for r in zone_series.eligible_fixed(conn):
+    for r in zone_series.eligible_fixed(conn, cutoff):
         cell = cells.public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution)
         if cell:
             out[cell].append(r.id)
@@ -158,7 +161,7 @@ def refresh(conn: Connection, settings: Settings, *, now: datetime | None = None
     # Consume the log first: a write committed after this statement stays logged for next time.
     invalid = conn.execute(sa.delete(inv).returning(inv.c.hour)).scalars().all()
     state = {r.zone_id: r for r in conn.execute(sa.select(zr))}
-    members = memberships(conn, settings)
+    members = memberships(conn, settings, now)
     k = settings.k_anonymity
 
     gone = [z for z in state if z not in members]

@@ -34,6 +34,7 @@ from civicair.readmodel.params import (
     page_window,
     quantity_info,
 )
+from civicair.readmodel.publication import qa_cutoff
 from civicair.readmodel.render import SeriesJson, SeriesPage, parse_rows, zone_doc
 from civicair.readmodel.stored import CHUNK_PERIODS, RENDER_VERSION, chunk_start, stored_rows
 from sqlalchemy.engine import Connection
@@ -50,35 +51,38 @@ def _check_h3_resolution(cell: str, settings: Settings) -> None:
         raise NotFound(f"H3 zones are cells of resolution {settings.h3_resolution}, not {res}")
 
 
-def eligible_fixed(conn: Connection) -> list[Any]:
-    """(id, h3_cell, lat, lon) of the devices whose data enter zone series."""
-    return list(conn.execute(statements.eligible_fixed()).all())
+def eligible_fixed(conn: Connection, cutoff: datetime | None) -> list[Any]:
+    """(id, h3_cell, lat, lon) of the devices whose data enter zone series (QA `cutoff`)."""
+    return list(conn.execute(statements.eligible_fixed(cutoff)).all())
 
 
 def zone_device_ids(conn: Connection, settings: Settings, zone_id: str) -> list[int]:
     """Public, reliable fixed devices inside a zone, ascending (as `zone_rollup.device_ids`
     stores them); NotFound for an unknown zone."""
     zone = ZoneFilter(zone_id=zone_id)
+    cutoff = qa_cutoff(settings)
     if zone.kind == "h3":
         _check_h3_resolution(zone_id, settings)
-        ids, unplaced = conn.execute(statements.H3_ZONE_DEVICES, h3_zone_params(zone_id)).one()[1:]
+        ids, unplaced = conn.execute(statements.H3_ZONE_DEVICES, {**h3_zone_params(zone_id), "qa_cutoff": cutoff}).one()[1:]
         return sorted([*ids, *placed(zone_id, unplaced)])
-    known, ids = conn.execute(statements.ADMIN_ZONE_DEVICES, {"z": zone_id}).one()
+    known, ids = conn.execute(statements.ADMIN_ZONE_DEVICES, {"z": zone_id, "qa_cutoff": cutoff}).one()
     if not known:
         raise NotFound(f"no zone {zone_id[:40]!r}")
     return list(ids)
 
 
 def zone_list(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
-    """Administrative zones, then the H3 cells holding published devices."""
-    counts: dict[str, int] = dict(conn.execute(statements.zone_members_counts()).all())
+    """Administrative zones, then the H3 cells holding published devices; `n_devices` counts
+    published devices only (consenting, established, fixed, not unreliable)."""
+    cutoff = qa_cutoff(settings)
+    counts: dict[str, int] = dict(conn.execute(statements.zone_members_counts(cutoff)).all())
     out: list[dict[str, Any]] = [
         {"id": r.id, "name": r.name, "kind": r.kind, "n_devices": int(counts.get(r.id, 0)),
          "properties": r.properties or {}}
         for r in conn.execute(statements.zone_rows())
     ]
     cells: dict[str, int] = {}
-    for r in eligible_fixed(conn):
+    for r in eligible_fixed(conn, cutoff):
         cell = public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution)
         if cell:
             cells[cell] = cells.get(cell, 0) + 1
@@ -125,7 +129,7 @@ def _zone_page_steps(settings: Settings, zone_id: str, quantity: str | QuantityF
     a = ceil_period(lo, interval)
     params = {"z": zone_id, "k": k, "v": RENDER_VERSION, "q": info.code, "unit": interval.value, "a": a,
               "hi": floor_period(hi, interval), "first": chunk_start(a, interval),
-              "size": CHUNK_PERIODS[interval] * STEP[interval]}
+              "size": CHUNK_PERIODS[interval] * STEP[interval], "qa_cutoff": qa_cutoff(settings)}
     statement = statements.ADMIN_ZONE_PAGE
     if is_h3_cell(zone_id):
         _check_h3_resolution(zone_id, settings)

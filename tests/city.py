@@ -17,7 +17,7 @@ from civicair.core.db import Database
 from civicair.core.settings import Settings, listening_at
 
 from tests.conftest import wait_until
-from tests.seed import add_device, add_readings, build_hourly, reading
+from tests.seed import add_device, add_readings, build_hourly, reading, refresh_mobile
 
 T0 = datetime(2026, 1, 12, 0, 0, tzinfo=UTC)
 M_PER_DEG_LAT = 111_195.0
@@ -74,9 +74,12 @@ ZONE = {"type": "FeatureCollection", "features": [
 
 def seed_city(db: Database, unique: str) -> City:
     """Fixed devices F1..F4 (consenting, reliable, in zone 67482; F1-F3 in one H3 cell), F5
-    unreliable, F6 without consent; hours 0-3: F1-F4 report; hour 4: only F1, F2 (a zone-hour
-    below k=3); hour 5: F1-F3 + F5. Mobile: bikes B1-B4 ride the same 1.6 km route at hour 8,
-    B4 with a privacy zone on its middle; B5 alone at hour 10. Station FR01011 with 6 hours."""
+    unreliable, F6 without consent, F7 consenting but not established (pending, in F1's cell, it
+    reports every hour); hours 0-3: F1-F4 report; hour 4: only F1, F2 (a zone-hour below k=3,
+    which F7 must not lift); hour 5: F1-F3 + F5. Mobile: bikes B1-B4 ride the same 1.6 km route
+    at hour 8, B4 with a privacy zone on its middle; B5 alone at hour 10 with B6 and B7, which
+    are not established (fresh: pending). Station FR01011 with 6 hours. Nothing of F6, F7, B6, B7
+    may appear anywhere public (their pseudonyms are in `private`)."""
     import h3
     from civicair.readmodel.zones import parse_zones, refresh_device_zones, upsert_zones
 
@@ -91,8 +94,9 @@ def seed_city(db: Database, unique: str) -> City:
         "F4": (48.561537, 7.771349),
         "F5": (48.566621, 7.733187),
         "F6": (48.579913, 7.741826),
+        "F7": (base_lat + 0.000201, base_lon - 0.000077),
     }
-    assert all(h3.latlng_to_cell(*spots[k], 9) == cell for k in ("F1", "F2", "F3"))
+    assert all(h3.latlng_to_cell(*spots[k], 9) == cell for k in ("F1", "F2", "F3", "F7"))
     with db.engine.begin() as conn:
         for i, (label, (lat, lon)) in enumerate(spots.items()):
             uid = f"ca-{unique}-{label.lower()}"
@@ -103,15 +107,16 @@ def seed_city(db: Database, unique: str) -> City:
             did, pseudo = add_device(
                 conn, uid, lat=lat, lon=lon, dev_eui=dev_eui, owner_email=email, name=name, owner_name=owner,
                 consent=label != "F6", status="unreliable" if label == "F5" else "reliable",
-                h3_cell=h3.latlng_to_cell(lat, lon, 12))  # a finer cell than public: must be coarsened
+                h3_cell=h3.latlng_to_cell(lat, lon, 12),  # a finer cell than public: must be coarsened
+                publication="pending" if label == "F7" else "approved")
             city.fixed[label], city.pseudonyms[label] = did, pseudo
-            city.private += [uid, dev_eui, email, name, owner]
+            city.private += [uid, dev_eui, email, name, owner] + ([pseudo] if label in ("F6", "F7") else [])
             city.coordinates.append((lat, lon))
         rows = []
         for hour in range(6):
             reporters = {0: "F1 F2 F3 F4", 1: "F1 F2 F3 F4", 2: "F1 F2 F3 F4", 3: "F1 F2 F3 F4",
                          4: "F1 F2", 5: "F1 F2 F3 F5"}[hour].split()
-            reporters += ["F6"]
+            reporters += ["F6", "F7"]
             for j, label in enumerate(reporters):
                 for minute in (5, 25, 45):
                     value = 10.0 + hour + j + minute / 100
@@ -123,17 +128,17 @@ def seed_city(db: Database, unique: str) -> City:
         # Mobile: a 1.6 km northward route from the Place Kléber area, one point per 12 s.
         start_lat, start_lon = 48.583321, 7.745987
         mobile_rows = []
-        for b in range(1, 6):
+        for b in range(1, 8):
             label = f"B{b}"
             zones = [{"lat": start_lat + 800 / M_PER_DEG_LAT, "lon": start_lon, "radius_m": 150}] if b == 4 else None
             uid = f"ca-{unique}-{label.lower()}"
             email = f"cyclist.{label.lower()}.{unique}@example.org"
             name = f"Vélo cargo {label} {unique}"
             did, pseudo = add_device(conn, uid, kind="mobile", dev_eui=f"70b3d57ed01{b:05x}", owner_email=email,
-                                     name=name, privacy_zones=zones)
-            city.private += [uid, f"70b3d57ed01{b:05x}", email, name]
+                                     name=name, privacy_zones=zones, publication="pending" if b > 5 else "approved")
+            city.private += [uid, f"70b3d57ed01{b:05x}", email, name] + ([pseudo] if b > 5 else [])
             city.pseudonyms[label] = pseudo
-            t_start = T0 + timedelta(hours=10 if b == 5 else 8, minutes=b)
+            t_start = T0 + timedelta(hours=10 if b >= 5 else 8, minutes=b)
             for i in range(41):
                 lat = start_lat + i * 40 / M_PER_DEG_LAT + b * 0.000011
                 lon = start_lon + b * 0.000013
@@ -151,6 +156,7 @@ def seed_city(db: Database, unique: str) -> City:
              "validity": 1 if h != 3 else -1, "source": "e2"} for h in range(6)])
         upsert_zones(conn, parse_zones(ZONE))
         refresh_device_zones(conn)
+        refresh_mobile(conn)
     return city
 
 

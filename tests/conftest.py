@@ -151,9 +151,9 @@ def mqtt_url() -> Iterator[str]:
     if _reachable("127.0.0.1", 1883):
         yield "mqtt://127.0.0.1:1883"
         return
-    from civicair.core.broker import EmbeddedBroker, free_port
+    from civicair.core.broker import ANONYMOUS, EmbeddedBroker, free_port
 
-    broker = EmbeddedBroker(port=free_port())
+    broker = EmbeddedBroker(port=free_port(), plugins=ANONYMOUS)
     broker.start()
     yield broker.url
     broker.stop()
@@ -179,7 +179,8 @@ def settings(db: Database, mqtt_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def live_api(settings: Settings, db: Database) -> Iterator[str]:
-    """The FastAPI app served by a real uvicorn server on a free loopback port; yields its URL."""
+    """The application `civicair api` serves (`build_app`: the API and the surfaces mounted beside
+    it) on a real uvicorn server on a free loopback port; yields its URL."""
     import uvicorn
     from civicair.core.broker import free_port
 

@@ -19,13 +19,15 @@ def add_device(conn: Connection, uid: str, *, kind: str = "fixed", lat: float | 
                lon: float | None = None, consent: bool = True, status: str = "reliable",
                name: str | None = None, dev_eui: str | None = None, owner_email: str | None = None,
                owner_name: str | None = None, privacy_zones: list[dict[str, float]] | None = None,
-               h3_cell: str | None = None, sensor_models: list[str] | None = None) -> tuple[int, str]:
+               h3_cell: str | None = None, sensor_models: list[str] | None = None,
+               publication: str = "approved") -> tuple[int, str]:
+    """A device row; established (approved by an operator) unless `publication` says otherwise."""
     pseudo = pseudonym(SECRET, uid)
     device_id = conn.execute(sa.insert(tables.devices).values(
         uid=uid, pseudonym=pseudo, name=name or f"name of {uid}", kind=kind, transport="lorawan",
         dev_eui=dev_eui, lat=lat, lon=lon, h3_cell=h3_cell, owner_email=owner_email, owner_name=owner_name,
         consent_public=consent, status=status, privacy_zones=privacy_zones,
-        sensor_models=sensor_models or ["SDS011"],
+        sensor_models=sensor_models or ["SDS011"], publication=publication,
     ).returning(tables.devices.c.id)).scalar_one()
     return device_id, pseudo
 
@@ -60,3 +62,15 @@ on conflict (device_id, quantity, hour) do update set
 
 def build_hourly(conn: Connection) -> None:
     conn.execute(BUILD_HOURLY)
+
+
+def refresh_mobile(conn: Connection, settings: Any = None) -> Any:
+    """The mobile rollup over the seeded readings, run as if 15 minutes later (seeded readings were
+    just received: every trip is closed by then)."""
+    from datetime import UTC, timedelta
+
+    from civicair.core.settings import Settings
+    from civicair.readmodel.mobile_rollup import refresh
+
+    settings = settings or Settings(_env_file=None)  # type: ignore[call-arg]
+    return refresh(conn, settings, now=datetime.now(UTC) + timedelta(minutes=15))

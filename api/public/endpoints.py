@@ -198,28 +198,23 @@ async def zone_series(request: Request, zone_id: Annotated[str, PathId]) -> Resp
 
 
 @router.get("/mobile/cells", summary="Mobile (bike) data as H3 cell-hours (privacy-filtered, k-anonymous)",
-            description="Built only from privacy-filtered points: per trip, points within 200 m of the start "
-                        "and end and inside owners' privacy zones are dropped; a cell-hour is published only "
-                        "with at least k distinct devices. No track is ever published.",
+            description="Built only from privacy-filtered whole trips: per trip, implausible moves, points within "
+                        "200 m of the start and end and inside owners' privacy zones are dropped; a cell-hour is "
+                        "published only with at least k distinct established devices. Whole hours only: the range "
+                        "is widened to the hours it touches (`meta.datetime_from`/`datetime_to`). No track is ever "
+                        "published.",
             responses=_ok(examples.MOBILE, geo=True))
 def mobile_cells(request: Request, conn: ReadConn, settings: SettingsDep,
                  quantity: QuantityQ = QuantityName("pm25"), datetime_from: FromQ = None,
                  datetime_to: ToQ = None, limit: LimitQ = 1000, cursor: CursorQ = None,
                  fmt: FormatQ = None) -> Response:
     q, tr = QuantityFilter(quantity=quantity.value), TimeRange(datetime_from=datetime_from, datetime_to=datetime_to)
-    start, end = tr.resolve(settings.max_range_days)
-    rows = mobile.mobile_cells(conn, settings, q, tr)
-    key = Paging(limit=limit, cursor=cursor).after_key() if cursor else "0"
-    if not ((key or "").isascii() and (key or "").isdigit()) or len(key or "") > 9:
-        raise InvalidParameter("cursor", "not a cursor returned by this API")
-    offset = int(key or 0)
-    page = rows[offset:offset + limit]
-    nxt = str(offset + limit) if offset + limit < len(rows) else None
-    return respond(request, settings, page, fmt=fmt, columns=MOBILE_COLUMNS,
+    page = mobile.mobile_cells_page(conn, settings, q, tr, cursor=cursor, limit=limit)
+    return respond(request, settings, page.results, fmt=fmt, columns=MOBILE_COLUMNS,
                    geometry=lambda r: anonymise.cell_polygon(r["h3_cell"]),
-                   quantity=q.quantity, unit=q.info.unit, datetime_from=start, datetime_to=end,
-                   h3_resolution=settings.h3_resolution, k_anonymity=settings.k_anonymity, found=len(rows),
-                   limit=limit, cursor=params.encode_cursor(nxt) if nxt else None)
+                   quantity=q.quantity, unit=q.info.unit, datetime_from=page.datetime_from,
+                   datetime_to=page.datetime_to, interval="hour", h3_resolution=settings.h3_resolution,
+                   k_anonymity=settings.k_anonymity, limit=limit, cursor=page.cursor)
 
 
 def _station_geometry(row: dict[str, Any]) -> dict[str, Any] | None:

@@ -33,14 +33,14 @@ def _json_body(example: dict[str, Any]) -> dict[str, Any]:
         "schema": {"type": "object"}, "example": example}}}}
 
 
-async def _store(request: Request, source: str, topic: str, body: bytes, decode) -> JSONResponse:
+async def _store(request: Request, source: str, topic: str, body: bytes, decode, device_id: int) -> JSONResponse:
     db = request.app.state.db
     try:
         uplinks = await run_in_threadpool(decode)
     except InvalidPayload as exc:
-        await run_in_threadpool(service.store_uplinks, db, source, topic, body, None, exc.detail)
+        await run_in_threadpool(service.store_uplinks, db, source, topic, body, None, exc.detail, device_id)
         return problems.problem(exc.status, exc.title, exc.detail + " (kept as a dead letter)", request)
-    result = await run_in_threadpool(service.store_uplinks, db, source, topic, body, uplinks, None)
+    result = await run_in_threadpool(service.store_uplinks, db, source, topic, body, uplinks, None, device_id)
     return JSONResponse({"stored": result.readings_written, "messages": len(uplinks)}, status_code=201)
 
 
@@ -54,7 +54,7 @@ async def push_sensor_community(
     headers = {k.lower(): v for k, v in request.headers.items()}
     topic = service.header_topic(request.url.path, headers)
     return await _store(request, "sensor_community", topic, body,
-                        lambda: [service.sensor_community_uplink(conn, device, body, headers)])
+                        lambda: [service.sensor_community_uplink(conn, device, body, headers)], device.id)
 
 
 @router.post(
@@ -63,4 +63,4 @@ async def push_sensor_community(
 )
 async def push_civicair(request: Request, body: Body, device: DeviceDep) -> JSONResponse:
     return await _store(request, "http", request.url.path, body,
-                        lambda: service.civicair_uplinks(device, body))
+                        lambda: service.civicair_uplinks(device, body), device.id)

@@ -78,9 +78,11 @@ def header_topic(path: str, headers: dict[str, str]) -> str:
 
 
 def store_uplinks(
-    db: Database, source: str, topic: str, body: bytes, uplinks: list[Uplink] | None, error: str | None
+    db: Database, source: str, topic: str, body: bytes, uplinks: list[Uplink] | None, error: str | None,
+    device_id: int | None = None,
 ) -> BatchResult:
-    """Store decoded uplinks, or the body as a dead letter when `error` is set (synchronously)."""
+    """Store decoded uplinks, or the body as a dead letter when `error` is set (synchronously).
+    `device_id`: the token's device, kept with a dead letter so that its erasure finds it."""
     now = datetime.now(UTC)
 
     def constant(u: Uplink) -> Callable[[bytes], Uplink]:
@@ -90,9 +92,9 @@ def store_uplinks(
         raise InvalidPayload(error or "invalid")
 
     if error is not None:
-        batch = [Inbound(source, topic, body, now, failing)]
+        batch = [Inbound(source, topic, body, now, failing, device_id=device_id)]
     else:
-        batch = [Inbound(source, topic, body, now, constant(u)) for u in uplinks or []]
+        batch = [Inbound(source, topic, body, now, constant(u), device_id=device_id) for u in uplinks or []]
     try:
         raw = db.engine.raw_connection()
         try:

@@ -10,10 +10,12 @@ from civicair.firmware_tools import service
 from civicair.firmware_tools.schemas import (
     Credentials,
     DeviceStatus,
+    PrivacyZones,
     RegistrationRequest,
     RegistrationResult,
 )
-from fastapi import APIRouter, Depends, Query, Response, status
+from civicair.open_export.erasure import erase_device_files
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Connection
 
@@ -32,9 +34,13 @@ def me(device: DeviceDep) -> dict[str, Any]:
 
 @router.post("/devices", status_code=status.HTTP_201_CREATED, summary="Register a sensor",
              response_model=RegistrationResult)
-def register_device(body: RegistrationRequest, conn: WriteConn, settings: SettingsDep) -> RegistrationResult:
+def register_device(body: RegistrationRequest, request: Request, conn: WriteConn,
+                    settings: SettingsDep) -> RegistrationResult:
     """Creates the device, its public pseudonym and H3 cell, and returns its credentials.
-    **The credentials are shown only once**: only their hashes are stored."""
+    **The credentials are shown only once**: only their hashes are stored. Its data become public
+    after its first QA window (or an operator's approval). A client network may register at most
+    `CIVICAIR_REGISTRATION_LIMIT` devices per `CIVICAIR_REGISTRATION_WINDOW_S` (429 beyond)."""
+    service.check_registration_rate(conn, settings, request.client.host if request.client else "unknown")
     return service.register_device(conn, settings, body)
 
 
@@ -49,6 +55,19 @@ def rotate(device: DeviceDep, conn: WriteConn, settings: SettingsDep) -> Credent
     """A new device token (and MQTT password for MQTT devices); the old ones stop working now.
     Run `civicair mosquitto sync` (or wait for its scheduled run) for the broker to see the change."""
     return service.rotate_credentials(conn, settings, device.id)
+
+
+@router.get("/device/privacy-zones", summary="My bike sensor's privacy zones", response_model=PrivacyZones)
+def get_privacy_zones(device: DeviceDep, conn: ReadConn) -> PrivacyZones:
+    return PrivacyZones(zones=service.privacy_zones(conn, device.id))
+
+
+@router.put("/device/privacy-zones", summary="Set my bike sensor's privacy zones", response_model=PrivacyZones)
+def put_privacy_zones(body: PrivacyZones, device: DeviceDep, conn: WriteConn) -> PrivacyZones:
+    """Circles (`lat`, `lon`, `radius_m` of 50 m to 5 km; at most 10) where the device's points
+    are never published, replacing the previous ones (an empty list removes them). Its points
+    leave the public cells at once and come back, filtered, within a few minutes."""
+    return PrivacyZones(zones=service.set_privacy_zones(conn, device.id, body.zones))
 
 
 @router.get("/device/bundle.zip", summary="Flash bundle (zip)", response_class=Response,
@@ -71,13 +90,16 @@ def erase(device: DeviceDep, conn: WriteConn, settings: SettingsDep,
           confirm: str | None = Query(default=None, description="Code returned by the first call")) -> JSONResponse:
     """Step 1 (no `confirm`): returns 202 and a confirmation code valid a few minutes.
     Step 2 (`?confirm=<code>`): deletes the device's raw readings, uplinks, hourly rows, calibrations,
-    flags, quarantined raw messages and the device row itself with every personal field (name, email,
-    exact position, DevEUI, chip id, credentials). Published aggregates hold no personal data and stay."""
+    flags, every quarantined or dead-lettered message naming it, its rows in every published export
+    file, and the device row itself with every personal field (name, email, exact position, DevEUI,
+    chip id, credentials); its hardware ids are blocked. Zone and mobile aggregates hold no
+    per-device data and stay (recomputed without it)."""
     if not confirm:
         code, expires = service.erase_code(settings, device.uid)
         return JSONResponse(status_code=202, content={
             "confirm": code, "expires_at": expires,
             "detail": "This erases all raw data and personal fields of the device and cannot be undone. "
                       "Repeat the request with ?confirm=<code> to proceed."})
-    counts = service.erase_device(conn, settings, device.id, confirm)
+    counts = service.erase_device(conn, settings, device.id, confirm,
+                                  lambda pseudonym: erase_device_files(conn, settings, pseudonym))
     return JSONResponse(status_code=200, content={"erased": device.pseudonym, "rows_deleted": counts})

@@ -78,7 +78,7 @@ def test_sql_looking_strings_are_harmless(city, live_api, db) -> None:
         r = httpx.get(f"{live_api}/v1/zones/{city.zone_id}/series", params={"quantity": value})
         assert r.status_code == 422
     with db.engine.connect() as conn:
-        assert conn.execute(sa.text("select count(*) from devices")).scalar() == 11
+        assert conn.execute(sa.text("select count(*) from devices")).scalar() == 14
 
 
 @given(st.text(max_size=80))

@@ -80,9 +80,34 @@ def test_cli_port_taken_is_one_clear_line(database_url: str) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        out = run_cli("api", env={"CIVICAIR_DATABASE_URL": database_url, "CIVICAIR_API_PORT": str(port)})
+        out = run_cli("api", env={"CIVICAIR_DATABASE_URL": database_url, "CIVICAIR_API_PORT": str(port),
+                                  "CIVICAIR_PSEUDONYM_SECRET": "test-secret"})
     assert out.returncode == 2
     assert "CIVICAIR_API_PORT" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("command", [("api",), ("gateway",), ("up",),
+                                     ("device", "register", "--name", "n", "--kind", "fixed", "--sensor", "SDS011",
+                                      "--transport", "http", "--lat", "48.5", "--lon", "7.7", "--email", "a@b.org")])
+def test_the_default_pseudonym_secret_is_refused_outside_the_demo(database_url: str, command: tuple[str, ...]) -> None:
+    # issue 19 item 6: with the public default, 28 of 32 demo pseudonyms were linkable to their uid
+    out = run_cli(*command, env={"CIVICAIR_DATABASE_URL": database_url, "CIVICAIR_MQTT_URL": "mqtt://127.0.0.1:1"})
+    assert out.returncode == 2, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "CIVICAIR_PSEUDONYM_SECRET" in lines[0] and "--demo" in lines[0], out.stderr
+    placeholder = run_cli(*command, env={"CIVICAIR_DATABASE_URL": database_url, "CIVICAIR_MQTT_URL": "mqtt://127.0.0.1:1",
+                                         "CIVICAIR_PSEUDONYM_SECRET": "change-me-long-random"})  # .env.example's
+    assert placeholder.returncode == 2 and "CIVICAIR_PSEUDONYM_SECRET" in placeholder.stderr
+    if command[0] == "device":
+        import sqlalchemy as sa
+        from civicair.core.db import create_engine
+
+        engine = create_engine(database_url)
+        try:
+            with engine.connect() as conn:  # nothing registered with the public secret
+                assert conn.execute(sa.text("select count(*) from devices where name = 'n'")).scalar() == 0
+        finally:
+            engine.dispose()
 
 
 @pytest.mark.db

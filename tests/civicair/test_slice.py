@@ -41,7 +41,8 @@ def test_direct_mqtt_message_reaches_database_and_api(db, settings, mqtt_url, li
     with db.engine.begin() as conn:
         conn.execute(sa.insert(tables.devices).values(
             uid=uid, pseudonym=pseudo, name="balcony", kind="fixed", transport="mqtt",
-            sensor_models=["SDS011"], consent_public=True, lat=48.58, lon=7.75, h3_cell="891fb4662a7ffff"))
+            sensor_models=["SDS011"], consent_public=True, lat=48.58, lon=7.75, h3_cell="891fb4662a7ffff",
+            publication="approved"))  # established: public at once
     prefix = f"test/{unique}/civicair/v1/devices"
     inbox: queue.Queue = queue.Queue(maxsize=1000)
     writer = BatchWriter(libpq_url(db.url), inbox, batch_max_age_ms=50)

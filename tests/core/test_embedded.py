@@ -8,7 +8,7 @@ import threading
 import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
-from civicair.core.broker import EmbeddedBroker, free_port
+from civicair.core.broker import ANONYMOUS, EmbeddedBroker, free_port
 from civicair.core.db import open_database
 from civicair.core.migrate import current_revision, head_revision, upgrade
 from civicair.core.settings import Settings
@@ -41,7 +41,7 @@ def test_embedded_postgres_starts_migrates_and_restarts(tmp_path) -> None:
 
 
 def test_embedded_broker_delivers_qos1() -> None:
-    broker = EmbeddedBroker(port=free_port())
+    broker = EmbeddedBroker(port=free_port(), plugins=ANONYMOUS)
     broker.start()
     got: list[bytes] = []
     subscribed = threading.Event()

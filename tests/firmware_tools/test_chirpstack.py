@@ -66,6 +66,15 @@ class FakeChirpStack(device_pb2_grpc.DeviceServiceServicer):
         self.keys[request.device_keys.dev_eui] = request.device_keys
         return empty_pb2.Empty()
 
+    def Delete(self, request, context):  # noqa: N802
+        self._auth(context)
+        self.calls.append(("Delete", request.dev_eui))
+        if request.dev_eui not in self.devices:
+            context.abort(grpc.StatusCode.NOT_FOUND, "Object does not exist")
+        del self.devices[request.dev_eui]
+        self.keys.pop(request.dev_eui, None)
+        return empty_pb2.Empty()
+
 
 @pytest.fixture
 def chirpstack() -> Iterator[tuple[FakeChirpStack, str]]:

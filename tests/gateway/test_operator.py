@@ -34,7 +34,8 @@ UNKNOWN = "0102030405060708"
 def cli(settings, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICAIR_")}
     env.update({"CIVICAIR_DATABASE_URL": settings.database_url.get_secret_value(),
-                "CIVICAIR_MQTT_URL": settings.mqtt_url, "CIVICAIR_DATA_DIR": str(settings.data_dir)})
+                "CIVICAIR_MQTT_URL": settings.mqtt_url, "CIVICAIR_DATA_DIR": str(settings.data_dir),
+                "CIVICAIR_PSEUDONYM_SECRET": settings.pseudonym_secret.get_secret_value()})
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "civicair.cli", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)

@@ -24,7 +24,7 @@ def test_two_gateway_processes_split_a_shared_subscription(db, settings, mqtt_ur
     procs, logs = [], []
     for n in (1, 2):
         env = {k: v for k, v in os.environ.items() if not k.startswith("CIVICAIR_")}
-        env.update(CIVICAIR_DATABASE_URL=db.url, CIVICAIR_MQTT_URL=mqtt_url, CIVICAIR_DATA_DIR=str(tmp_path / str(n)),
+        env.update(CIVICAIR_DATABASE_URL=db.url, CIVICAIR_MQTT_URL=mqtt_url, CIVICAIR_PSEUDONYM_SECRET="test-secret", CIVICAIR_DATA_DIR=str(tmp_path / str(n)),
                    CIVICAIR_MQTT_CLIENT_ID=f"gw{n}-{unique}", CIVICAIR_MQTT_SHARED_GROUP=f"g-{unique}",
                    CIVICAIR_MQTT_SESSION_EXPIRY_S="5", CIVICAIR_DIRECT_TOPIC_PREFIX=prefix,
                    CIVICAIR_CHIRPSTACK_ENABLED="false", CIVICAIR_TTS_ENABLED="false", CIVICAIR_LOG_LEVEL="debug")

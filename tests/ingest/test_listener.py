@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 import pytest
-from civicair.core.broker import EmbeddedBroker, free_port
+from civicair.core.broker import ANONYMOUS, EmbeddedBroker, free_port
 from civicair.core.db import libpq_url
 from civicair.gateway.listener import MqttListener
 from civicair.gateway.routing import TopicRouter
@@ -43,7 +43,7 @@ def test_falls_back_to_mqtt311_on_the_embedded_broker(db, unique, tmp_path) -> N
     from civicair.core import tables
 
     add_device(db, "e1")
-    broker = EmbeddedBroker(port=free_port())
+    broker = EmbeddedBroker(port=free_port(), plugins=ANONYMOUS)
     broker.start()
     prefix = f"test/{unique}/civicair/v1/devices"
     inbox: queue.Queue = queue.Queue(maxsize=100)

@@ -149,10 +149,23 @@ def test_same_fcnt_after_ten_minutes_is_a_new_uplink(db, conn) -> None:
     assert (r.readings_written, r.uplinks_duplicate) == (2, 0)
 
 
-def test_device_last_seen_is_updated(db, conn) -> None:
+def test_first_seen_is_the_minimum_and_last_seen_the_maximum_over_batches(db, conn) -> None:
+    # issue 19 item 4: `coalesce(first_seen, t)` took the newest time of the first batch
     add_device(db, "d6")
     store_batch(conn, [direct("d6", NOW, {"pm25": 1.0}), direct("d6", NOW - timedelta(hours=1), {"pm25": 1.0})])
-    assert rows(db, tables.devices, "first_seen", "last_seen") == [(NOW, NOW)]
+    assert rows(db, tables.devices, "first_seen", "last_seen") == [(NOW - timedelta(hours=1), NOW)]
+    store_batch(conn, [direct("d6", NOW - timedelta(hours=3), {"pm25": 1.0})])  # a late backlog
+    store_batch(conn, [direct("d6", NOW - timedelta(minutes=30), {"pm25": 1.0})])
+    assert rows(db, tables.devices, "first_seen", "last_seen") == [(NOW - timedelta(hours=3), NOW)]
+
+
+def test_first_received_at_is_the_arrival_of_the_first_stored_batch(db, conn) -> None:
+    add_device(db, "d7")
+    arrived = NOW - timedelta(minutes=5)
+    store_batch(conn, [direct("d7", NOW - timedelta(days=30), {"pm25": 1.0}, received_at=arrived)])
+    store_batch(conn, [direct("d7", NOW, {"pm25": 1.0}, received_at=NOW)])
+    # the QA window starts at the arrival, whatever time the device claims its readings have
+    assert rows(db, tables.devices, "first_received_at") == [(arrived,)]
 
 
 def test_writer_thread_keeps_a_batch_the_database_rejects_message_by_message(db, tmp_path) -> None:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from civicair.core import tables
 from sqlalchemy.engine import Engine
 
-from tests.seed import add_device, add_readings, build_hourly, reading
+from tests.seed import add_device, add_readings, build_hourly, reading, refresh_mobile
 
 DAY = date(2026, 11, 20)
 T0 = datetime(2026, 11, 20, tzinfo=UTC)
@@ -85,6 +85,7 @@ def seed(engine: Engine, day: date = DAY, more_days: Sequence[date] = ()) -> Fix
                                  lat=48.58, lon=round(7.70 + 0.001 * i, 6)) for i in range(60)]
         add_readings(conn, rows)
         build_hourly(conn)
+        refresh_mobile(conn)
         first_seen = min(starts) - timedelta(days=30)
         conn.execute(sa.update(tables.devices).values(first_seen=first_seen, last_seen=max(starts) + timedelta(hours=12)))
 

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from civicair.readmodel import cells as public_cells
 from civicair.readmodel import render, statements, zone_series
 from civicair.readmodel.params import Interval, QuantityFilter, TimeRange
+from civicair.readmodel.publication import qa_cutoff
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -39,7 +40,7 @@ def test_bounding_box_holds_the_whole_cell(lat, lon, res, u, v) -> None:
 
 
 def _python_members(conn, settings, cell: str) -> list[int]:
-    return sorted(r.id for r in zone_series.eligible_fixed(conn)
+    return sorted(r.id for r in zone_series.eligible_fixed(conn, qa_cutoff(settings))
                   if public_cells.public_cell(r.h3_cell, r.lat, r.lon, settings.h3_resolution) == cell)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 FOLDERS = ("core", "gateway", "ingest", "calibration", "readmodel", "api", "open_export", "firmware_tools",
-           "migrations", "web", "demo", "bench")
+           "migrations", "web", "demo", "bench", "sta")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from civicair.core.settings import Settings
 from civicair.demo.simulator import Simulator
 from civicair.demo.zones import EXAMPLE_ZONES, import_example_zones
 
-from tests.seed import add_device, add_readings, reading
+from tests.seed import add_device, add_readings, build_hourly, reading, refresh_mobile
 from tests.web.browser import SHOTS, ByteCounter, launch, serve
 
 # Hourly calibrated PM2.5 of the demo's fixed sensors, by sensor index: one value in each EAQI
@@ -89,6 +89,8 @@ def seed_demo(settings: Settings, db: Database, now: datetime | None = None) -> 
                 bike_rows.append(reading(ids[uid][0], t0 + timedelta(minutes=5 + b, seconds=12 * i), 2,
                                          25.0 + b, lat=round(lat, 7), lon=round(lon, 7)))
         add_readings(conn, bike_rows)
+        build_hourly(conn)  # the bikes' hours (the fixed devices' were written above)
+        refresh_mobile(conn, settings)  # what the scheduler's mobile rollup does
         sim.write_reference(hours[0], hours[-1] + timedelta(hours=1))
     boxes = _boxes()
     for zone_id, (name, la0, la1, lo0, lo1) in boxes.items():

@@ -1,0 +1,1 @@
+"""Operator endpoints (partner API keys holding the `operator` scope)."""

@@ -1,0 +1,1 @@
+"""SensorThings API (civicair.sta, issue 18)."""

@@ -1,0 +1,135 @@
+"""Issue 19 item 7: the embedded broker (amqtt, what `civicair up` starts with nothing configured)
+authenticates and authorises devices like the Mosquitto setup. The probe: a wrong password was
+accepted and its reading stored; an anonymous `pm25: 999` to a demo sensor was stored. Here the
+service's own wiring (`runtime.start_embedded_broker` + `start_pipeline`) runs, real MQTT clients
+attack it, and only the right password on the device's own topic is stored."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+import pytest
+import sqlalchemy as sa
+from civicair.core import tables
+from civicair.core.db import libpq_url
+from civicair.firmware_tools.schemas import RegistrationRequest
+from civicair.firmware_tools.service import register_device, rotate_credentials
+
+from civicair.runtime import start_embedded_broker, start_pipeline
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.db
+
+
+class Client:
+    """A device's MQTT 3.1.1 client; `refused` is the CONNACK's verdict."""
+
+    def __init__(self, port: int, username: str | None, password: str | None) -> None:
+        self.connack = threading.Event()
+        self.refused: bool | None = None
+        self.messages: list[bytes] = []
+        self.suback: list[int] = []
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        if username is not None:
+            self.c.username_pw_set(username, password)
+        self.c.on_connect = self._on_connect
+        self.c.on_message = lambda _c, _u, m: self.messages.append(m.payload)
+        self.c.on_subscribe = lambda _c, _u, _m, codes, _p: self.suback.extend(int(getattr(x, "value", x)) for x in codes)
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        assert self.connack.wait(5), "no CONNACK"
+
+    def _on_connect(self, _c, _u, _flags, reason, _props) -> None:  # type: ignore[no-untyped-def]
+        self.refused = reason.is_failure
+        self.connack.set()
+        if reason.is_failure:
+            self.c.disconnect()
+
+    def publish(self, topic: str, doc: dict) -> None:
+        info = self.c.publish(topic, json.dumps(doc).encode(), qos=1)
+        info.wait_for_publish(5)
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def _count(db, table: sa.Table) -> int:  # type: ignore[no-untyped-def]
+    with db.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+@pytest.fixture
+def embedded(db, settings, unique) -> Iterator[tuple[int, str]]:  # type: ignore[no-untyped-def]
+    _, broker = start_embedded_broker(settings.model_copy(update={"embedded_broker_port": 0}), db, demo=False)
+    pipe = start_pipeline(settings, libpq_url(db.url), broker.gateway_url, client_id=f"gw-{unique}", mqtt_v311=True)
+    try:
+        assert pipe.listener.connected.wait(10)
+        yield broker.broker.port, broker.gateway_url
+    finally:
+        pipe.stop()
+        broker.broker.stop()
+
+
+def _register(db, settings, name: str):  # type: ignore[no-untyped-def]
+    req = RegistrationRequest(name=name, kind="fixed", sensors=["SDS011"], transport="mqtt", lat=48.58, lon=7.75,
+                              email=f"{name}@example.org")
+    with db.engine.begin() as conn:
+        return register_device(conn, settings, req)
+
+
+def test_embedded_broker_refuses_anonymous_and_wrong_passwords_and_other_topics(db, settings, embedded) -> None:
+    port, gateway_url = embedded
+    victim, attacker = _register(db, settings, "victim"), _register(db, settings, "attacker")
+    topic = victim.credentials.mqtt_topic
+    clients: list[Client] = []
+    try:
+        anonymous = Client(port, None, None)
+        wrong = Client(port, victim.uid, "not-the-password")
+        unknown = Client(port, "ca-000000000000", "whatever")
+        clients += [anonymous, wrong, unknown]
+        assert anonymous.refused and wrong.refused and unknown.refused
+        # a gateway's username without its password is no better
+        gateway_user = urlsplit(gateway_url).username
+        assert gateway_user
+        guess = Client(port, gateway_user, "guess")
+        clients.append(guess)
+        assert guess.refused
+
+        # a registered device may log in, but publishes only under its own topic and reads nothing
+        other = Client(port, attacker.credentials.mqtt_username, attacker.credentials.mqtt_password)
+        clients.append(other)
+        assert other.refused is False
+        other.c.subscribe("#", qos=1)
+        wait_until(lambda: other.suback, 5, message="SUBACK")
+        assert other.suback == [128]  # refused
+        other.publish(topic, {"readings": {"pm25": 999}})  # the victim's topic
+
+        good = Client(port, victim.credentials.mqtt_username, victim.credentials.mqtt_password)
+        clients.append(good)
+        assert good.refused is False
+        good.publish(topic, {"time": "2026-11-30T10:00:00Z", "readings": {"pm25": 12.5}})
+        wait_until(lambda: _count(db, tables.readings) >= 1, 10, message="the right password's reading stored")
+        time.sleep(1.0)  # anything else would have been stored by now
+        with db.engine.connect() as conn:
+            stored = conn.execute(sa.select(tables.readings.c.value)).scalars().all()
+        assert stored == [12.5]
+        assert _count(db, tables.quarantine) == 0 and _count(db, tables.dead_letters) == 0
+        assert other.messages == []  # it received nobody's messages
+
+        # a rotated password works at once; the old one no longer logs in
+        with db.engine.begin() as conn:
+            fresh = rotate_credentials(conn, settings, db.engine.connect().execute(
+                sa.select(tables.devices.c.id).where(tables.devices.c.uid == victim.uid)).scalar_one())
+        old = Client(port, victim.uid, victim.credentials.mqtt_password)
+        new = Client(port, victim.uid, fresh.mqtt_password)
+        clients += [old, new]
+        assert old.refused and new.refused is False
+    finally:
+        for c in clients:
+            c.close()
