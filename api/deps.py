@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import sqlalchemy as sa
+from civicair.api.sessions import read_session
+from civicair.calibration.repository import partner_key
 from civicair.core import tables
 from civicair.core.db import libpq_url
 from civicair.core.errors import Forbidden, Unauthorized
@@ -106,25 +108,70 @@ class Partner:
     id: int
     name: str
     scopes: frozenset[str]
+    via: str = "key"  # key (X-API-Key header) | session (signed-in browser)
 
 
-def require_partner(scope: str) -> Callable[..., Partner]:
-    """Dependency: a valid, unrevoked partner API key holding `scope`."""
+PARTNER_SESSION = "partner"
 
-    def dependency(conn: ReadConn, key: Annotated[str | None, Depends(api_key_header)] = None) -> Partner:
-        if not key:
-            raise Unauthorized("missing X-API-Key header")
-        row = conn.execute(
-            sa.select(tables.partner_api_keys.c.id, tables.partner_api_keys.c.name,
-                      tables.partner_api_keys.c.scopes)
-            .where(tables.partner_api_keys.c.key_hash == hash_secret(key))
-            .where(tables.partner_api_keys.c.revoked_at.is_(None))
-        ).first()
-        if row is None:
+
+def _partner_row(conn: Connection, *, key: str | None = None, key_id: int | None = None) -> Any:
+    return partner_key(conn, key_hash=hash_secret(key) if key is not None else None, key_id=key_id)
+
+
+def partner_from_key(conn: Connection, key: str) -> Partner | None:
+    row = _partner_row(conn, key=key)
+    return None if row is None else Partner(id=row.id, name=row.name, scopes=frozenset(row.scopes))
+
+
+def authenticate_partner(request: Request, conn: Connection, key: str | None) -> Partner | None:
+    """The partner behind the X-API-Key header, else behind the signed-in session (whose key must
+    still be valid: revoking a key ends its sessions)."""
+    if key:
+        partner = partner_from_key(conn, key)
+        if partner is None:
             raise Unauthorized("unknown or revoked API key")
-        if scope not in row.scopes and "*" not in row.scopes:
+        return partner
+    session = read_session(request, request.app.state.settings, PARTNER_SESSION)
+    if session is None:
+        return None
+    try:
+        key_id = int(session.subject)
+    except ValueError:
+        return None
+    row = _partner_row(conn, key_id=key_id)
+    return None if row is None else Partner(id=row.id, name=row.name, scopes=frozenset(row.scopes), via="session")
+
+
+def _has(partner: Partner, scope: str) -> bool:
+    return scope in partner.scopes or "*" in partner.scopes
+
+
+def require_partner(scope: str | None) -> Callable[..., Partner]:
+    """Dependency: a valid, unrevoked partner API key (header or signed-in session) holding
+    `scope` (any scope when None)."""
+
+    def dependency(request: Request, conn: ReadConn,
+                   key: Annotated[str | None, Depends(api_key_header)] = None) -> Partner:
+        partner = authenticate_partner(request, conn, key)
+        if partner is None:
+            raise Unauthorized("missing X-API-Key header (or sign in at /v1/partner/sign-in)")
+        if scope is not None and not _has(partner, scope):
             raise Forbidden(f"this API key lacks the '{scope}' scope")
-        return Partner(id=row.id, name=row.name, scopes=frozenset(row.scopes))
+        return partner
+
+    return dependency
+
+
+def partner_page(scope: str) -> Callable[..., Partner | None]:
+    """Dependency of HTML pages: the partner, or None when nobody is signed in (the page then
+    redirects to the sign-in form); a key without the scope is still refused."""
+
+    def dependency(request: Request, conn: ReadConn,
+                   key: Annotated[str | None, Depends(api_key_header)] = None) -> Partner | None:
+        partner = authenticate_partner(request, conn, key)
+        if partner is not None and not _has(partner, scope):
+            raise Forbidden(f"this API key lacks the '{scope}' scope")
+        return partner
 
     return dependency
 

@@ -1,5 +1,5 @@
 """`civicair` commands of the calibration package: reference imports, calibration runs,
-offline campaign evaluation, partner API keys, and `civicair bench calibration`."""
+offline campaign evaluation and partner API keys (`civicair bench calibration` is in bench/)."""
 
 from __future__ import annotations
 
@@ -101,26 +101,29 @@ def calibrate(
     device: str | None = typer.Option(None, "--device", help="Only this device uid"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Refit models, flag, rate and write calibrated hourly means now."""
+    """Refit models, flag, rate and write calibrated hourly means now (the scheduled job's run)."""
     from civicair.calibration.service import run_calibration
     from civicair.core.console import console, fail
 
     start = _parse_date(since, "--since")
     settings, db = _open()
     try:
-        summary = run_calibration(settings, db, since=start, device_uid=device)
+        with db.engine.begin() as conn:
+            summary = run_calibration(conn, settings, since=start, device_uid=device)
     except CivicairError as exc:
         fail(exc)
+        raise
     finally:
         db.close()
+    d = summary.as_dict()
     if as_json:
-        print(json.dumps(summary.as_dict()))
+        print(json.dumps(d))
     else:
-        d = summary.as_dict()
         console.print(f"window {d['window_start']} → {d['window_end']}: {d['devices']} devices, "
-                      f"{d['colocated']} co-located, {d['fitted']} fitted, {d['network_models']} network, "
-                      f"{d['epa_fallback']} EPA, {d['flags']} flags, {d['hourly_written']} hourly rows; "
-                      f"status {d['statuses']}", highlight=False)
+                      f"{d['colocated']} co-located, {d['fitted']} calibrated against their station, "
+                      f"{d['network_models']} by a network model, {d['epa_fallback']} by the US-EPA correction, "
+                      f"{d['not_calibrated']} not calibrated (device × quantity); {d['flags']} flags, "
+                      f"{d['hourly_written']} hourly rows changed; status {d['statuses']}", highlight=False)
 
 
 @calibration_app.command("evaluate")
@@ -128,62 +131,69 @@ def evaluate(
     sensor: list[Path] = typer.Option(..., "--sensor", exists=True, dir_okay=False,
                                       help="Sensor CSV (generic or sensor.community); repeat for a T/RH file"),
     reference: Path = typer.Option(..., "--reference", exists=True, dir_okay=False,
-                                   help="Reference CSV: E2, EEA (auto-detected) or generic"),
+                                   help="Reference CSV: E2, EEA, AirNow-Tech (auto-detected) or generic"),
     out: Path | None = typer.Option(None, "--out", help="Write report.json and report.html here"),
-    test_fraction: float = typer.Option(0.33, "--test-fraction"),
+    test_fraction: float = typer.Option(1 / 3, "--test-fraction", help="Later share of the paired hours judged"),
     as_json: bool = typer.Option(False, "--json", help="Last line: one JSON object"),
     time_col: str = typer.Option("time", "--time-col"),
     value_col: str = typer.Option("value", "--value-col"),
     rh_col: str = typer.Option("rh", "--rh-col"),
+    time_format: str = typer.Option("", "--time-format", help="strptime format of the sensor times; empty: ISO 8601"),
+    utc_offset: str = typer.Option("", "--utc-offset", help="Offset of sensor times without one, e.g. -05:00"),
+    unit: str = typer.Option("µg/m³", "--unit", help="Unit of the sensor values: µg/m³, or ppb for NO2/O3"),
+    sensor_model: str = typer.Option("", "--sensor-model", help="e.g. SDS011, PMS5003 (the report names it)"),
     quantity: str = typer.Option("pm25", "--quantity"),
     station: str | None = typer.Option(None, "--station", help="Station code in a multi-station reference file"),
     min_pairs: int | None = typer.Option(None, "--min-pairs", help="Default: CIVICAIR_CALIBRATION_MIN_PAIRS"),
 ) -> None:
-    """Offline co-location campaign: fit on the earlier part, evaluate on the later part."""
-    from civicair.calibration.campaign import (
-        evaluate_campaign,
+    """Offline co-location campaign: the calibration pipeline on the earlier part, judged on the later."""
+    from civicair.calibration.campaign import evaluate_campaign
+    from civicair.calibration.campaign_files import (
+        SensorFormat,
         merge_samples,
         read_reference,
         read_samples,
     )
-    from civicair.calibration.report import json_safe, render_html
+    from civicair.calibration.report import render_html
+    from civicair.calibration.service import rules_from
     from civicair.core.console import console, fail, settings_or_exit
     from civicair.core.domain import QUANTITY_BY_NAME
 
     settings = settings_or_exit()
     if quantity not in QUANTITY_BY_NAME:
         fail(f"--quantity: unknown quantity {quantity!r}")
+    if min_pairs is not None:
+        settings = settings.model_copy(update={"calibration_min_pairs": min_pairs})
+    fmt = SensorFormat(time_col=time_col, value_col=value_col, rh_col=rh_col, time_format=time_format,
+                       utc_offset=utc_offset, unit=unit)
     try:
-        parts = [read_samples(p.read_bytes(), quantity=quantity, time_col=time_col, value_col=value_col,
-                              rh_col=rh_col) for p in sensor]
-        samples = merge_samples(parts)
-        ref, ref_name = read_reference(reference.read_bytes(), quantity=quantity, station=station,
-                                       time_col=time_col, value_col=value_col)
+        samples = merge_samples([read_samples(p.read_bytes(), quantity=quantity, fmt=fmt) for p in sensor])
+        ref = read_reference(reference.read_bytes(), quantity=quantity, station=station, time_col=time_col,
+                             value_col=value_col)
         report = evaluate_campaign(samples, ref, quantity=quantity, test_fraction=test_fraction,
-                                   min_coverage=settings.coverage_min,
-                                   min_pairs=min_pairs if min_pairs is not None else settings.calibration_min_pairs)
+                                   min_coverage=settings.coverage_min, rules=rules_from(settings),
+                                   sensor_model=sensor_model, sensor_name=sensor[0].name)
     except (CivicairError, OSError) as exc:
         fail(exc if isinstance(exc, CivicairError) else InvalidInput(str(exc)))
         raise
-    report["sources"] = {"sensor": [str(p) for p in sensor], "reference": str(reference), "reference_series": ref_name,
+    report["sources"] = {"sensor": [str(p) for p in sensor], "reference": str(reference), "reference_series": ref.name,
                          "sensor_bad_rows": len(samples.bad_rows)}
-    report = json_safe(report)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(report, indent=2))
-        (out / "report.html").write_text(render_html(report, f"co-location campaign — {quantity}"))
-    m, c = report["metrics_raw"], report["metrics_calibrated"]
-    model = report["model"]
-    console.print(f"model ({model['method']}): ref = {model['a']:.3f} + {model['b']:.3f}·raw + {model['c']:.4f}·RH",
-                  highlight=False)
-    for name, mm in (("raw", m), ("calibrated", c)):
-        console.print(f"test {name}: R² {mm['r2']}, slope {mm['slope']}, intercept {mm['intercept']}, "
-                      f"RMSE {mm['rmse']}, n {mm['n']}", highlight=False)
-    console.print(f"uncertainty {report['uncertainty_pct']} % → class {report['class']}; "
-                  f"{len(report['flags'])} flag(s)" + (f"; report in {out}" if out else ""), highlight=False)
+        (out / "report.html").write_text(render_html(report))
+    for w in report["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print(report["verdict"], highlight=False)
+    m = report["metrics"]
+    for name in ("raw", "calibrated"):
+        mm = m.get(name)
+        if mm:
+            console.print(f"test {name}: RMSE {mm['rmse']}, R² {mm['r2']}, slope {mm['slope']}, "
+                          f"intercept {mm['intercept']}, n {mm['n']}", highlight=False)
+    console.print(f"{len(report['flags'])} flag(s)" + (f"; report in {out}" if out else ""), highlight=False)
     if as_json:
-        slim = {k: v for k, v in report.items() if k != "series"}
-        print(json.dumps(slim))
+        print(json.dumps({k: v for k, v in report.items() if k != "series"}))
 
 
 @partner_key_app.command("create")

@@ -1,7 +1,8 @@
 """Reference data files → typed rows (pure: bytes in, rows + line-numbered problems out).
 
 * station lists: CSV (code, name, lat, lon, type; `,` or `;`) or GeoJSON points;
-* measurements: the French LCSQA "E2" daily CSV and the EEA e-reporting CSV (docs/calibration.md#reference-importers).
+* measurements: the French LCSQA "E2" daily CSV, the EEA e-reporting CSV and the AirNow-Tech
+  long-format export of US agencies (docs/calibration.md#reference-importers).
 
 Encodings are detected (BOM, then UTF-8, then Latin-1), never assumed. Rows with validity ≤ 0 or
 an empty value are ignored (counted), unsupported pollutants are skipped (counted), malformed
@@ -28,8 +29,12 @@ E2_HEADER = ["Date de début", "Date de fin", "Organisme", "code zas", "Zas", "c
 EEA_COLUMNS = {"AirQualityStationEoICode", "AirPollutant", "Concentration", "UnitOfMeasurement",
                "DatetimeBegin", "Validity"}
 POLLUTANTS = {"PM2.5": "pm25", "PM10": "pm10", "NO2": "no2", "O3": "o3"}
+AIRNOWTECH_COLUMNS = {"site aqs", "param", "date (utc)", "time (utc)", "value", "unit", "qc code"}
+# AirNow-Tech parameter names: the AQS parameter code follows PM names (88101 FRM/FEM, 88502 other)
+AIRNOWTECH_PARAMS = {"PM2.5-88101": "PM2.5", "PM2.5-88502": "PM2.5", "PM10-81102": "PM10", "NO2": "NO2", "O3": "O3"}
 # to µg/m³ at 20 °C / 1013 hPa (docs/calibration.md#validity-and-units)
-UNIT_FACTORS = {"µg-m3": 1.0, "µg/m3": 1.0, "ug/m3": 1.0, "µg/m³": 1.0, "mg-m3": 1000.0, "mg/m3": 1000.0}
+UNIT_FACTORS = {"µg-m3": 1.0, "µg/m3": 1.0, "ug/m3": 1.0, "µg/m³": 1.0, "mg-m3": 1000.0, "mg/m3": 1000.0,
+                "UG/M3": 1.0}
 PPB_FACTORS = {"no2": 1.88, "o3": 1.96}
 
 
@@ -88,7 +93,7 @@ def _norm(name: str) -> str:
 
 
 def detect_format(text: str) -> str:
-    """e2 | eea | stations_csv | stations_geojson | sensor_community | generic."""
+    """e2 | eea | airnowtech | stations_csv | stations_geojson | sensor_community | generic."""
     head = text.lstrip()[:4096]
     if head.startswith("{"):
         return "stations_geojson"
@@ -98,6 +103,8 @@ def detect_format(text: str) -> str:
         return "e2"
     if {c.lower() for c in EEA_COLUMNS} <= cols:
         return "eea"
+    if AIRNOWTECH_COLUMNS <= cols:
+        return "airnowtech"
     if {"sensor_id", "sensor_type", "timestamp"} <= cols:
         return "sensor_community"
     if "code" in cols and ("lat" in cols or "latitude" in cols):
@@ -241,6 +248,43 @@ def parse_eea(data: bytes) -> ParseResult:
     return res
 
 
+# --- AirNow-Tech ---------------------------------------------------------------------------------
+def parse_airnowtech(data: bytes) -> ParseResult:
+    """The long-format CSV AirNow-Tech exports (one row per site, parameter and hour): hour-beginning
+    UTC times in `Date (UTC)` (M/D/YYYY) and `Time (UTC)` (H:MM); rows with `QC Code` ≠ 0 are
+    ignored; parameters other than PM2.5, PM10, NO2 and O3 are counted as ignored."""
+    text, enc = decode_text(data)
+    res = ParseResult("airnowtech", enc)
+    header, reader = _reader(text)
+    idx = {_norm(h): i for i, h in enumerate(header)}
+    missing = sorted(AIRNOWTECH_COLUMNS - set(idx))
+    if missing:
+        raise InvalidInput(f"not an AirNow-Tech file: missing column(s) {', '.join(missing)}")
+    for lineno, row in _data_rows(reader, res, width=len(header)):
+
+        def col(name: str) -> str:
+            return row[idx[name]].strip()  # noqa: B023 - used within this iteration
+
+        code = col("site aqs")
+        if not code:
+            res.bad_rows.append((lineno, "empty Site AQS code"))
+            continue
+        try:
+            start = datetime.strptime(f"{col('date (utc)')} {col('time (utc)')}", "%m/%d/%Y %H:%M").replace(tzinfo=UTC)
+        except ValueError:
+            res.bad_rows.append((lineno, f"bad date/time {col('date (utc)')!r} {col('time (utc)')!r} (want M/D/YYYY H:MM)"))
+            continue
+        if col("qc code") not in ("0", ""):
+            res.ignored["QC code not 0"] += 1
+            continue
+        if code not in res.stations:
+            res.stations[code] = StationRow(code, row[idx["site"]].strip() if "site" in idx else code,
+                                            network=row[idx["agency"]].strip() if "agency" in idx else None)
+        param = col("param")
+        _add(res, lineno, code, AIRNOWTECH_PARAMS.get(param, param), col("value"), col("unit"), "1", start, "airnowtech")
+    return res
+
+
 def parse_iso_utc(s: str) -> datetime:
     """ISO-8601 (also 'YYYY-MM-DD HH:MM:SS +01:00'); UTC when no offset is given."""
     s = s.strip().replace(" +", "+").replace(" -", "-")
@@ -302,5 +346,7 @@ def parse_reference(data: bytes, fmt: str = "auto") -> ParseResult:
         return parse_e2(data)
     if fmt == "eea":
         return parse_eea(data)
-    raise InvalidInput(f"unrecognised reference file format ({fmt}); expected an E2 or EEA CSV")
+    if fmt == "airnowtech":
+        return parse_airnowtech(data)
+    raise InvalidInput(f"unrecognised reference file format ({fmt}); expected an E2, EEA or AirNow-Tech CSV")
 

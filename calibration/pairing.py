@@ -1,4 +1,4 @@
-"""Hourly means with the coverage rule, and pairing of sensor and reference hours (docs/calibration.md#hourly-coverage-rule).
+"""Hourly means of sub-hourly samples with the coverage rule of campaigns (docs/calibration.md#hourly-coverage-rule).
 
 Pure: numpy arrays in, numpy arrays out. Times are ``datetime64`` (UTC, no offset) or integer
 epoch hours; an hour is ``[h, h+1)``. A mean is kept only when the hour holds at least
@@ -59,33 +59,3 @@ def hourly_means(times: np.ndarray, values: np.ndarray, interval_s: float | None
     expected = max(HOUR_S / interval_s, 1.0)
     coverage = np.minimum(count / expected, 1.0)
     return HourlySeries(hours.astype(np.int64), sums / count, count.astype(np.int64), coverage)
-
-
-@dataclass(frozen=True)
-class Pairs:
-    hours: np.ndarray
-    raw: np.ndarray
-    ref: np.ndarray
-    rh: np.ndarray  # NaN where no RH was available
-    expected_hours: int  # hours in the window (for completeness)
-
-
-def pair_hourly(
-    sensor: HourlySeries,
-    reference: HourlySeries,
-    rh: HourlySeries | None = None,
-    *,
-    min_coverage: float = 0.75,
-) -> Pairs:
-    """Hours where both sensor and reference meet the coverage rule (RH joined when present)."""
-    s = sensor.valid(min_coverage)
-    r = reference.valid(min_coverage)
-    hours, si, ri = np.intersect1d(s.hours, r.hours, assume_unique=True, return_indices=True)
-    rh_values = np.full(hours.size, np.nan)
-    if rh is not None and rh.hours.size:
-        rv = rh.valid(min_coverage)
-        _, hi, rhi = np.intersect1d(hours, rv.hours, assume_unique=True, return_indices=True)
-        rh_values[hi] = rv.mean[rhi]
-    span = [x for x in (sensor.hours, reference.hours) if x.size]
-    expected = int(max(a.max() for a in span) - min(a.min() for a in span) + 1) if span else 0
-    return Pairs(hours, s.mean[si], r.mean[ri], rh_values, expected)

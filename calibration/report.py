@@ -1,136 +1,237 @@
-"""Partner reports: a JSON document and a self-contained HTML page with inline SVG plots
-(matplotlib, no pyplot state: safe in API worker threads)."""
+"""Calibration reports (docs/calibration.md#partner-reports): one JSON document for every device
+state (co-located, network model, US-EPA correction, not calibrated, insufficient data,
+unreliable) and its HTML page (Jinja2, inline SVG plots drawn with matplotlib without pyplot
+state, safe in API worker threads). The same document serves the partner API and the offline
+campaign evaluation."""
 
 from __future__ import annotations
 
-import html
 import io
-import json
+import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from civicair.calibration.fit import EPA_MODEL
 from civicair.calibration.importers import parse_iso_utc
-from civicair.calibration.metrics import epa_target_results
-from matplotlib.figure import Figure
+from civicair.calibration.metrics import EPA_TARGET_TEXT, LIMIT_VALUES
+from civicair.core.domain import QUANTITY_BY_NAME
 
-TARGET_TEXT = {"r2": "R² ≥ 0.70", "slope": "slope 1 ± 0.35", "intercept": "|intercept| ≤ 5 µg/m³",
-               "rmse_or_nrmse": "RMSE ≤ 7 µg/m³ or NRMSE ≤ 30 %", "completeness": "completeness ≥ 75 %"}
+STATES = ("colocated", "network", "epa", "none", "insufficient_data", "unreliable")
+STATE_TEXT = {
+    "colocated": "calibrated against a co-located reference station",
+    "network": "calibrated with the network model of its sensor type",
+    "epa": "calibrated with the US-EPA correction",
+    "none": "not calibrated (raw values)",
+    "insufficient_data": "not enough data to judge",
+    "unreliable": "unreliable",
+}
+METHOD_TEXT = {"identity": "raw values (no fit did better)", "network": "network model of the sensor type",
+               "epa": "US-EPA correction (Barkjohn et al. 2021)", "ols": "least squares", "huber": "robust (Huber)",
+               "ols_rh": "least squares with RH", "huber_rh": "robust (Huber) with RH",
+               "kohler": "κ-Köhler humidity growth"}
 
 
-def _svg(fig: Figure) -> str:
+def state_of(kind: str, status: str) -> str:
+    if status == "insufficient_data":
+        return "insufficient_data"
+    if status == "unreliable":
+        return "unreliable"
+    return kind
+
+
+def _n(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)
+
+
+def equation(model: dict[str, Any] | None, sensor_type: str | None = None) -> str | None:
+    if not model:
+        return None
+    m = model.get("method")
+    a, b, c, k = (model.get(x) or 0.0 for x in ("a", "b", "c", "kappa"))
+    if m == "identity":
+        return "reference = raw"
+    if m == "epa":
+        e = EPA_MODEL
+        return (f"reference = {e.b:g} × raw − {-e.c:g} × RH + {e.a:g} (up to {e.breakpoint:g} µg/m³; "
+                f"RH {e.rh_default:g} % where unknown)")
+    if m == "kohler":
+        return (f"reference = {a:.3f} + {b:.3f} × raw / (1 + {k:.2f}/1.65 × aw/(1 − aw)), aw = RH/100 "
+                "(capped at 0.98)")
+    text = f"reference = {a:.3f} {'−' if b < 0 else '+'} {abs(b):.3f} × raw"
+    if m in ("ols_rh", "huber_rh") and c:
+        text += f" {'−' if c < 0 else '+'} {abs(c):.4f} × RH"
+    if m == "network" and sensor_type:
+        text += f" (network model of {sensor_type})"
+    return text
+
+
+def verdict(doc: dict[str, Any]) -> str:
+    """A plain-language paragraph an engineer can forward: what was measured where and when, how
+    it was calibrated, how good it is, and why the status is what it is."""
+    q = doc["quantity_label"]
+    who = f"Device {doc['device']}" + (f" ({doc['sensor_model']})" if doc.get("sensor_model") else "")
+    st = doc.get("station") or {}
+    where = f" beside station {st.get('code')}" + (f" {st['name']}" if st.get("name") else "") if st.get("code") else ""
+    w = doc.get("window") or {}
+    when = f" from {str(w.get('start'))[:16]} to {str(w.get('end'))[:16]} UTC" if w.get("start") else ""
+    parts = [f"{who}, {q} in {doc['unit']}{where}{when}: {STATE_TEXT.get(doc['state'], doc['state'])}."]
+    model, metrics = doc.get("model"), doc.get("metrics") or {}
+    problems = [r["text"] for r in doc.get("reasons", []) if r["level"] in ("unreliable", "suspect", "insufficient_data")]
+    if model:
+        parts.append(f"Published model: {METHOD_TEXT.get(model['method'], model['method'])}, {doc.get('equation')}.")
+        cal, raw = metrics.get("calibrated") or metrics.get("out_of_fold"), metrics.get("raw")
+        if cal and cal.get("rmse") is not None:
+            basis = "on the test period" if doc.get("basis") == "test" else "out of sample (cross-validation)"
+            raw_txt = f" against {_n(raw['rmse'])} for the raw values" if raw and raw.get("rmse") is not None else ""
+            parts.append(f"Error {basis}: RMSE {_n(cal['rmse'])} {doc['unit']}{raw_txt}.")
+        if cal and cal.get("slope") is not None and cal["slope"] < 0.65:
+            parts.append(f"The calibrated values are pulled towards the mean (slope {cal['slope']:.2f} against the "
+                         "reference): the price of the smallest error for a sensor that follows the reference "
+                         "loosely; peaks are underestimated.")
+        if doc.get("uncertainty_pct") is not None:
+            parts.append(f"Expanded uncertainty {doc['uncertainty_pct']:.0f} % at the limit value "
+                         f"{_n(doc.get('limit_value'))} {doc['unit']}: class {doc.get('class') or '–'} (CEN/TS 17660).")
+        elif doc["state"] in ("network", "epa"):
+            parts.append("Without a co-located reference its accuracy is not measured; the stars compare it with the "
+                         "nearest station or neighbouring sensors.")
+    elif doc["state"] in ("unreliable", "colocated"):
+        parts.append("No calibration is published; the raw values are kept and flagged, and the device is left out "
+                     "of the public zone series.")
+    elif doc["state"] == "none":
+        parts.append("Its raw values are published as they are.")
+    if doc.get("status"):
+        stars = f", {doc['stars']} star(s)" if doc.get("stars") else ""
+        parts.append(f"Status: {doc['status']}{stars}" + (" — " + "; ".join(problems) + "." if problems else "."))
+    return " ".join(parts)
+
+
+def flag_tables(flags: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flags grouped by (flag, quantity), evidence as columns."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for f in flags:
+        groups.setdefault((str(f.get("flag")), str(f.get("quantity") or "")), []).append(f)
+    out = []
+    for (name, qty), rows in sorted(groups.items()):
+        keys = sorted({k for r in rows for k in (r.get("evidence") or {})})
+        out.append({"flag": name, "quantity": qty, "columns": keys, "count": len(rows),
+                    "rows": [{"start": r.get("start"), "end": r.get("end"),
+                              "values": [_n((r.get("evidence") or {}).get(k), 4) for k in keys]} for r in rows[:200]]})
+    return out
+
+
+def document(*, title: str, device: str, sensor_model: str | None, quantity: str, station: dict[str, Any] | None,
+             window: dict[str, Any], kind: str, status: str, stars: int | None, model: dict[str, Any] | None,
+             cv: dict[str, Any] | None, metrics: dict[str, dict[str, Any] | None], basis: str,
+             uncertainty_pct: float | None, sensor_class: int | None, epa_targets: dict[str, bool] | None,
+             reasons: list[dict[str, Any]], warnings: list[str], flags: list[dict[str, Any]],
+             series: dict[str, Any] | None, daily_stars: dict[str, int] | None = None,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report document of one device and quantity, in every state."""
+    q = QUANTITY_BY_NAME[quantity]
+    doc: dict[str, Any] = {
+        "title": title, "device": device, "sensor_model": sensor_model, "quantity": quantity,
+        "quantity_label": q.label, "unit": q.unit, "station": station if station and station.get("code") else None,
+        "window": window, "kind": kind, "state": state_of(kind, status), "status": status, "stars": stars or None,
+        "model": model, "equation": equation(model, sensor_model), "cv": cv, "metrics": metrics, "basis": basis,
+        "limit_value": LIMIT_VALUES.get(quantity), "uncertainty_pct": uncertainty_pct, "class": sensor_class,
+        "epa_targets": epa_targets, "reasons": reasons, "warnings": warnings, "flags": flags,
+        "daily_stars": daily_stars or {}, "series": series or None,
+    }
+    cal = metrics.get("calibrated") or metrics.get("out_of_fold")
+    comp = cal.get("completeness") if cal else (metrics.get("raw") or {}).get("completeness")
+    doc["completeness_pct"] = None if comp is None else round(100 * float(comp), 1)
+    doc.update(extra or {})
+    doc["verdict"] = verdict(doc)
+    return doc
+
+
+# --- HTML --------------------------------------------------------------------------------------
+def _svg(fig: Any) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
     text = buf.getvalue()
     return text[text.find("<svg"):]
 
 
-def _arr(values: list) -> np.ndarray:
+def _arr(values: list[Any]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], float)
 
 
-def plots(series: dict[str, list]) -> dict[str, str]:
-    """scatter raw/calibrated vs reference (1:1 line), time series, residuals vs RH."""
+def plots(series: dict[str, Any] | None, unit: str, label: str) -> dict[str, str]:
+    """Scatter of raw and calibrated against the reference (1:1 line), time series, residuals
+    against RH; only what the series holds."""
     if not series or not series.get("hours"):
         return {}
-    ref, raw, cal = _arr(series["reference"]), _arr(series["raw"]), _arr(series["calibrated"])
+    from matplotlib.figure import Figure
+
+    ref, raw = _arr(series["reference"]), _arr(series["raw"])
+    cal = _arr(series.get("calibrated") or [None] * ref.size)
     rh = _arr(series.get("rh") or [None] * ref.size)
+    has_cal = bool(np.isfinite(cal).any())
     times = np.array([np.datetime64(parse_iso_utc(h).replace(tzinfo=None), "s") for h in series["hours"]])
     out = {}
     fig = Figure(figsize=(5, 5))
     ax = fig.add_subplot()
     ax.scatter(ref, raw, s=6, alpha=0.5, label="raw")
-    ax.scatter(ref, cal, s=6, alpha=0.5, label="calibrated")
+    if has_cal:
+        ax.scatter(ref, cal, s=6, alpha=0.5, label="calibrated")
     top = float(np.nanmax(np.concatenate([ref, raw, cal]))) if np.isfinite(ref).any() else 1.0
     ax.plot([0, top], [0, top], "k--", lw=1, label="1:1")
-    ax.set_xlabel("reference (µg/m³)")
-    ax.set_ylabel("sensor (µg/m³)")
+    ax.set_xlabel(f"reference {label} ({unit})")
+    ax.set_ylabel(f"sensor {label} ({unit})")
     ax.legend()
-    out["scatter"] = _svg(fig)
+    out["Sensor against reference"] = _svg(fig)
     fig = Figure(figsize=(9, 3))
     ax = fig.add_subplot()
     ax.plot(times, ref, lw=1, label="reference", color="k")
     ax.plot(times, raw, lw=0.8, label="raw")
-    ax.plot(times, cal, lw=0.8, label="calibrated")
-    ax.set_ylabel("µg/m³")
+    if has_cal:
+        ax.plot(times, cal, lw=0.8, label="calibrated")
+    ax.set_ylabel(f"{label} ({unit})")
     ax.legend()
     fig.autofmt_xdate()
-    out["timeseries"] = _svg(fig)
-    if np.isfinite(rh).any():
+    out["Time series"] = _svg(fig)
+    if has_cal and np.isfinite(rh).any():
         fig = Figure(figsize=(5, 3.5))
         ax = fig.add_subplot()
         ax.scatter(rh, cal - ref, s=6, alpha=0.5)
         ax.axhline(0, color="k", lw=1)
         ax.set_xlabel("relative humidity (%)")
-        ax.set_ylabel("calibrated − reference (µg/m³)")
-        out["residuals_rh"] = _svg(fig)
+        ax.set_ylabel(f"calibrated − reference ({unit})")
+        out["Residuals against humidity"] = _svg(fig)
     return out
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return html.escape(str(v))
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("civicair.calibration", "templates"), autoescape=select_autoescape(),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = _n
+    env.filters["pct"] = lambda v: "–" if v is None else f"{100 * float(v):.1f} %"
+    return env
 
 
-def render_html(report: dict[str, Any], title: str) -> str:
-    """A self-contained page: model, metrics vs EPA targets, class, flags with evidence, data
-    window, plots. Every value is escaped."""
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:3px 8px}.ok{color:#070}.ko{color:#b00}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>"]
-    model = report.get("model")
-    if model:
-        parts.append("<h2>Model</h2><p>reference = a + b·raw + c·RH — method "
-                     f"<b>{_fmt(model.get('method'))}</b>: a = {_fmt(model.get('a'))}, b = {_fmt(model.get('b'))}, "
-                     f"c = {_fmt(model.get('c'))}</p>")
-    window = report.get("window")
-    if window:
-        parts.append("<h2>Data window</h2><p>" + ", ".join(f"{html.escape(k)}: {_fmt(v)}" for k, v in window.items())
-                     + "</p>")
-    metric_sets = [(k, report[k]) for k in ("metrics_raw", "metrics_calibrated", "metrics_fit") if report.get(k)]
-    if metric_sets:
-        keys = ["r2", "slope", "intercept", "rmse", "nrmse", "mae", "completeness", "n"]
-        parts.append("<h2>Performance (US-EPA 2021 targets)</h2><table><tr><th>metric</th>"
-                     + "".join(f"<th>{html.escape(k)}</th>" for k, _ in metric_sets) + "</tr>")
-        for k in keys:
-            parts.append(f"<tr><td>{k}</td>" + "".join(f"<td>{_fmt(m.get(k))}</td>" for _, m in metric_sets) + "</tr>")
-        parts.append("</table>")
-        cal = report.get("metrics_calibrated")
-        if cal:
-            res = epa_target_results(cal)
-            parts.append("<ul>" + "".join(
-                f"<li class='{'ok' if ok else 'ko'}'>{TARGET_TEXT[k]}: {'met' if ok else 'not met'}</li>"
-                for k, ok in res.items()) + "</ul>")
-    if "uncertainty_pct" in report:
-        parts.append(f"<h2>Uncertainty and class</h2><p>expanded relative uncertainty at the limit value: "
-                     f"{_fmt(report.get('uncertainty_pct'))} % → class {_fmt(report.get('class'))} "
-                     "(CEN/TS 17660-1)</p>")
-    for key in ("status", "stars"):
-        if key in report:
-            parts.append(f"<p>{key}: <b>{_fmt(report[key])}</b></p>")
-    if report.get("devices"):
-        parts.append("<h2>Co-located devices</h2><table><tr><th>device</th><th>status</th><th>stars</th>"
-                     "<th>method</th><th>R²</th><th>uncertainty %</th><th>class</th></tr>")
-        for d in report["devices"]:
-            parts.append(f"<tr><td>{_fmt(d.get('pseudonym'))}</td><td>{_fmt(d.get('status'))}</td>"
-                         f"<td>{_fmt(d.get('stars'))}</td><td>{_fmt(d.get('method'))}</td><td>{_fmt(d.get('r2'))}</td>"
-                         f"<td>{_fmt(d.get('uncertainty_pct'))}</td><td>{_fmt(d.get('class'))}</td></tr>")
-        parts.append("</table>")
-    flags = report.get("flags") or []
-    parts.append(f"<h2>QA flags ({len(flags)})</h2>")
-    if flags:
-        parts.append("<table><tr><th>flag</th><th>from</th><th>to</th><th>evidence</th></tr>")
-        for f in flags[:500]:
-            parts.append(f"<tr><td>{_fmt(f.get('flag'))}</td><td>{_fmt(f.get('start'))}</td><td>{_fmt(f.get('end'))}</td>"
-                         f"<td><code>{html.escape(json.dumps(f.get('evidence'), default=str))}</code></td></tr>")
-        parts.append("</table>")
-    for name, svg in plots(report.get("series") or {}).items():
-        parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2><figure>{svg}</figure>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+def render_html(doc: dict[str, Any], *, history: list[dict[str, Any]] | None = None,
+                logout: dict[str, str] | None = None) -> str:
+    """The HTML page of a report document (every value escaped by the template engine)."""
+    template = _environment().get_template("report.html")
+    cal = (doc.get("metrics") or {})
+    columns = [(k, v) for k, v in (("raw", cal.get("raw")), ("calibrated", cal.get("calibrated")),
+                                   ("out of fold (training)", cal.get("out_of_fold"))) if v]
+    return str(template.render(doc=doc, metric_columns=columns, flag_tables=flag_tables(doc.get("flags") or []),
+                               plots=plots(doc.get("series"), doc["unit"], doc["quantity_label"]),
+                               targets=EPA_TARGET_TEXT, methods=METHOD_TEXT, history=history or [], logout=logout))
+
+
+def render_station_html(doc: dict[str, Any], report_link: Any = None) -> str:
+    return str(_environment().get_template("station.html").render(doc=doc, report_link=report_link))
 
 
 def json_safe(obj: Any) -> Any:
@@ -141,6 +242,6 @@ def json_safe(obj: Any) -> Any:
         return [json_safe(v) for v in obj]
     if isinstance(obj, np.generic):
         obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj

@@ -1,22 +1,224 @@
-"""All SQL of the calibration package (SQLAlchemy Core). Repositories never commit: the caller
-owns the transaction."""
+"""All SQL of the calibration package (SQLAlchemy Core statement builders, then the functions that
+execute them; bulk writes through COPY into a staging table). Repositories never commit: the
+caller owns the transaction."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from civicair.calibration.importers import ReferenceRow, StationRow
 from civicair.core import tables
+from sqlalchemy.dialects.postgresql import JSONB, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
 CLOCK_BIT = 2  # core.domain.Flag.CLOCK
+RUN_LOCK = 0x63616C69  # advisory lock of a calibration run ("cali"): one run at a time over all processes
+_stage = sa.MetaData()
+flag_stage = sa.Table(
+    "calibration_flag_stage", _stage,
+    sa.Column("device_id", sa.Integer), sa.Column("quantity", sa.SmallInteger), sa.Column("flag", sa.Text),
+    sa.Column("scope", sa.Text), sa.Column("period_start", tables.TZ), sa.Column("period_end", tables.TZ),
+    sa.Column("evidence", JSONB), prefixes=["temporary"], postgresql_on_commit="drop")
+mean_stage = sa.Table(
+    "calibration_mean_stage", _stage,
+    sa.Column("device_id", sa.Integer), sa.Column("quantity", sa.SmallInteger), sa.Column("hour", tables.TZ),
+    sa.Column("calibrated_mean", sa.Float), prefixes=["temporary"], postgresql_on_commit="drop")
 
 
-# --- reference data -----------------------------------------------------------------------------
+# --- statement builders: reads ----------------------------------------------------------------
+def fixed_devices_stmt(uid: str | None = None) -> sa.Select[Any]:
+    d = tables.devices
+    q = sa.select(d.c.id, d.c.uid, d.c.pseudonym, d.c.lat, d.c.lon, d.c.sensor_models, d.c.status, d.c.stars) \
+        .where(d.c.kind == "fixed").order_by(d.c.id)
+    return q.where(d.c.uid == uid) if uid is not None else q
+
+
+def stations_stmt() -> sa.Select[Any]:
+    t = tables.reference_stations
+    return sa.select(t).order_by(t.c.code)
+
+
+def reference_stmt(codes: Sequence[str], quantities: Sequence[int], start: datetime, end: datetime) -> sa.Select[Any]:
+    t = tables.reference_readings
+    return (sa.select(t.c.station_code, t.c.quantity, t.c.time, t.c.value)
+            .where(t.c.station_code.in_(list(codes)), t.c.quantity.in_(list(quantities)), t.c.time >= start,
+                   t.c.time < end))
+
+
+def hourly_arrays_stmt(device_ids: Sequence[int], quantities: Sequence[int], start: datetime,
+                       end: datetime) -> sa.Select[Any]:
+    """Per (device, quantity): the window's rollup rows as arrays (hour offsets from `start`,
+    unflagged readings, mean, flag bits), so a large window loads as a few thousand rows."""
+    h = tables.hourly
+    offset = sa.cast(sa.func.extract("epoch", h.c.hour - sa.literal(start, tables.TZ)) / 3600, sa.Integer)
+    return (sa.select(h.c.device_id, h.c.quantity, sa.func.array_agg(offset).label("hours"),
+                      sa.func.array_agg(h.c.n).label("n"), sa.func.array_agg(h.c.mean).label("mean"),
+                      sa.func.array_agg(h.c.flags_any).label("flags_any"))
+            .where(h.c.device_id.in_(list(device_ids)), h.c.quantity.in_(list(quantities)), h.c.hour >= start,
+                   h.c.hour < end)
+            .group_by(h.c.device_id, h.c.quantity))
+
+
+def clock_counts_stmt(device_ids: Sequence[int], quantities: Sequence[int], start: datetime,
+                      end: datetime) -> sa.Select[Any]:
+    """Readings the ingest flagged CLOCK, per (device, quantity, hour): only the hours whose rollup
+    row carries the bit are probed (by the readings primary key), and only CLOCK readings count."""
+    h, r = tables.hourly, tables.readings
+    join = sa.and_(r.c.device_id == h.c.device_id, r.c.quantity == h.c.quantity, r.c.time >= h.c.hour,
+                   r.c.time < h.c.hour + sa.text("interval '1 hour'"), r.c.flags.op("&")(CLOCK_BIT) != 0)
+    return (sa.select(h.c.device_id, h.c.quantity, h.c.hour, sa.func.count().label("n"))
+            .select_from(h.join(r, join))
+            .where(h.c.device_id.in_(list(device_ids)), h.c.quantity.in_(list(quantities)), h.c.hour >= start,
+                   h.c.hour < end, h.c.flags_any.op("&")(CLOCK_BIT) != 0)
+            .group_by(h.c.device_id, h.c.quantity, h.c.hour))
+
+
+def last_status_stmt(device_ids: Sequence[int]) -> sa.Select[Any]:
+    h = tables.device_status_history
+    return (sa.select(h.c.device_id, h.c.status, h.c.stars).ext(distinct_on(h.c.device_id))
+            .where(h.c.device_id.in_(list(device_ids)))
+            .order_by(h.c.device_id, h.c.changed_at.desc(), h.c.id.desc()))
+
+
+# --- statement builders: writes ----------------------------------------------------------------
+def flag_replacement_stmts(device_ids: Sequence[int], quantities: Sequence[int], start: datetime) -> list[sa.Executable]:
+    """The stored flags of these devices and quantities become this run's: window verdicts are
+    replaced; runs of hours starting in the window are recomputed; a run reaching into the window
+    from before is cut at the window start and continued by the new run starting there (one row
+    per event, however often the window slides over it)."""
+    f, s = tables.device_flags, flag_stage
+    mine = sa.and_(f.c.device_id.in_(list(device_ids)), f.c.quantity.in_(list(quantities)))
+    hours = f.c.scope == "hours"
+    merged = (sa.update(f).where(mine, hours, f.c.period_end == start, f.c.flag == s.c.flag, f.c.device_id == s.c.device_id,
+                                 f.c.quantity == s.c.quantity, s.c.scope == "hours", s.c.period_start == start)
+              .values(period_end=s.c.period_end,
+                      evidence=sa.case((s.c.evidence.has_key("hours"), s.c.evidence.op("||")(sa.func.jsonb_build_object(
+                          "hours", sa.func.extract("epoch", s.c.period_end - f.c.period_start) / 3600))),
+                          else_=s.c.evidence))
+              .returning(f.c.device_id, f.c.quantity, f.c.flag).cte("merged"))
+    drop_merged = (sa.delete(s).where(s.c.device_id == merged.c.device_id, s.c.quantity == merged.c.quantity,
+                                      s.c.flag == merged.c.flag, s.c.period_start == start))
+    cols = ["device_id", "quantity", "flag", "scope", "period_start", "period_end", "evidence"]
+    return [
+        sa.delete(f).where(mine, f.c.scope == "window"),
+        sa.delete(f).where(mine, hours, f.c.period_start >= start),
+        sa.update(f).where(mine, hours, f.c.period_start < start, f.c.period_end > start).values(period_end=start),
+        drop_merged.add_cte(merged),
+        sa.insert(f).from_select(cols, sa.select(*(s.c[c] for c in cols))),
+    ]
+
+
+def calibrated_means_stmt() -> sa.Update:
+    """Set `calibrated_mean` on the staged rollup rows (changed ones only: an unchanged row is not
+    rewritten, nor logged as invalidating the materialised zone series). Rows erased meanwhile
+    are not brought back."""
+    h, s = tables.hourly, mean_stage
+    return (sa.update(h).where(h.c.device_id == s.c.device_id, h.c.quantity == s.c.quantity, h.c.hour == s.c.hour,
+                               h.c.calibrated_mean.is_distinct_from(s.c.calibrated_mean))
+            .values(calibrated_mean=s.c.calibrated_mean, updated_at=sa.func.now()))
+
+
+def calibration_replacement_stmts(device_ids: Sequence[int], quantities: Sequence[int],
+                                  day_start: datetime) -> list[sa.Executable]:
+    """Before this run's model rows go in: the active row of the same UTC day is superseded and
+    dropped (one history row per device, quantity and day), an older active row is deactivated."""
+    c = tables.calibrations
+    mine = sa.and_(c.c.device_id.in_(list(device_ids)), c.c.quantity.in_(list(quantities)), c.c.active)
+    return [sa.delete(c).where(mine, c.c.fitted_at >= day_start), sa.update(c).where(mine).values(active=False)]
+
+
+def run_lock_stmt(wait: bool) -> sa.Select[Any]:
+    fn = sa.func.pg_advisory_xact_lock if wait else sa.func.pg_try_advisory_xact_lock
+    return sa.select(fn(RUN_LOCK))
+
+
+# --- execution ---------------------------------------------------------------------------------
+def lock_run(conn: Connection, *, wait: bool) -> bool:
+    """Take the calibration run's lock for this transaction; False if another run holds it."""
+    value = conn.execute(run_lock_stmt(wait)).scalar()
+    return True if wait else bool(value)
+
+
+def fixed_devices(conn: Connection, uid: str | None = None) -> list[Any]:
+    return list(conn.execute(fixed_devices_stmt(uid)).all())
+
+
+def stations(conn: Connection) -> list[Any]:
+    return list(conn.execute(stations_stmt()).all())
+
+
+def reference_series(conn: Connection, codes: Sequence[str], quantities: Sequence[int], start: datetime,
+                     end: datetime) -> list[Any]:
+    return list(conn.execute(reference_stmt(codes, quantities, start, end)).all()) if codes else []
+
+
+def hourly_arrays(conn: Connection, device_ids: Sequence[int], quantities: Sequence[int], start: datetime,
+                  end: datetime) -> list[Any]:
+    return list(conn.execute(hourly_arrays_stmt(device_ids, quantities, start, end)).all()) if device_ids else []
+
+
+def clock_counts(conn: Connection, device_ids: Sequence[int], quantities: Sequence[int], start: datetime,
+                 end: datetime) -> list[Any]:
+    return list(conn.execute(clock_counts_stmt(device_ids, quantities, start, end)).all()) if device_ids else []
+
+
+def _copy(conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]]) -> None:
+    conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+    conn.execute(sa.delete(table))
+    raw = conn.connection.driver_connection
+    cols = ", ".join(c.name for c in table.columns)
+    with raw.cursor() as cur, cur.copy(f"copy {table.name} ({cols}) from stdin") as copy:  # type: ignore[union-attr]
+        for row in rows:
+            copy.write_row(row)
+
+
+def write_calibrated_means(conn: Connection, rows: Iterable[tuple[int, int, datetime, float | None]]) -> int:
+    """Rows (device_id, quantity, hour, calibrated_mean or None to clear it); returns rows changed."""
+    _copy(conn, mean_stage, rows)
+    return int(conn.execute(calibrated_means_stmt()).rowcount)
+
+
+def replace_flags(conn: Connection, device_ids: Sequence[int], quantities: Sequence[int], start: datetime,
+                  rows: Iterable[tuple[int, int, str, str, datetime, datetime, str]]) -> int:
+    """Rows (device_id, quantity, flag, scope, period_start, period_end, evidence JSON text)."""
+    _copy(conn, flag_stage, rows)
+    n = 0
+    for stmt in flag_replacement_stmts(device_ids, quantities, start):
+        n = conn.execute(stmt).rowcount
+    return int(n)
+
+
+def store_calibrations(conn: Connection, rows: Sequence[dict[str, Any]], device_ids: Sequence[int],
+                       quantities: Sequence[int], now: datetime) -> None:
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    for stmt in calibration_replacement_stmts(device_ids, quantities, day):
+        conn.execute(stmt)
+    if rows:
+        conn.execute(sa.insert(tables.calibrations), [{**r, "active": True, "fitted_at": now} for r in rows])
+
+
+def set_statuses(conn: Connection, rows: Sequence[tuple[int, str, int | None, list[dict[str, str]]]]) -> int:
+    """Rows (device_id, status, stars, reasons): the devices are updated; a status or stars that
+    differ from the device's last history row append one. Returns the history rows added."""
+    if not rows:
+        return 0
+    last = {r.device_id: (r.status, r.stars) for r in conn.execute(last_status_stmt([r[0] for r in rows]))}
+    d = tables.devices
+    conn.execute(sa.update(d).where(d.c.id == sa.bindparam("b_id"))
+                 .values(status=sa.bindparam("b_status"), stars=sa.bindparam("b_stars")),
+                 [{"b_id": i, "b_status": s, "b_stars": st} for i, s, st, _ in rows])
+    changed = [{"device_id": i, "status": s, "stars": st, "reasons": rs} for i, s, st, rs in rows
+               if last.get(i) != (s, st)]
+    if changed:
+        conn.execute(sa.insert(tables.device_status_history), changed)
+    return len(changed)
+
+
+# --- reference data ----------------------------------------------------------------------------
 def upsert_stations(conn: Connection, rows: Iterable[StationRow], *, overwrite: bool = True) -> int:
     """Insert or update stations; with overwrite=False (stations seen in a measurement file)
     existing names/coordinates are kept. Returns rows inserted or changed."""
@@ -71,152 +273,64 @@ def upsert_reference_readings(conn: Connection, rows: Sequence[ReferenceRow], ch
     return n
 
 
-def stations(conn: Connection) -> list[Any]:
-    t = tables.reference_stations
-    return list(conn.execute(sa.select(t).order_by(t.c.code)).all())
-
-
-def reference_series(conn: Connection, codes: Sequence[str], quantity: int, start: datetime, end: datetime):
-    t = tables.reference_readings
-    return conn.execute(
-        sa.select(t.c.station_code, t.c.time, t.c.value)
-        .where(t.c.station_code.in_(list(codes)), t.c.quantity == quantity, t.c.time >= start, t.c.time < end)
-    ).all()
-
-
-# --- devices and their hourly data ------------------------------------------------------------
-def fixed_devices(conn: Connection, uid: str | None = None) -> list[Any]:
-    d = tables.devices
-    q = sa.select(d.c.id, d.c.uid, d.c.pseudonym, d.c.lat, d.c.lon, d.c.sensor_models, d.c.status, d.c.stars) \
-        .where(d.c.kind == "fixed").order_by(d.c.id)
-    if uid is not None:
-        q = q.where(d.c.uid == uid)
-    return list(conn.execute(q).all())
-
-
-def hourly_raw(conn: Connection, device_ids: Sequence[int], quantities: Sequence[int], start: datetime, end: datetime):
-    """Per (device, quantity, hour) from the `hourly` rollup the ingest maintains: n, sum, sum_sq,
-    min, max, mean of the unflagged readings, and `n_clock`, the flagged readings of an hour
-    whose flags include CLOCK."""
-    h = tables.hourly
-    clock = h.c.flags_any.op("&")(CLOCK_BIT) != 0
-    return conn.execute(
-        sa.select(h.c.device_id, h.c.quantity, h.c.hour, h.c.n, h.c.sum, h.c.sum_sq, h.c.min, h.c.max, h.c.mean,
-                  sa.case((clock, h.c.n_flagged), else_=0).label("n_clock"))
-        .where(h.c.device_id.in_(list(device_ids)), h.c.quantity.in_(list(quantities)),
-               h.c.hour >= start, h.c.hour < end)
-    ).all()
-
-
-_STAGE_CALIBRATED = (
-    "create temp table if not exists calibrated_stage (device_id integer, quantity smallint, hour timestamptz, "
-    "n integer, sum float8, sum_sq float8, min float8, max float8, mean float8, calibrated_mean float8) "
-    "on commit drop"
-)
-_UPSERT_CALIBRATED = (
-    "insert into hourly (device_id, quantity, hour, n, sum, sum_sq, min, max, mean, calibrated_mean) "
-    "select device_id, quantity, hour, n, sum, sum_sq, min, max, mean, calibrated_mean from calibrated_stage "
-    "order by device_id, quantity, hour "
-    "on conflict (device_id, quantity, hour) do update set calibrated_mean = excluded.calibrated_mean, "
-    "updated_at = now() "
-    # unchanged rows are not rewritten (nor logged as invalidating the materialised zone series)
-    "where hourly.calibrated_mean is distinct from excluded.calibrated_mean"
-)
-
-
-def write_calibrated_means(conn: Connection, rows: Sequence[tuple]) -> int:
-    """Set `calibrated_mean` on the hourly rows (bulk: COPY into a staging table, then one upsert;
-    a row the rollup has not created yet gets the rollup values the job read — the ingest rollup
-    owns those columns). Rows: (device_id, quantity, hour, n, sum, sum_sq, min, max, mean,
-    calibrated_mean). Runs in the caller's transaction."""
-    if not rows:
-        return 0
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur:  # type: ignore[union-attr]
-        cur.execute(_STAGE_CALIBRATED)
-        cur.execute("truncate calibrated_stage")
-        with cur.copy("copy calibrated_stage from stdin") as copy:
-            for row in rows:
-                copy.write_row(row)
-        cur.execute(_UPSERT_CALIBRATED)
-        n = cur.rowcount
-        cur.execute("truncate calibrated_stage")
-    return int(n)
-
-
-# --- results ------------------------------------------------------------------------------------
-def store_calibration(conn: Connection, row: dict[str, Any]) -> int:
-    t = tables.calibrations
-    conn.execute(sa.update(t).where(t.c.device_id == row["device_id"], t.c.quantity == row["quantity"],
-                                    t.c.active).values(active=False))
-    return int(conn.execute(sa.insert(t).values(**row, active=True).returning(t.c.id)).scalar_one())
-
-
-def replace_flags(conn: Connection, device_ids: Sequence[int], start: datetime, end: datetime,
-                  rows: Sequence[dict[str, Any]]) -> None:
-    """Flags are recomputed per window: drop this window's old flags of these devices first."""
-    t = tables.device_flags
-    if device_ids:
-        conn.execute(sa.delete(t).where(t.c.device_id.in_(list(device_ids)), t.c.period_start >= start,
-                                        t.c.period_end <= end))
-    if rows:
-        conn.execute(sa.insert(t), list(rows))
-
-
-def set_status(conn: Connection, device_id: int, status: str, stars: int | None, reasons: list[str],
-               previous: tuple[str, int | None] | None) -> bool:
-    """Update the device; append to the history when status or stars changed. True if changed."""
-    d = tables.devices
-    conn.execute(sa.update(d).where(d.c.id == device_id).values(status=status, stars=stars))
-    h = tables.device_status_history
-    last = conn.execute(sa.select(h.c.status, h.c.stars).where(h.c.device_id == device_id)
-                        .order_by(h.c.changed_at.desc(), h.c.id.desc()).limit(1)).first()
-    if last is not None and (last.status, last.stars) == (status, stars):
-        return False
-    conn.execute(sa.insert(h).values(device_id=device_id, status=status, stars=stars, reasons=reasons))
-    return True
-
-
-# --- partner reads ------------------------------------------------------------------------------
-def device_by_pseudonym(conn: Connection, pseudonym: str):
+# --- partner reads -----------------------------------------------------------------------------
+def device_by_pseudonym(conn: Connection, pseudonym: str) -> Any:
     d = tables.devices
     return conn.execute(sa.select(d.c.id, d.c.pseudonym, d.c.kind, d.c.sensor_models, d.c.status, d.c.stars,
                                   d.c.lat, d.c.lon, d.c.h3_cell).where(d.c.pseudonym == pseudonym)).first()
 
 
-def calibration_history(conn: Connection, device_id: int, limit: int = 100):
+def calibration_history(conn: Connection, device_id: int, quantity: int, limit: int = 60) -> list[Any]:
     t = tables.calibrations
-    return conn.execute(sa.select(t).where(t.c.device_id == device_id)
-                        .order_by(t.c.fitted_at.desc(), t.c.id.desc()).limit(limit)).all()
+    return list(conn.execute(sa.select(t).where(t.c.device_id == device_id, t.c.quantity == quantity)
+                             .order_by(t.c.fitted_at.desc(), t.c.id.desc()).limit(limit)).all())
 
 
-def status_history(conn: Connection, device_id: int, limit: int = 100):
+def status_history(conn: Connection, device_id: int, limit: int = 100) -> list[Any]:
     h = tables.device_status_history
-    return conn.execute(sa.select(h).where(h.c.device_id == device_id)
-                        .order_by(h.c.changed_at.desc(), h.c.id.desc()).limit(limit)).all()
+    return list(conn.execute(sa.select(h).where(h.c.device_id == device_id)
+                             .order_by(h.c.changed_at.desc(), h.c.id.desc()).limit(limit)).all())
 
 
-def device_flags(conn: Connection, device_id: int, limit: int = 500):
+def device_flags(conn: Connection, device_id: int, quantities: Sequence[int], since: datetime | None = None,
+                 limit: int = 1000) -> list[Any]:
     t = tables.device_flags
-    return conn.execute(sa.select(t).where(t.c.device_id == device_id)
-                        .order_by(t.c.period_start.desc()).limit(limit)).all()
+    q = sa.select(t).where(t.c.device_id == device_id, t.c.quantity.in_(list(quantities)))
+    if since is not None:
+        q = q.where(t.c.period_end > since)
+    return list(conn.execute(q.order_by(t.c.period_start.desc()).limit(limit)).all())
 
 
-def hourly_series(conn: Connection, device_id: int, quantity: int, start: datetime, end: datetime):
+def hourly_series(conn: Connection, device_id: int, quantity: int, start: datetime, end: datetime) -> list[Any]:
     t = tables.hourly
-    return conn.execute(sa.select(t.c.hour, t.c.mean, t.c.calibrated_mean)
-                        .where(t.c.device_id == device_id, t.c.quantity == quantity, t.c.hour >= start,
-                               t.c.hour < end).order_by(t.c.hour)).all()
+    return list(conn.execute(sa.select(t.c.hour, t.c.mean, t.c.calibrated_mean)
+                             .where(t.c.device_id == device_id, t.c.quantity == quantity, t.c.hour >= start,
+                                    t.c.hour < end).order_by(t.c.hour)).all())
 
 
-def active_calibrations(conn: Connection):
+def station(conn: Connection, code: str) -> Any:
+    t = tables.reference_stations
+    return conn.execute(sa.select(t).where(t.c.code == code)).first()
+
+
+def reference_span(conn: Connection, code: str, quantity: int) -> Any:
+    t = tables.reference_readings
+    return conn.execute(sa.select(sa.func.min(t.c.time), sa.func.max(t.c.time) + timedelta(hours=1), sa.func.count())
+                        .where(t.c.station_code == code, t.c.quantity == quantity)).one()
+
+
+def active_calibrations(conn: Connection, device_ids: Sequence[int] | None = None) -> list[Any]:
     t = tables.calibrations
-    return conn.execute(sa.select(t.c.device_id, t.c.quantity, t.c.method, t.c.station_code, t.c.sensor_class,
-                                  t.c.uncertainty_pct).where(t.c.active)).all()
+    q = sa.select(t.c.device_id, t.c.quantity, t.c.method, t.c.station_code, t.c.sensor_class, t.c.uncertainty_pct,
+                  t.c.status, t.c.stars, t.c.metrics["kind"].astext.label("kind"), t.c.a, t.c.b, t.c.c,
+                  t.c.metrics["out_of_fold"]["r2"].astext.label("r2")).where(t.c.active)
+    if device_ids is not None:
+        q = q.where(t.c.device_id.in_(list(device_ids)))
+    return list(conn.execute(q.order_by(t.c.device_id, t.c.quantity)).all())
 
 
 def partner_devices(conn: Connection, *, status: str | None = None, sensor_type: str | None = None,
-                    device_ids: Sequence[int] | None = None):
+                    device_ids: Sequence[int] | None = None) -> list[Any]:
     d = tables.devices
     q = sa.select(d.c.id, d.c.pseudonym, d.c.kind, d.c.sensor_models, d.c.status, d.c.stars, d.c.h3_cell,
                   d.c.last_seen).order_by(d.c.pseudonym)
@@ -226,9 +340,10 @@ def partner_devices(conn: Connection, *, status: str | None = None, sensor_type:
         q = q.where(sa.literal(sensor_type) == sa.any_(d.c.sensor_models))
     if device_ids is not None:
         q = q.where(d.c.id.in_(list(device_ids)))
-    return conn.execute(q).all()
+    return list(conn.execute(q).all())
 
 
+# --- partner keys ----------------------------------------------------------------------------
 def create_partner_key(conn: Connection, name: str, key_hash: str, scopes: list[str]) -> int:
     t = tables.partner_api_keys
     return int(conn.execute(sa.insert(t).values(name=name, key_hash=key_hash, scopes=scopes)
@@ -248,3 +363,11 @@ def revoke_partner_keys(conn: Connection, *, key_id: int | None = None, name: st
     which = t.c.id == key_id if key_id is not None else t.c.name == name
     return list(conn.execute(sa.update(t).where(which, t.c.revoked_at.is_(None)).values(revoked_at=sa.func.now())
                              .returning(t.c.id)).scalars())
+
+
+def partner_key(conn: Connection, *, key_hash: str | None = None, key_id: int | None = None) -> Any:
+    """An unrevoked partner key by the hash of its secret or by its id (a signed-in session)."""
+    t = tables.partner_api_keys
+    q = sa.select(t.c.id, t.c.name, t.c.scopes).where(t.c.revoked_at.is_(None))
+    q = q.where(t.c.key_hash == key_hash) if key_hash is not None else q.where(t.c.id == key_id)
+    return conn.execute(q).first()

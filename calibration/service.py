@@ -1,40 +1,41 @@
-"""Calibration rules: reference imports, co-location, rolling refit, network models,
-cross-checks, flags, stars, status, calibrated hourly means. Loads data through the repository,
-computes with the pure modules, stores the results. The caller passes the Database; each public
-function owns one transaction."""
+"""The calibration job as load → compute → store (docs/calibration.md#the-calibration-run), and the
+reference imports. `run_calibration` reads the window through the repository, runs the one pure
+computation (`assess.assess`) per quantity, and writes the results; it runs in the transaction
+of its caller (the scheduled job, `civicair calibrate`), which commits or rolls back."""
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from civicair.calibration import nanstats
 from civicair.calibration import repository as repo
-from civicair.calibration.batch import fault_hours
-from civicair.calibration.fit import BatchFit, epa_correction, fit_huber
-from civicair.calibration.flags import FlagRules, detect_flags
+from civicair.calibration.assess import Assessment, CalibrationRules, assess, cv_of, model_of
+from civicair.calibration.colocation import Colocation, colocate, is_background, nearest_only
+from civicair.calibration.fit import FitRules
+from civicair.calibration.flags import FlagTable
 from civicair.calibration.geo import distance_matrix_m
+from civicair.calibration.grids import CalibrationInput, covered_means, empty_grid
 from civicair.calibration.importers import ParseResult, parse_reference, parse_stations
-from civicair.calibration.metrics import (
-    LIMIT_VALUES,
-    expanded_uncertainty,
-    performance_metrics,
-    sensor_class,
-)
-from civicair.calibration.reliability import ReliabilityRules, classify
-from civicair.calibration.stars import comparison_series, current_stars, daily_stars
+from civicair.calibration.metrics import metrics_of
+from civicair.calibration.reliability import ReliabilityRules
+from civicair.calibration.select import SelectionRules
+from civicair.calibration.sensor_types import epa_eligible, sensor_type
 from civicair.core.db import Database
 from civicair.core.domain import QUANTITY_BY_CODE, QUANTITY_BY_NAME
 from civicair.core.errors import DeviceNotFound
 from civicair.core.settings import Settings
+from sqlalchemy.engine import Connection
 
 log = logging.getLogger(__name__)
 CALIBRATED_QUANTITIES = ("pm25", "pm10", "no2", "o3")
 RH_CODE = QUANTITY_BY_NAME["humidity"].code
+MAX_NEIGHBOURS = 10  # the envelope and the neighbours' median use at most the 10 nearest
+STATUS_ORDER = ("unreliable", "suspect", "reliable", "insufficient_data")
 
 
 # --- imports ------------------------------------------------------------------------------------
@@ -78,10 +79,12 @@ class CalibrationSummary:
     fitted: int = 0
     network_models: int = 0
     epa_fallback: int = 0
+    not_calibrated: int = 0
     flags: int = 0
     hourly_written: int = 0
     status_changes: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    skipped: bool = False  # another process was running the calibration
 
     def as_dict(self) -> dict[str, object]:
         d = dict(self.__dict__)
@@ -90,252 +93,205 @@ class CalibrationSummary:
         return d
 
 
+def rules_from(settings: Settings) -> CalibrationRules:
+    return CalibrationRules(fit=FitRules(min_pairs=settings.calibration_min_pairs),
+                            select=SelectionRules(network_min_donors=settings.calibration_network_min_donors),
+                            reliability=ReliabilityRules(min_valid_hours=settings.calibration_min_pairs))
+
+
 def _hour_floor(dt: datetime) -> datetime:
     return dt.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def run_calibration(settings: Settings, db: Database, *, since: datetime | None = None,
-                    device_uid: str | None = None, now: datetime | None = None,
-                    progress: Callable[[str], None] | None = None) -> CalibrationSummary:
-    end = _hour_floor(now or datetime.now(UTC)) + timedelta(hours=1)
+@dataclass(frozen=True)
+class LoadedWindow:
+    """Everything the computation needs, as arrays on the (devices × hours) grid of the window."""
+
+    start: datetime
+    hours: int
+    devices: list[Any]
+    stations: list[Any]
+    colocation: Colocation
+    distances: np.ndarray  # device × device (m)
+    means: dict[int, np.ndarray]  # quantity → covered hourly means
+    present: dict[int, np.ndarray]  # quantity → a rollup row exists (a calibrated mean can be written)
+    reference: dict[int, np.ndarray]  # quantity → station × hours
+    clock: dict[int, np.ndarray]  # quantity → CLOCK readings per hour
+
+
+def load_window(conn: Connection, settings: Settings, start: datetime, end: datetime,
+                device_uid: str | None = None) -> LoadedWindow:
+    devices = repo.fixed_devices(conn, device_uid)
+    if device_uid is not None and not devices:
+        raise DeviceNotFound(f"no fixed device with uid {device_uid!r}")
+    devices = [d for d in devices if d.lat is not None and d.lon is not None]
+    stations = [s for s in repo.stations(conn) if s.lat is not None and s.lon is not None]
+    h = int((end - start).total_seconds() // 3600)
+    d = len(devices)
+    lat, lon = np.array([x.lat for x in devices], float), np.array([x.lon for x in devices], float)
+    col = colocate(lat, lon, np.array([s.lat for s in stations], float), np.array([s.lon for s in stations], float),
+                   np.array([is_background(s.station_type) for s in stations], bool),
+                   colocation_m=settings.colocation_distance_m, crosscheck_m=settings.calibration_crosscheck_distance_m)
+    index = {x.id: i for i, x in enumerate(devices)}
+    codes = [QUANTITY_BY_NAME[q].code for q in CALIBRATED_QUANTITIES]
+    n_grid: dict[int, np.ndarray] = {}
+    m_grid: dict[int, np.ndarray] = {}
+    for r in repo.hourly_arrays(conn, list(index), [*codes, RH_CODE], start, end):
+        if r.quantity not in n_grid:
+            n_grid[r.quantity], m_grid[r.quantity] = empty_grid(d, h), empty_grid(d, h)
+        j = np.asarray(r.hours, np.int64)
+        n_grid[r.quantity][index[r.device_id], j] = np.asarray(r.n, float)
+        m_grid[r.quantity][index[r.device_id], j] = np.array([np.nan if v is None else v for v in r.mean], float)
+    means = {q: covered_means(n_grid[q], m_grid[q], settings.coverage_min) for q in n_grid}
+    present = {q: np.isfinite(n_grid[q]) for q in n_grid}
+    st_index = {s.code: k for k, s in enumerate(stations)}
+    reference = {q: empty_grid(len(stations), h) for q in codes}
+    for r in repo.reference_series(conn, list(st_index), codes, start, end):
+        reference[r.quantity][st_index[r.station_code], int((r.time - start).total_seconds() // 3600)] = r.value
+    clock = {q: np.zeros((d, h)) for q in codes}
+    for r in repo.clock_counts(conn, list(index), codes, start, end):
+        clock[r.quantity][index[r.device_id], int((r.hour - start).total_seconds() // 3600)] = r.n
+    return LoadedWindow(start, h, devices, stations, col, distance_matrix_m(lat, lon, lat, lon), means, present,
+                        reference, clock)
+
+
+def calibration_input(w: LoadedWindow, quantity: str, settings: Settings) -> CalibrationInput:
+    code = QUANTITY_BY_NAME[quantity].code
+    d = len(w.devices)
+    raw = w.means.get(code, empty_grid(d, w.hours))
+    st = w.reference[code]
+    c = w.colocation
+    if st.shape[0]:
+        ref = np.where(c.colocated[:, None], st[c.nearest], np.nan)
+        cross = np.where(c.has_crosscheck[:, None], st[c.crosscheck], np.nan)
+    else:
+        ref = cross = empty_grid(d, w.hours)
+    types = tuple(sensor_type(x.sensor_models or [], quantity) for x in w.devices)
+    t = np.array(types, dtype=object)
+    nb = (w.distances <= settings.calibration_neighbour_distance_m) & (t[:, None] == t[None, :]) & (t[:, None] != "")
+    np.fill_diagonal(nb, False)
+    return CalibrationInput(quantity, raw, ref, w.means.get(RH_CODE, empty_grid(d, w.hours)), cross,
+                            nearest_only(nb, w.distances, MAX_NEIGHBOURS), types,
+                            np.array([epa_eligible(x.sensor_models or [], quantity) for x in w.devices], bool),
+                            clock_counts=w.clock[code], devices=tuple(x.pseudonym for x in w.devices))
+
+
+def run_calibration(conn: Connection, settings: Settings, *, since: datetime | None = None,
+                    device_uid: str | None = None, now: datetime | None = None, wait: bool = True) -> CalibrationSummary:
+    """Load the window, assess every calibrated quantity, store the results (caller's transaction).
+    One run at a time: with wait=False a run already going on elsewhere makes this one a no-op."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    end = _hour_floor(now) + timedelta(hours=1)
     start = _hour_floor(since) if since else end - timedelta(days=settings.calibration_window_days)
     summary = CalibrationSummary(start, end)
-    n_hours = int((end - start).total_seconds() // 3600)
-    with db.engine.begin() as conn:
-        devices = repo.fixed_devices(conn, device_uid)
-        if device_uid is not None and not devices:
-            raise DeviceNotFound(f"no fixed device with uid {device_uid!r}")
-        devices = [d for d in devices if d.lat is not None and d.lon is not None]
-        stations = [s for s in repo.stations(conn) if s.lat is not None and s.lon is not None]
-        summary.devices = len(devices)
-        if not devices:
-            return summary
-        ids = [d.id for d in devices]
-        index = {d.id: i for i, d in enumerate(devices)}
-        D = len(devices)
-        if stations:
-            dist = distance_matrix_m([d.lat for d in devices], [d.lon for d in devices],
-                                     [s.lat for s in stations], [s.lon for s in stations])
-            nearest = dist.argmin(axis=1)
-            nearest_m = dist[np.arange(D), nearest]
-            # cross-checks of non-co-located devices use the nearest background station
-            # (regional background conditions); a station of unknown type is accepted
-            background = np.array([is_background(s.station_type) for s in stations])
-            dist_bg = np.where(background[None, :], dist, np.inf)
-            nearest_bg = dist_bg.argmin(axis=1)
-            nearest_bg_m = dist_bg[np.arange(D), nearest_bg]
-        else:
-            nearest = nearest_bg = np.zeros(D, int)
-            nearest_m = nearest_bg_m = np.full(D, np.inf)
-        colocated = nearest_m <= settings.colocation_distance_m
-        crosscheck_at = np.where(colocated, nearest, nearest_bg)
-        crosscheck = colocated | (nearest_bg_m <= settings.calibration_crosscheck_distance_m)
-        summary.colocated = int(colocated.sum())
-        dd = distance_matrix_m([d.lat for d in devices], [d.lon for d in devices],
-                               [d.lat for d in devices], [d.lon for d in devices])
-        types = np.array([(d.sensor_models[0] if d.sensor_models else "") for d in devices])
-        neighbours = (dd <= settings.calibration_neighbour_distance_m) & (types[:, None] == types[None, :])
-        np.fill_diagonal(neighbours, False)
-        neighbours = _nearest_only(neighbours, dd, MAX_NEIGHBOURS)
-
-        codes = [QUANTITY_BY_NAME[q].code for q in CALIBRATED_QUANTITIES]
-        rows = repo.hourly_raw(conn, ids, [*codes, RH_CODE], start, end)
-        grids = _to_grids(rows, index, start, D, n_hours)
-        rh = _covered(grids[RH_CODE], settings.coverage_min) if RH_CODE in grids else None
-
-        all_flags: list[dict] = []
-        device_results: dict[int, dict] = {}
-        hourly_rows: list[tuple] = []
-        for qcode in codes:
-            if qcode not in grids:
-                continue
-            qname = QUANTITY_BY_CODE[qcode].name
-            g = grids[qcode]
-            raw = _covered(g, settings.coverage_min)
-            ref_near = np.full((D, n_hours), np.nan)
-            if stations:
-                series = repo.reference_series(conn, [s.code for s in stations], qcode, start, end)
-                st_index = {s.code: k for k, s in enumerate(stations)}
-                st_grid = np.full((len(stations), n_hours), np.nan)
-                for s in series:
-                    st_grid[st_index[s.station_code], int((s.time - start).total_seconds() // 3600)] = s.value
-                ref_near = st_grid[nearest]
-                ref_bg = st_grid[crosscheck_at]
-            else:
-                ref_bg = ref_near
-            ref_co = np.where(colocated[:, None], ref_near, np.nan)
-            ref_cross = np.where(crosscheck[:, None], ref_bg, np.nan)
-            use_rh = qname.startswith("pm") and rh is not None
-            fit = fit_huber(raw, ref_co, rh if use_rh else None, use_rh=use_rh, min_pairs=settings.calibration_min_pairs)
-            fitted = np.isfinite(fit.b)
-            a, b, c = fit.a.copy(), fit.b.copy(), fit.c.copy()
-            method = np.where(fitted, "huber", "").astype(object)
-            for t in np.unique(types):  # network model per sensor type: median of fitted devices
-                members = (types == t) & ~fitted
-                donors = (types == t) & fitted
-                if not members.any():
-                    continue
-                if donors.any():
-                    a[members], b[members], c[members] = (np.median(fit.a[donors]), np.median(fit.b[donors]),
-                                                          np.median(fit.c[donors]))
-                    method[members] = "network"
-                elif qname == "pm25":
-                    method[members] = "epa"
-            calibrated = BatchFit(np.nan_to_num(a), np.where(np.isfinite(b), b, 1.0), np.nan_to_num(c), fit.n,
-                                  "mixed").apply(raw, rh if use_rh else None)
-            is_epa = method == "epa"
-            if is_epa.any():
-                calibrated[is_epa] = epa_correction(raw[is_epa], None if rh is None else rh[is_epa])
-            calibrated[method == ""] = np.nan
-            summary.fitted += int(fitted.sum())
-            summary.network_models += int((method == "network").sum())
-            summary.epa_fallback += int(is_epa.sum())
-
-            env_low, env_high, neigh_med = _envelope(calibrated, ref_cross, neighbours)
-            low, high = QUANTITY_BY_CODE[qcode].low, QUANTITY_BY_CODE[qcode].high
-            flags = detect_flags(raw, rules=FlagRules(low=low, high=high), rh=rh if use_rh else None, ref=ref_co,
-                                 env_low=env_low, env_high=env_high, clock_counts=np.nan_to_num(g["n_clock"]),
-                                 calibrated=calibrated)
-            judged = np.where(fault_hours(flags), np.nan, calibrated)
-            metrics = performance_metrics(judged, ref_co)
-            unc = expanded_uncertainty(judged, ref_co, LIMIT_VALUES.get(qname, 25.0))
-            cls = sensor_class(unc, qname)
-            comp = comparison_series(ref_cross, neigh_med)
-            daily = daily_stars(calibrated, comp)
-            stars = current_stars(daily)
-            day_labels = [(start + timedelta(days=k)).date().isoformat() for k in range(daily.shape[1])]
-            status, reasons = classify(np.isfinite(raw).sum(axis=1), flags.counts(), total_hours=n_hours,
-                                       r2=np.where(fitted, metrics["r2"], np.nan), stars=stars,
-                                       rules=ReliabilityRules(min_valid_hours=settings.calibration_min_pairs))
-            for f in flags.flags:
-                all_flags.append({"device_id": ids[f.device], "quantity": qcode, "flag": f.flag,
-                                  "period_start": start + timedelta(hours=int(f.start)),
-                                  "period_end": start + timedelta(hours=int(f.end)), "evidence": f.evidence})
-            for i, dev in enumerate(devices):
-                if fitted[i]:
-                    m: dict[str, object] = {k: (None if not np.isfinite(v[i]) else float(v[i]))
-                                            for k, v in metrics.items()}
-                    m["daily_stars"] = {d: int(x) for d, x in zip(day_labels, daily[i], strict=True) if x}
-                    repo.store_calibration(conn, {
-                        "device_id": dev.id, "quantity": qcode, "window_start": start, "window_end": end,
-                        "method": "huber", "a": float(a[i]), "b": float(b[i]), "c": float(c[i]),
-                        "n_pairs": int(fit.n[i]), "station_code": stations[nearest[i]].code, "metrics": m,
-                        "uncertainty_pct": None if not np.isfinite(unc[i]) else float(unc[i]),
-                        "sensor_class": int(cls[i]) or None})
-                elif method[i] in ("network", "epa"):
-                    repo.store_calibration(conn, {
-                        "device_id": dev.id, "quantity": qcode, "window_start": start, "window_end": end,
-                        "method": method[i], "a": float(a[i]) if method[i] == "network" else 5.75,
-                        "b": float(b[i]) if method[i] == "network" else 0.524,
-                        "c": float(c[i]) if method[i] == "network" else -0.0862, "n_pairs": 0,
-                        "station_code": stations[crosscheck_at[i]].code if crosscheck[i] else None,
-                        "metrics": {"daily_stars": {d: int(x) for d, x in zip(day_labels, daily[i], strict=True) if x}}})
-                res = device_results.setdefault(dev.id, {"status": [], "stars": [], "reasons": []})
-                res["status"].append(str(status[i]))
-                if stars[i] > 0:
-                    res["stars"].append(int(stars[i]))
-                res["reasons"].extend(f"{qname}: {r}" for r in reasons[i])
-            di, hj = np.nonzero(np.isfinite(calibrated) & np.isfinite(raw))
-            hours = [start + timedelta(hours=j) for j in range(n_hours)]
-            id_arr = np.asarray(ids)
-            hourly_rows.extend(zip(  # rows to write (COPY), not a computation
-                id_arr[di].tolist(), [qcode] * di.size, [hours[j] for j in hj.tolist()],
-                g["n"][di, hj].astype(int).tolist(), g["sum"][di, hj].tolist(), g["sum_sq"][di, hj].tolist(),
-                [_opt(v) for v in g["min"][di, hj].tolist()], [_opt(v) for v in g["max"][di, hj].tolist()],
-                raw[di, hj].tolist(), calibrated[di, hj].tolist(), strict=True))
-
-        repo.replace_flags(conn, ids, start, end, all_flags)
-        summary.flags = len(all_flags)
-        summary.hourly_written = repo.write_calibrated_means(conn, hourly_rows)
-        order = ["unreliable", "suspect", "reliable", "insufficient_data"]
-        for dev in devices:
-            outcome = device_results.get(dev.id)
-            dev_status: str = "insufficient_data"
-            dev_stars: int | None = None
-            dev_reasons: list[str] = ["no PM/NO2/O3 data in the window"]
-            if outcome is not None:
-                # the worst status over the quantities; stars: the lowest rated quantity
-                if any(s != "insufficient_data" for s in outcome["status"]):
-                    dev_status = min(outcome["status"], key=order.index)
-                dev_stars = min(outcome["stars"]) if outcome["stars"] else None
-                dev_reasons = outcome["reasons"]
-            summary.statuses[dev_status] = summary.statuses.get(dev_status, 0) + 1
-            if repo.set_status(conn, dev.id, dev_status, dev_stars, dev_reasons, (dev.status, dev.stars)):
-                summary.status_changes += 1
-    if progress:
-        progress(f"calibrated {summary.devices} devices")
+    if not repo.lock_run(conn, wait=wait):
+        summary.skipped = True
+        return summary
+    w = load_window(conn, settings, start, end, device_uid)
+    summary.devices = len(w.devices)
+    summary.colocated = int(w.colocation.colocated.sum())
+    if not w.devices:
+        return summary
+    rules = rules_from(settings)
+    assessed = {q: assess(calibration_input(w, q, settings), rules) for q in CALIBRATED_QUANTITIES
+                if QUANTITY_BY_NAME[q].code in w.means}
+    store(conn, w, assessed, now, summary)
+    log.info("calibration %s → %s: %s", start.isoformat(), end.isoformat(), summary.as_dict())
     return summary
 
 
-def is_background(station_type: str | None) -> bool:
-    """Background stations ("Fond" in E2, "background" in EEA); unknown type counts as one."""
-    if not station_type:
-        return True
-    t = station_type.lower()
-    return "fond" in t or "background" in t
+# --- store ---------------------------------------------------------------------------------------
+def _flag_rows(w: LoadedWindow, table: FlagTable, code: int) -> list[tuple[Any, ...]]:
+    ids = [d.id for d in w.devices]
+    hour = timedelta(hours=1)
+    return [(ids[int(table.device[i])], code, table.flag[i], table.scope[i], w.start + int(table.start[i]) * hour,
+             w.start + int(table.end[i]) * hour, json.dumps(table.evidence_of(i))) for i in range(len(table))]
 
 
-MAX_NEIGHBOURS = 10  # the envelope and the neighbours' median use at most the 10 nearest
+def _station(w: LoadedWindow, i: int) -> tuple[str | None, str | None]:
+    c = w.colocation
+    if not w.stations:
+        return None, None
+    if c.colocated[i]:
+        return w.stations[int(c.nearest[i])].code, "co-located"
+    if c.has_crosscheck[i]:
+        return w.stations[int(c.crosscheck[i])].code, "cross-check"
+    return None, None
 
 
-def _nearest_only(neighbours: np.ndarray, dist: np.ndarray, k: int) -> np.ndarray:
-    """Keep, per row, only the k nearest of the True entries."""
-    if neighbours.shape[1] <= k:
-        return neighbours
-    d = np.where(neighbours, dist, np.inf)
-    kth = np.partition(d, k - 1, axis=1)[:, k - 1: k]
-    return neighbours & (d <= kth)
+def _num(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
 
 
-GRID_COLUMNS = ("mean", "n", "sum", "sum_sq", "min", "max", "n_clock")
+def store(conn: Connection, w: LoadedWindow, assessed: dict[str, Assessment], now: datetime,
+          summary: CalibrationSummary) -> None:
+    ids = [d.id for d in w.devices]
+    codes = [QUANTITY_BY_NAME[q].code for q in assessed]
+    flags: list[tuple[Any, ...]] = []
+    means: list[tuple[int, int, datetime, float | None]] = []
+    models: list[dict[str, Any]] = []
+    hour = timedelta(hours=1)
+    day_labels = [(w.start + timedelta(days=k)).date().isoformat() for k in range(-(-w.hours // 24))]
+    per_device: dict[int, list[tuple[str, str, int, list[dict[str, str]]]]] = {i: [] for i in range(len(ids))}
+    for q, a in assessed.items():
+        code = QUANTITY_BY_NAME[q].code
+        flags += _flag_rows(w, a.flags.table, code)
+        present = w.present[code]
+        di, hj = np.nonzero(present)
+        cal = a.calibrated[di, hj]
+        means += [(ids[i], code, w.start + j * hour, None if not np.isfinite(v) else float(v))
+                  for i, j, v in zip(di.tolist(), hj.tolist(), cal.tolist(), strict=True)]
+        for i in np.nonzero(present.any(axis=1))[0].tolist():
+            model = model_of(a, i)
+            code_st, role = _station(w, i)
+            reasons = [r.as_dict(q) for r in a.reasons[i]]
+            stars = int(a.stars[i])
+            models.append({
+                "device_id": ids[i], "quantity": code, "window_start": w.start, "window_end": w.start + w.hours * hour,
+                "method": a.method_name(i), "a": model["a"] if model else None, "b": model["b"] if model else None,
+                "c": model["c"] if model else 0.0, "kappa": model["kappa"] if model else None,
+                "n_pairs": int(a.paired_hours[i]), "station_code": code_st,
+                "metrics": {"kind": a.kind[i], "station_role": role, "model": model, "cv": cv_of(a, i),
+                            "out_of_fold": metrics_of(a.metrics, i) if a.sensor_class[i] else None,
+                            "valid_hours": int(a.valid_hours[i]), "window_hours": w.hours,
+                            "sensor_type": sensor_type(w.devices[i].sensor_models or [], q),
+                            "daily_stars": {day: int(s) for day, s in zip(day_labels, a.daily_stars[i].tolist(),
+                                                                          strict=True) if s}},
+                "uncertainty_pct": _num(float(a.uncertainty_pct[i])), "sensor_class": int(a.sensor_class[i]) or None,
+                "status": a.status[i], "stars": stars or None, "reasons": reasons})
+            per_device[i].append((q, a.status[i], stars, reasons))
+            kind = a.kind[i]
+            summary.fitted += kind == "colocated"
+            summary.network_models += kind == "network"
+            summary.epa_fallback += kind == "epa"
+            summary.not_calibrated += kind == "none"
+    first = next(iter(assessed.values()), None)
+    if first is not None:  # the RH channel's own flags (the same for every quantity)
+        flags += _flag_rows(w, first.rh_flags.table, RH_CODE)
+    repo.replace_flags(conn, ids, [*codes, RH_CODE], w.start, flags)
+    summary.flags = len(flags)
+    summary.hourly_written = repo.write_calibrated_means(conn, means)
+    repo.store_calibrations(conn, models, ids, codes, now)
+    statuses = []
+    for i, dev_id in enumerate(ids):
+        status, dev_stars, reasons = device_status(per_device[i])
+        summary.statuses[status] = summary.statuses.get(status, 0) + 1
+        statuses.append((dev_id, status, dev_stars, reasons))
+    summary.status_changes = repo.set_statuses(conn, statuses)
 
 
-def _to_grids(rows, index: dict[int, int], start: datetime, D: int, H: int) -> dict[int, dict[str, np.ndarray]]:
-    """Rollup rows → per quantity, one (devices × hours) grid per column (NaN where absent)."""
-    grids: dict[int, dict[str, np.ndarray]] = {}
-    if not rows:
-        return grids
-    q = np.array([r.quantity for r in rows])
-    di = np.array([index[r.device_id] for r in rows])
-    t0 = start.timestamp()
-    hj = ((np.array([r.hour.timestamp() for r in rows]) - t0) // 3600).astype(int)
-    cols = {k: np.array([getattr(r, k) for r in rows], dtype=float) for k in GRID_COLUMNS}
-    for code in np.unique(q).tolist():
-        sel = q == code
-        grids[code] = {}
-        for k in GRID_COLUMNS:
-            grid = np.full((D, H), np.nan)
-            grid[di[sel], hj[sel]] = cols[k][sel]
-            grids[code][k] = grid
-    return grids
-
-
-def _opt(v: float) -> float | None:
-    return None if not np.isfinite(v) else float(v)
-
-
-def _covered(g: dict[str, np.ndarray], min_coverage: float) -> np.ndarray:
-    """Hourly means where the hour holds ≥ min_coverage of the device's usual readings per hour
-    (its 90th percentile of readings per hour, i.e. its sampling rate)."""
-    n = g["n"]
-    expected = nanstats.nanpercentile(np.where(n > 0, n, np.nan), 90, axis=1)
-    coverage = n / np.where(np.isfinite(expected) & (expected > 0), expected, np.nan)[:, None]
-    return np.where(np.nan_to_num(coverage) >= min_coverage, g["mean"], np.nan)
-
-
-def _envelope(calibrated: np.ndarray, station: np.ndarray, neighbours: np.ndarray):
-    """Per device and hour: min/max over the nearest station and neighbours' calibrated values,
-    and the neighbours' median (loop over devices, vectorised over hours)."""
-    D = calibrated.shape[0]
-    low = station.copy()
-    high = station.copy()
-    med = np.full_like(calibrated, np.nan)
-    for i in range(D):
-        nb = np.nonzero(neighbours[i])[0]
-        if nb.size == 0:
-            continue
-        vals = np.vstack([calibrated[nb], station[i][None, :]])
-        low[i] = nanstats.nanmin(vals, axis=0)
-        high[i] = nanstats.nanmax(vals, axis=0)
-        med[i] = nanstats.nanmedian(calibrated[nb], axis=0)
-    return low, high, med
+def device_status(per_quantity: list[tuple[str, str, int, list[dict[str, str]]]]
+                  ) -> tuple[str, int | None, list[dict[str, str]]]:
+    """The device's status is the worst over its quantities (insufficient_data only when every
+    quantity is); its stars the lowest rated quantity's, at most 2 when unreliable."""
+    if not per_quantity:
+        return "insufficient_data", None, [{"code": "no_data", "level": "insufficient_data",
+                                            "text": "no PM, NO2 or O3 data in the window"}]
+    statuses = [s for _, s, _, _ in per_quantity]
+    judged = [s for s in statuses if s != "insufficient_data"]
+    status = min(judged, key=STATUS_ORDER.index) if judged else "insufficient_data"
+    rated = [st for _, _, st, _ in per_quantity if st > 0]
+    stars = min(rated) if rated else None
+    if status == "unreliable" and stars is not None:
+        stars = min(stars, 2)
+    return status, stars, [r for _, _, _, rs in per_quantity for r in rs]

@@ -49,9 +49,14 @@ def fetch_e2(settings: Settings, db: Database, client: httpx.Client, today: date
     return stats
 
 
+def calibrate(settings: Settings, db: Database) -> dict[str, object]:
+    """One scheduled run in one transaction: committed when every result is written."""
+    with db.engine.begin() as conn:
+        return run_calibration(conn, settings, wait=False).as_dict()
+
+
 def jobs(settings: Settings, db: Database) -> list[Job]:
-    out = [Job("calibration", settings.calibration_interval_s, lambda: run_calibration(settings, db),
-               first_delay_s=30.0)]
+    out = [Job("calibration", settings.calibration_interval_s, lambda: calibrate(settings, db), first_delay_s=30.0)]
     if settings.e2_fetch_enabled:
         def run_fetch() -> dict[str, int]:
             with httpx.Client(timeout=60, follow_redirects=True) as client:

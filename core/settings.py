@@ -206,6 +206,15 @@ class Settings(BaseSettings):
     database_wait_s: float = Field(default=120.0, ge=0, description=(
         "How long `civicair up|gateway|api` keep retrying a configured database that is down at start."))
 
+    # --- calibration and signed-in sessions (issue 14) --------------------------------------------
+    calibration_network_min_donors: int = Field(
+        default=2, ge=1, description="Published co-located devices of a sensor type needed for its network model.")
+    session_secret: SecretStr | None = Field(
+        default=None, description="Key signing browser session cookies. Empty: derived from CIVICAIR_PSEUDONYM_SECRET.")
+    session_previous_secrets: list[SecretStr] = Field(
+        default_factory=list, description="Earlier session keys still accepted (key rotation), newest first.")
+    session_ttl_s: int = Field(default=8 * 3600, ge=60, description="Lifetime of a signed-in browser session.")
+
     _public_base_derived: bool = PrivateAttr(default=False)
 
     @model_validator(mode="after")

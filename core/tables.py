@@ -175,17 +175,24 @@ calibrations = sa.Table(
     sa.Column("fitted_at", TZ, nullable=False, server_default=sa.func.now()),
     sa.Column("window_start", TZ),
     sa.Column("window_end", TZ),
-    sa.Column("method", sa.Text, nullable=False),  # huber | theil_sen | network | epa
-    sa.Column("a", sa.Float, nullable=False),
-    sa.Column("b", sa.Float, nullable=False),
+    # identity | network | epa | ols | huber | ols_rh | huber_rh | kohler | none (nothing published)
+    sa.Column("method", sa.Text, nullable=False),
+    sa.Column("a", sa.Float),  # null when nothing is published
+    sa.Column("b", sa.Float),
     sa.Column("c", sa.Float, nullable=False, server_default="0"),
     sa.Column("n_pairs", sa.Integer),
     sa.Column("station_code", sa.Text),
-    sa.Column("metrics", JSONB),
+    sa.Column("metrics", JSONB),  # kind, model, cross-validation, out-of-fold metrics, daily stars
     sa.Column("uncertainty_pct", sa.Float),
     sa.Column("sensor_class", sa.SmallInteger),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.text("true")),
+    sa.Column("kappa", sa.Float),  # κ of the Köhler model
+    sa.Column("status", sa.Text),  # of this quantity
+    sa.Column("stars", sa.SmallInteger),
+    sa.Column("reasons", JSONB, nullable=False, server_default="[]"),
 )
+sa.Index("calibrations_one_active", calibrations.c.device_id, calibrations.c.quantity, unique=True,
+         postgresql_where=calibrations.c.active)
 
 device_flags = sa.Table(
     "device_flags",
@@ -198,7 +205,10 @@ device_flags = sa.Table(
     sa.Column("period_end", TZ, nullable=False),
     sa.Column("evidence", JSONB, nullable=False, server_default="{}"),
     sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("scope", sa.Text, nullable=False, server_default="hours"),  # hours | window
 )
+sa.Index("device_flags_device_quantity_end", device_flags.c.device_id, device_flags.c.quantity,
+         device_flags.c.period_end)
 
 device_status_history = sa.Table(
     "device_status_history",

@@ -4,8 +4,10 @@ publish real MQTT messages, and two simulated reference stations.
 The air is one synthetic "truth" field (diurnal PM2.5/PM10 with a slow synoptic swing, diurnal
 temperature and humidity); each sensor reads it through its own gain/offset/humidity response plus
 noise. Three sensors are faulty on purpose: one stuck, one drifting, one over-reading in humid
-hours. History is backfilled on start (idempotent: times lie on a fixed grid), then every sensor
-publishes live.
+hours; two carry a Plantower PMS5003 instead of an SDS011 (no co-located PMS5003: the US-EPA
+correction calibrates them) and one was installed 40 hours before the start (too little data to
+judge yet), so the calibration shows every state a device can be in. History is backfilled on
+start (idempotent: times lie on a fixed grid), then every sensor publishes live.
 
 Sensors use all four ingest paths, in their real wire formats: most publish direct civicair JSON;
 fixed sensors 3–6 are LoRaWAN devices seen through a simulated ChirpStack v4 (`event/up` JSON with
@@ -57,6 +59,9 @@ STATIONS = [  # simulated, not real ATMO stations
     ("DEMO-STR-EST", "Strasbourg Est (simulated)", 48.5790, 7.7780, "urban traffic"),
 ]
 FAULTS = {"ca-demo-fixed-18": "stuck", "ca-demo-fixed-19": "drift", "ca-demo-fixed-20": "humid"}
+SENSOR_MODELS = {"ca-demo-fixed-21": ("PMS5003", "BME280"), "ca-demo-fixed-22": ("PMS5003", "BME280")}
+DEFAULT_MODELS = ("SDS011", "BME280")
+INSTALLED_HOURS_AGO = {"ca-demo-fixed-17": 40}  # newer than the rest: too little data to judge
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class SimSensor:
     local: float  # local PM excess (µg/m³)
     fault: str | None = None
     path: str = "mqtt"  # mqtt | chirpstack | tts | sensor_community | http
+    models: tuple[str, ...] = DEFAULT_MODELS
+    installed_hours_ago: int | None = None  # None: publishing since before the backfill
 
 
 PATHS = {3: "chirpstack", 4: "chirpstack", 5: "chirpstack", 6: "chirpstack", 7: "tts", 8: "tts",
@@ -114,7 +121,9 @@ def make_sensors(n_fixed: int = 22, n_mobile: int = 6, seed: int = 42) -> list[S
         uid = f"ca-demo-fixed-{i:02d}"
         sensors.append(SimSensor(uid, "fixed", lat, lon, gain=rng.uniform(0.9, 1.6),
                                  offset=rng.uniform(-1, 3), rh_coeff=rng.uniform(0.02, 0.12),
-                                 local=rng.uniform(0, 6), fault=FAULTS.get(uid), path=PATHS.get(i, "mqtt")))
+                                 local=rng.uniform(0, 6), fault=FAULTS.get(uid), path=PATHS.get(i, "mqtt"),
+                                 models=SENSOR_MODELS.get(uid, DEFAULT_MODELS),
+                                 installed_hours_ago=INSTALLED_HOURS_AGO.get(uid)))
     for i in range(1, n_mobile + 1):
         sensors.append(SimSensor(f"ca-demo-bike-{i:02d}", "mobile", CENTRE[0], CENTRE[1],
                                  gain=rng.uniform(1.0, 1.4), offset=rng.uniform(0, 2),
@@ -169,7 +178,8 @@ class Simulator:
         self.sensors = make_sensors()
         self.prefix = settings.direct_topic_prefix
         self.rng = random.Random(7)
-        self.start_time = datetime.now(UTC) - timedelta(hours=backfill_hours)
+        self.started = datetime.now(UTC)
+        self.start_time = self.started - timedelta(hours=backfill_hours)
         self._stop = threading.Event()
         self.backfilled = threading.Event()  # set once the history has been published
         self._thread: threading.Thread | None = None
@@ -196,7 +206,7 @@ class Simulator:
                            "mqtt_password_hash": hash_mosquitto_password(self.passwords[s.uid])}
                 stmt = insert(tables.devices).values(
                     uid=s.uid, pseudonym=pseudonym(secret, s.uid), name=f"demo {s.uid}", kind=s.kind,
-                    sensor_models=["SDS011", "BME280"],
+                    sensor_models=list(s.models),
                     transport="lorawan" if lora else ("http" if s.path in ("sensor_community", "http") else "mqtt"),
                     lat=s.lat if s.kind == "fixed" else None,
                     lon=s.lon if s.kind == "fixed" else None, h3_cell=cell, consent_public=True,
@@ -326,6 +336,8 @@ class Simulator:
         for i, s in enumerate(self.sensors):
             if (s.kind == "mobile" and not riding(t)) or (s.kind == "fixed" and not fixed):
                 continue
+            if s.installed_hours_ago is not None and t < self.started - timedelta(hours=s.installed_hours_ago):
+                continue  # not installed yet
             if s.path in ("sensor_community", "http") and self.push(s, t):
                 self.published += 1
                 continue

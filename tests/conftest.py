@@ -29,7 +29,24 @@ from civicair.core.settings import Settings
 pytest_plugins = ("tests.city",)
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _shared_data() -> Path:
+    """../shared/data next to the repository; in a git worktree, next to the main checkout (the
+    worktree's `.git` file names it: gitdir: <main>/.git/worktrees/<name>)."""
+    here = REPO.parent / "shared" / "data"
+    git = REPO / ".git"
+    if here.is_dir() or not git.is_file():
+        return here
+    text = git.read_text().strip()
+    if text.startswith("gitdir:"):
+        main = Path(text.split(":", 1)[1].strip()).resolve().parents[2]
+        if (main.parent / "shared" / "data").is_dir():
+            return main.parent / "shared" / "data"
+    return here
+
+
+SHARED_DATA = _shared_data()
 
 KEEP_TABLES = {"quantities", "alembic_version"}
 

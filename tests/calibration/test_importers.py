@@ -5,6 +5,7 @@ line numbers; re-import changes nothing. Hypothesis: no input crashes the parser
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
@@ -142,3 +143,18 @@ def test_import_into_database_is_idempotent(db, tmp_path, shared_data) -> None:
     assert n == 96 and v == 99.0
     assert st_row.lat == pytest.approx(49.1196) and st_row.network == "ATMO GRAND EST"
     assert set(st_row.pollutants) == {"pm25", "pm10", "no2", "o3"}
+
+
+def test_airnowtech_reference_file_is_recognised_and_read(shared_data) -> None:
+    from civicair.calibration.importers import detect_format, parse_reference
+
+    data = (shared_data / "airnowtech_example_reference_data.csv").read_bytes()
+    assert detect_format(data.decode()) == "airnowtech"
+    res = parse_reference(data)
+    by_q = Counter(r.quantity for r in res.rows)
+    assert by_q == {2: 730, 4: 704, 5: 685}  # PM2.5, NO2, O3 with QC code 0
+    assert res.ignored["QC code not 0"] == 6 and res.ignored["pollutant TEMP not used"] == 735
+    st = res.stations["370630099"]
+    assert st.name == "Burdens Creek" and st.network == "OAQ"
+    no2 = next(r for r in res.rows if r.quantity == 4)
+    assert no2.time.isoformat() == "2019-08-01T05:00:00+00:00" and no2.value == pytest.approx(3 * 1.88)

@@ -1,5 +1,5 @@
-"""Pure maths: metric functions against hand-computed values, known-truth fits (robust vs OLS),
-the EPA correction, pairing with the coverage rule, stars and status."""
+"""Pure maths: metric functions against hand-computed values, the EPA correction, pairing with the
+coverage rule, the coverage rule of the job, sensor types, co-location, stars and status."""
 
 from __future__ import annotations
 
@@ -7,24 +7,29 @@ import math
 
 import numpy as np
 import pytest
-from civicair.calibration.fit import epa_correction, fit_huber, fit_ols, fit_robust_linear
+from civicair.calibration.colocation import colocate, is_background, nearest_only
+from civicair.calibration.fit import EPA_MODEL
+from civicair.calibration.flags import Flags, empty_table
+from civicair.calibration.grids import covered_means
 from civicair.calibration.metrics import (
     epa_target_results,
     expanded_uncertainty,
+    metrics_of,
     orthogonal_regression,
     performance_metrics,
     sensor_class,
 )
-from civicair.calibration.pairing import hourly_means, pair_hourly
-from civicair.calibration.reliability import classify
+from civicair.calibration.pairing import hourly_means
+from civicair.calibration.reasons import Reason
+from civicair.calibration.reliability import DeviceContext, ReliabilityRules, classify
+from civicair.calibration.sensor_types import epa_eligible, sensor_type
 from civicair.calibration.stars import current_stars, daily_stars
-from civicair.calibration.synthetic import make_network
 
 
 # --- metrics, by hand ---------------------------------------------------------------------------
 def test_performance_metrics_match_hand_computation() -> None:
     # sensor [1,3,2,5] vs ref [1,2,3,4]: means 2.75 / 2.5; Sxy = 5.5, Sxx = 5, Syy = 8.75
-    m = performance_metrics([1, 3, 2, 5], [1, 2, 3, 4], expected=8)
+    m = metrics_of(performance_metrics(np.array([1, 3, 2, 5.0]), np.array([1, 2, 3, 4.0]), expected=8))
     assert m["slope"] == pytest.approx(1.1)  # 5.5 / 5
     assert m["intercept"] == pytest.approx(0.0)  # 2.75 − 1.1·2.5
     assert m["r2"] == pytest.approx(5.5**2 / (5 * 8.75))  # 0.6914
@@ -47,27 +52,25 @@ def test_metrics_ignore_missing_pairs_and_vectorise_over_devices() -> None:
 
 def test_orthogonal_regression_and_uncertainty_by_hand() -> None:
     # sensor = 2·ref exactly: Sxx = 2, Syy = 8, Sxy = 4 → b = (8 − 2 + √(36 + 64)) / 8 = 2, a = 0
-    a, b = orthogonal_regression([2, 4, 6], [1, 2, 3])
+    arr = lambda *v: np.array(v, float)  # noqa: E731
+    a, b = orthogonal_regression(arr(2, 4, 6), arr(1, 2, 3))
     assert (float(a), float(b)) == pytest.approx((0.0, 2.0))
     # RSS = 0, so u = |a + (b − 1)·LV| = LV → W = 2·LV/LV = 200 %
-    assert expanded_uncertainty([2, 4, 6], [1, 2, 3], 25.0) == pytest.approx(200.0)
+    assert float(expanded_uncertainty(arr(2, 4, 6), arr(1, 2, 3), 25.0)) == pytest.approx(200.0)
     # sensor = ref + 1 (bias only): b = 1, a = 1, RSS = 0 → u = 1 → W = 2·1/25 = 8 %
-    assert expanded_uncertainty([2, 3, 4, 5], [1, 2, 3, 4], 25.0) == pytest.approx(8.0)
+    assert float(expanded_uncertainty(arr(2, 3, 4, 5), arr(1, 2, 3, 4), 25.0)) == pytest.approx(8.0)
     # with scatter: residuals ±0.5 around y = x → RSS = 4·0.25 = 1 (orthogonal slope 1 by symmetry)
-    w = expanded_uncertainty([1.5, 1.5, 3.5, 3.5], [1, 2, 3, 4], 25.0)
-    a, b = orthogonal_regression([1.5, 1.5, 3.5, 3.5], [1, 2, 3, 4])
+    w = float(expanded_uncertainty(arr(1.5, 1.5, 3.5, 3.5), arr(1, 2, 3, 4), 25.0))
+    a, b = orthogonal_regression(arr(1.5, 1.5, 3.5, 3.5), arr(1, 2, 3, 4))
     rss = sum((y - a - b * x) ** 2 for x, y in zip([1, 2, 3, 4], [1.5, 1.5, 3.5, 3.5], strict=True))
     assert w == pytest.approx(200 * math.sqrt(rss / 2 + (a + (b - 1) * 25) ** 2) / 25)
 
 
 def test_sensor_class_thresholds() -> None:
-    assert sensor_class(50.0, "pm25") == 1
-    assert sensor_class(50.1, "pm25") == 2
-    assert sensor_class(100.1, "pm10") == 3
-    assert sensor_class(25.0, "no2") == 1
-    assert sensor_class(60.0, "no2") == 2
-    assert sensor_class(80.0, "no2") == 3
-    assert sensor_class(np.array([10, 70, np.nan]), "pm25").tolist() == [1, 2, 0]
+    u = np.array([50.0, 50.1, 100.1, np.nan])
+    assert sensor_class(u, "pm25").tolist() == [1, 2, 3, 0]
+    assert sensor_class(np.array([25.0, 60.0, 80.0]), "no2").tolist() == [1, 2, 3]
+    assert sensor_class(np.array([30.0, 75.0, 76.0]), "o3").tolist() == [1, 2, 3]
 
 
 def test_epa_targets() -> None:
@@ -79,39 +82,12 @@ def test_epa_targets() -> None:
 
 def test_epa_correction_values() -> None:
     # 0.524·20 − 0.0862·60 + 5.75 = 10.48 − 5.172 + 5.75 = 11.058
-    assert epa_correction(np.array([20.0]), np.array([60.0]))[0] == pytest.approx(11.058)
+    assert EPA_MODEL.predict(np.array([20.0]), np.array([60.0]))[0] == pytest.approx(11.058)
     # above 343: 0.46·400 + 3.93e-4·400² + 2.97 = 184 + 62.88 + 2.97
-    assert epa_correction(np.array([400.0]), np.array([60.0]))[0] == pytest.approx(249.85)
-    assert epa_correction(np.array([0.0]), np.array([99.0]))[0] == 0.0  # never negative
-
-
-# --- known-truth fits ---------------------------------------------------------------------------
-def test_robust_fit_recovers_truth_where_ols_does_not() -> None:
-    """sensor = α + β·ref + γ·RH + noise with 10 % gross positive outliers; truth for
-    ref = a + b·raw + c·RH is a = −α/β, b = 1/β, c = −γ/β. Tolerances: |Δb| ≤ 5 % of b,
-    |Δa| ≤ 1 µg/m³, |Δc| ≤ 0.02."""
-    net = make_network(40, 14 * 24, seed=3, outlier_share=0.10, outlier_size=60.0)
-    h = fit_huber(net.raw, net.ref, net.rh, min_pairs=72)
-    o = fit_ols(net.raw, net.ref, net.rh, min_pairs=72)
-    err = {name: (np.abs(getattr(h, name) - truth), np.abs(getattr(o, name) - truth))
-           for name, truth in (("a", net.true_a), ("b", net.true_b), ("c", net.true_c))}
-    print({k: (float(v[0].max()), float(v[1].max())) for k, v in err.items()})
-    assert (err["b"][0] <= 0.05 * net.true_b).all()
-    assert (err["a"][0] <= 1.0).all()
-    assert (err["c"][0] <= 0.02).all()
-    # OLS is pulled by the outliers: its intercept misses by several µg/m³ on most devices
-    assert (err["a"][1] > 1.0).mean() > 0.8
-    assert np.median(err["a"][1]) > 3 * np.median(err["a"][0])
-
-
-def test_single_device_fit_without_rh_and_too_few_pairs() -> None:
-    ref = np.linspace(5, 50, 100)
-    raw = 2 + 1.5 * ref
-    m = fit_robust_linear(raw, ref)
-    assert (m.a, m.b, m.c) == pytest.approx((-2 / 1.5, 1 / 1.5, 0.0), abs=1e-6)
-    assert m.apply(raw) == pytest.approx(ref)
-    few = fit_huber(raw[None, :10], ref[None, :10], min_pairs=72)
-    assert np.isnan(few.b[0]) and few.n[0] == 10
+    assert EPA_MODEL.predict(np.array([400.0]), np.array([60.0]))[0] == pytest.approx(249.85)
+    assert EPA_MODEL.predict(np.array([0.0]), np.array([99.0]))[0] == 0.0  # never negative
+    # RH unknown: 50 %, never 0
+    assert EPA_MODEL.predict(np.array([20.0]), np.array([np.nan]))[0] == pytest.approx(0.524 * 20 - 0.0862 * 50 + 5.75)
 
 
 # --- pairing ------------------------------------------------------------------------------------
@@ -125,30 +101,79 @@ def test_hourly_means_apply_the_coverage_rule() -> None:
     s = hourly_means(times, values)
     assert s.coverage.tolist() == pytest.approx([1.0, 8 / 12, 0.75])
     assert s.mean.tolist() == pytest.approx([10.0, 20.0, 4.0])
-    ref = hourly_means(t0 + np.arange(3) * np.timedelta64(3600, "s"), [11.0, 19.0, 5.0], interval_s=3600)
-    p = pair_hourly(s, ref, min_coverage=0.75)
-    assert p.raw.tolist() == [10.0, 4.0] and p.ref.tolist() == [11.0, 5.0]
-    assert p.expected_hours == 3
+    assert s.valid(0.75).hours.size == 2 and s.valid(0.75).mean.tolist() == pytest.approx([10.0, 4.0])
+
+
+# --- the job's coverage rule, sensor types, co-location ----------------------------------------
+def test_covered_means_use_the_devices_usual_readings_per_hour() -> None:
+    n = np.array([[4, 4, 4, 4, 2, 3, 4, 4, 4, 4, np.nan]], float)
+    mean = np.arange(11, dtype=float)[None, :]
+    expected = np.nanpercentile(n, 90, axis=1)[0]  # the device's sampling rate: 4 readings per hour
+    out = covered_means(n, mean, 0.75)
+    keep = np.nan_to_num(n[0]) / expected >= 0.75
+    assert np.isnan(out[0, ~keep]).all() and (out[0, keep] == mean[0, keep]).all()
+    assert np.isnan(out[0, 4]) and out[0, 5] == 5  # 2/4 fails, 3/4 passes
+
+
+def test_the_sensor_type_is_the_model_measuring_the_quantity() -> None:
+    assert sensor_type(["BME280", "SDS011"], "pm25") == "SDS011"  # not the first registered model
+    assert sensor_type(["SDS011", "BME280"], "humidity") == "BME280"
+    assert sensor_type(["SDS011", "BME280"], "no2") == ""
+    assert sensor_type(["MYSENSOR-X"], "no2") == "MYSENSOR-X"  # unknown models may measure anything
+    assert epa_eligible(["BME280", "PMS5003"], "pm25") and not epa_eligible(["SDS011"], "pm25")
+    assert not epa_eligible(["PMS5003"], "pm10")
+
+
+def test_colocation_and_neighbours() -> None:
+    assert is_background("Urbaine / Fond") and is_background("suburban background") and is_background(None)
+    assert not is_background("Urbaine / Trafic") and not is_background("industrial")
+    dev_lat, dev_lon = np.array([48.58, 48.58, 48.6, 49.5]), np.array([7.75, 7.7502, 7.75, 7.75])
+    st_lat, st_lon = np.array([48.5801, 48.58]), np.array([7.75, 7.7505])
+    c = colocate(dev_lat, dev_lon, st_lat, st_lon, np.array([True, False]), colocation_m=50, crosscheck_m=10_000)
+    assert c.colocated.tolist() == [True, True, False, False]
+    assert c.crosscheck[2] == 0 and c.has_crosscheck.tolist() == [True, True, True, False]  # background only
+    dist = np.array([[0, 5, 1, 3, 2], [5, 0, 1, 1, 1], [1, 1, 0, 1, 1], [3, 1, 1, 0, 1], [2, 1, 1, 1, 0]], float)
+    kept = nearest_only(dist > 0, dist, 2)
+    assert kept[0].tolist() == [False, False, True, False, True] and not kept.diagonal().any()
 
 
 # --- stars and status ---------------------------------------------------------------------------
-def test_daily_stars_follow_agreement() -> None:
+def test_daily_stars_follow_agreement_and_fault_hours_never_agree() -> None:
     ref = np.full((1, 48), 20.0)
-    values = np.vstack([ref[0] * 1.05, ref[0] * 1.3, ref[0] * 2.0])  # 5 %, 30 %, 100 % off
+    values = np.vstack([ref[0] * 1.05, ref[0] * 1.3, ref[0] * 2.0, ref[0]])  # 5 %, 30 %, 100 %, 0 % off
     values[:, 24:30] = np.nan
-    stars = daily_stars(values, np.vstack([ref] * 3))
-    assert stars[:, 0].tolist() == [5, 3, 1]
-    assert current_stars(stars).tolist() == [5, 3, 1]
-    empty = daily_stars(np.full((1, 24), np.nan), ref[:, :24])
-    assert empty.tolist() == [[0]]
+    fault = np.zeros((4, 48), bool)
+    fault[3] = True  # a stuck sensor reading exactly the station's value
+    stars = daily_stars(values, np.vstack([ref] * 4), fault)
+    assert stars[:, 0].tolist() == [5, 3, 1, 1]
+    assert current_stars(stars).tolist() == [5, 3, 1, 1]
+    assert daily_stars(np.full((1, 24), np.nan), ref[:, :24]).tolist() == [[0]]
 
 
-def test_status_with_reasons() -> None:
-    n = 4
-    counts = {"stuck": np.array([0, 30, 0, 0]), "spike": np.array([0, 0, 2, 0])}
-    status, reasons = classify(np.array([300, 300, 300, 10]), counts, total_hours=336,
-                               r2=np.array([0.9, 0.9, 0.9, np.nan]), stars=np.array([5, 5, 4, 0]))
-    assert status.tolist() == ["reliable", "unreliable", "suspect", "insufficient_data"]
-    assert reasons[0] == [] and any("stuck for 30 h" in r for r in reasons[1])
-    assert any("spike" in r for r in reasons[2]) and "10 valid hours" in reasons[3][0]
-    assert len(reasons) == n
+def _ctx(n: int, **kw) -> DeviceContext:
+    base = dict(kind=("colocated",) * n, sensor_type=("SDS011",) * n, network_donors=np.zeros(n, np.int64),
+                skill=np.full(n, 0.9), model_reasons=((),) * n, drift_pct=np.full(n, np.nan),
+                clock_lag=np.full(n, np.nan), paired_hours=np.full(n, 300))
+    base.update(kw)
+    return DeviceContext(**base)  # type: ignore[arg-type]
+
+
+def test_status_with_reasons_and_stars_that_agree() -> None:
+    n = 5
+    masks = {k: np.zeros((n, 336), bool) for k in ("stuck", "spike", "out_of_range", "gap", "high_humidity",
+                                                   "clock", "disagrees")}
+    masks["stuck"][1, :30] = True
+    masks["spike"][2, 5:7] = True
+    flags = Flags(masks, empty_table())
+    no_skill = (Reason("no_skill", "unreliable", "no calibration beats a constant"),)
+    status, reasons, stars = classify("pm25", np.array([300, 300, 300, 10, 300]), flags, 336,
+                                      np.array([5, 5, 4, 0, 5]),
+                                      _ctx(n, model_reasons=((), (), (), (), no_skill)), ReliabilityRules())
+    assert status == ("reliable", "unreliable", "suspect", "insufficient_data", "unreliable")
+    assert all(r.level == "note" for r in reasons[0])
+    assert any(r.text == "the sensor reported the same value for 30 hours" for r in reasons[1])
+    assert any(r.code == "spike" for r in reasons[2]) and "10 hours with data" in reasons[3][0].text
+    assert stars.tolist() == [5, 2, 4, 0, 2]  # unreliable: at most 2 stars
+    low = classify("pm25", np.array([300]), Flags({k: v[:1] for k, v in masks.items()}, empty_table()), 336,
+                   np.array([2]), _ctx(1), ReliabilityRules())
+    assert low[0] == ("suspect",) and low[1][0][-1].code == "stars"  # 2 stars: suspect, never reliable

@@ -54,3 +54,16 @@ def test_e2_fetcher_imports_served_files_idempotently(db, settings, shared_data,
         assert conn.execute(sa.select(sa.func.count()).select_from(tables.reference_readings)).scalar() == 96
     assert [j.name for j in jobs(s, db)] == ["e2-fetch", "calibration"]
     assert [j.name for j in jobs(settings, db)] == ["calibration"]  # fetcher off by default
+
+
+def test_one_calibration_run_at_a_time(db, settings) -> None:
+    """A scheduled run that finds another one holding the lock does nothing (another process)."""
+    from civicair.calibration.service import run_calibration
+    from civicair.calibration.worker import calibrate
+
+    with db.engine.begin() as conn:
+        first = run_calibration(conn, settings)
+        assert not first.skipped
+        other = calibrate(settings, db)  # its own connection and transaction, while this one holds the lock
+        assert other["skipped"] is True
+    assert calibrate(settings, db)["skipped"] is False

@@ -13,11 +13,12 @@ pytestmark = pytest.mark.db
 
 
 def test_partner_api_key_accepted_wrong_missing_and_scope(db, live_api) -> None:
-    good, reader_only, revoked = new_api_key(), new_api_key(), new_api_key()
+    good, reader_only, revoked, read = new_api_key(), new_api_key(), new_api_key(), new_api_key()
     with db.engine.begin() as conn:
         conn.execute(sa.insert(tables.partner_api_keys), [
             {"name": "ATMO Grand Est", "key_hash": hash_secret(good), "scopes": ["read", "calibration"]},
             {"name": "other", "key_hash": hash_secret(reader_only), "scopes": ["calibration"]},
+            {"name": "reader", "key_hash": hash_secret(read), "scopes": ["read"]},
         ])
         conn.execute(sa.insert(tables.partner_api_keys).values(
             name="old", key_hash=hash_secret(revoked), scopes=["read"], revoked_at=sa.func.now()))
@@ -26,9 +27,14 @@ def test_partner_api_key_accepted_wrong_missing_and_scope(db, live_api) -> None:
     url = f"{live_api}/v1/partner/whoami"
     ok = httpx.get(url, headers={"X-API-Key": good})
     assert ok.status_code == 200 and ok.json()["name"] == "ATMO Grand Est"
-    for headers, status in [({}, 401), ({"X-API-Key": "cak_wrong"}, 401), ({"X-API-Key": revoked}, 401),
-                            ({"X-API-Key": reader_only}, 403)]:
-        r = httpx.get(url, headers=headers)
+    # whoami answers for a key of any scope; a key lacking a scope is refused where the scope is needed
+    assert httpx.get(url, headers={"X-API-Key": reader_only}).json() == {"name": "other", "scopes": ["calibration"],
+                                                                          "via": "key"}
+    calibration = f"{live_api}/v1/partner/calibration/devices"
+    assert httpx.get(calibration, headers={"X-API-Key": reader_only}).status_code == 200
+    for u, headers, status in [(url, {}, 401), (url, {"X-API-Key": "cak_wrong"}, 401), (url, {"X-API-Key": revoked}, 401),
+                               (calibration, {"X-API-Key": read}, 403)]:
+        r = httpx.get(u, headers=headers)
         assert r.status_code == status, (headers, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")
         assert r.json()["status"] == status and r.json()["detail"]
