@@ -17,8 +17,11 @@ WEB_SRC := $(wildcard frontend/src/*) frontend/build.mjs
 # dependencies clash with ours and with each other (tests/open_export/harvesters/README.md).
 HARVEST_UDATA := .venv-harvest-udata
 HARVEST_CKAN  := .venv-harvest-ckan
+# ESPHome, whose pins clash with ours: the bundle tests run its `esphome config` (about 70 s to
+# build from the lock on 2 cores, once; tests/firmware_tools/esphome_check.py).
+ESPHOME_VENV  := .venv-esphome
 
-.PHONY: run test install lint typecheck lock bench clean web harvesters
+.PHONY: run test install lint typecheck lock bench clean web harvesters esphome
 
 $(STAMP): pyproject.toml setup.py requirements/dev.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,7 +50,7 @@ run: $(STAMP) web
 	$(VENV)/bin/civicair up --demo
 
 ## Lint, type-check and run every test (real PostgreSQL + MQTT: the machine's, else embedded).
-test: lint web harvesters
+test: lint web harvesters esphome
 	$(PY) -m pytest
 
 ## The harvester venvs, from their hash-pinned lock files (rebuilt when a lock changes).
@@ -57,6 +60,14 @@ $(HARVEST_UDATA)/.installed: requirements/harvest-udata.lock
 	rm -rf $(HARVEST_UDATA) && $(PYTHON) -m venv $(HARVEST_UDATA)
 	$(HARVEST_UDATA)/bin/pip install --quiet --require-hashes --no-deps -r requirements/harvest-udata.lock
 	$(HARVEST_UDATA)/bin/pip check
+	touch $@
+
+esphome: $(ESPHOME_VENV)/.installed
+
+$(ESPHOME_VENV)/.installed: requirements/esphome.lock
+	rm -rf $(ESPHOME_VENV) && $(PYTHON) -m venv $(ESPHOME_VENV)
+	$(ESPHOME_VENV)/bin/pip install --quiet --require-hashes --no-deps -r requirements/esphome.lock
+	$(ESPHOME_VENV)/bin/pip check
 	touch $@
 
 # psycopg2 is built from source: needs pg_config (libpq-dev)
@@ -84,8 +95,10 @@ lock: $(STAMP)
 	    -o requirements/main.lock
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
 	    --quiet -o requirements/dev.lock
+	$(VENV)/bin/uv pip compile requirements/esphome.in --python-version 3.11 --generate-hashes --quiet \
+	    -o requirements/esphome.lock
 	for h in udata ckan; do $(VENV)/bin/uv pip compile requirements/harvest-$$h.in --python-version 3.11 \
 	    --generate-hashes --quiet -o requirements/harvest-$$h.lock; done
 
 clean:
-	rm -rf $(VENV) $(HARVEST_UDATA) $(HARVEST_CKAN) build .civicair .pytest_cache .ruff_cache .mypy_cache $(WEB_DIST) frontend/node_modules
+	rm -rf $(VENV) $(HARVEST_UDATA) $(HARVEST_CKAN) $(ESPHOME_VENV) build .civicair .pytest_cache .ruff_cache .mypy_cache $(WEB_DIST) frontend/node_modules

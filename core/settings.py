@@ -215,6 +215,17 @@ class Settings(BaseSettings):
         default_factory=list, description="Earlier session keys still accepted (key rotation), newest first.")
     session_ttl_s: int = Field(default=8 * 3600, ge=60, description="Lifetime of a signed-in browser session.")
 
+    # --- volunteer sign-up by e-mail (issue 17v: docs/onboarding.md) ------------------------------
+    smtp_url: SecretStr | None = Field(default=None, description=(
+        "SMTP server of the sign-up confirmation mails: smtp://[user:pass@]host[:port] (STARTTLS when the server "
+        "offers it), smtps://… (TLS). Empty: registrations are not confirmed by e-mail (development, --demo)."))
+    mail_from: str = Field(default="civicair <no-reply@civicair.invalid>", description="From: of the mails.")
+    signup_ttl_s: int = Field(default=24 * 3600, ge=60, description="Validity of a sign-up confirmation link.")
+    signup_email_limit: int = Field(default=3, ge=0, description=(
+        "Confirmation mails sent to one address per window (more sign-ups get the same answer, and no mail); "
+        "0: no limit."))
+    signup_email_window_s: int = Field(default=3600, ge=1, description="The window of the per-e-mail limit.")
+
     _public_base_derived: bool = PrivateAttr(default=False)
 
     @model_validator(mode="after")

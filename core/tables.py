@@ -448,3 +448,20 @@ gateway_leases = sa.Table(
     sa.Column("started_at", TZ, nullable=False),
     sa.Column("heartbeat_at", TZ, nullable=False),
 )
+# Volunteer sign-ups waiting for their e-mail confirmation (issue 17v, migration 0017): the
+# registration request, the hash of the link's token, and the HMAC of the address that counts the
+# per-e-mail limit. The request (e-mail, exact position) is erased once confirmed or expired.
+signups = sa.Table(
+    "signups",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("token_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("email_key", sa.Text, nullable=False),
+    sa.Column("request", JSONB),
+    sa.Column("created_at", TZ, nullable=False, server_default=sa.func.now()),
+    sa.Column("expires_at", TZ, nullable=False),
+    sa.Column("confirmed_at", TZ),
+    sa.Column("device_uid", sa.Text),
+    sa.Column("shown_at", TZ),  # the credentials page was shown (it is shown once)
+)
+sa.Index("signups_email", signups.c.email_key, signups.c.created_at)

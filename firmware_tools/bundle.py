@@ -1,28 +1,28 @@
 """The flash bundle (pure: returns file names → bytes; the caller writes a folder or a zip).
 
-Files: config.json (civicair firmware), airrohr.txt (sensor.community "send to own API" page),
-nvs.csv + FLASH.txt (ESP32 NVS partition and the exact commands), label.svg / label.png (QR code
-of the public page + pseudonym), README.txt (FR + EN). A secret that is not known at bundle time
+Files: esphome.yaml + secrets.yaml + FLASH.txt (an ESP32 running ESPHome, MQTT or HTTP devices:
+firmware_tools/esphome.py), or lorawan.txt + the civicair-binary codec (LoRaWAN devices: the
+network server decodes), airrohr.txt (sensor.community "send to own API" page), label.svg /
+label.png (QR code of the public page + pseudonym), README.txt (FR + EN). A secret that is not known at bundle time
 (stored only as a hash) is written as a visible placeholder, never invented.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 import segno
+from civicair.firmware_tools.esphome import EsphomeInput, esphome_yaml, secrets_yaml
 from civicair.firmware_tools.schemas import Credentials
 
 PLACEHOLDER = "<PASTE-THE-SECRET-YOU-RECEIVED-AT-REGISTRATION>"
-NVS_NAMESPACE = "civicair"
-NVS_OFFSET = "0x9000"  # default ESP32 partition table: nvs at 0x9000, 0x6000 bytes
-NVS_SIZE = "0x6000"
 PUSH_PATH = "/v1/push/sensor-community"
+CODECS = Path(__file__).parent / "codecs"
 
 
 @dataclass(frozen=True)
@@ -43,85 +43,39 @@ def _secret(value: str | None) -> str:
     return value if value else PLACEHOLDER
 
 
-def build_config(b: BundleInput) -> dict:
+def mqtt_broker(b: BundleInput) -> tuple[str, int, bool]:
+    parts = urlsplit(b.mqtt_url or "mqtt://127.0.0.1:1883")
+    tls = parts.scheme == "mqtts"
+    return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls
+
+
+def esphome_input(b: BundleInput) -> EsphomeInput:
     c = b.credentials
-    config: dict = {
-        "format": "civicair-firmware-config",
-        "version": 1,
-        "device": {"uid": b.uid, "pseudonym": b.pseudonym, "kind": b.kind, "sensors": list(b.sensors)},
-        "transport": b.transport,
-        "interval_s": b.interval_s,
-        "wifi": {"ssid": "", "password": ""},
-        "http": {"url": b.api_base_url.rstrip("/") + "/v1/push", "token": _secret(c.device_token)},
-    }
-    if b.transport == "mqtt":
-        parts = urlsplit(b.mqtt_url or "mqtt://127.0.0.1:1883")
-        config["mqtt"] = {
-            "host": parts.hostname or "127.0.0.1",
-            "port": parts.port or (8883 if parts.scheme == "mqtts" else 1883),
-            "tls": parts.scheme == "mqtts",
-            "username": c.mqtt_username or b.uid,
-            "password": _secret(c.mqtt_password),
-            "topic": c.mqtt_topic,
-            "qos": 1,
-        }
-    if b.transport == "lorawan" and c.lorawan is not None:
-        config["lorawan"] = {
-            "activation": "OTAA", "lorawan_version": c.lorawan.lorawan_version, "region": "EU868",
-            "dev_eui": c.lorawan.dev_eui, "join_eui": c.lorawan.join_eui,
-            "app_key": _secret(c.lorawan.app_key), "f_port": 1, "payload": "civicair-binary-v1",
-        }
-    return config
+    host, port, tls = mqtt_broker(b)
+    return EsphomeInput(
+        uid=b.uid, pseudonym=b.pseudonym, kind=b.kind, transport=b.transport, sensors=b.sensors,
+        interval_s=b.interval_s, mqtt_host=host, mqtt_port=port, mqtt_tls=tls,
+        mqtt_username=c.mqtt_username or b.uid, mqtt_password=_secret(c.mqtt_password),
+        mqtt_topic=c.mqtt_topic or f"civicair/v1/devices/{b.uid}/up",
+        push_url=b.api_base_url.rstrip("/") + "/v1/push", device_token=_secret(c.device_token))
 
 
-def build_nvs_csv(config: dict) -> str:
-    """ESP-IDF NVS partition CSV (key,type,encoding,value); keys ≤ 15 characters."""
-    rows = [("key", "type", "encoding", "value"), (NVS_NAMESPACE, "namespace", "", "")]
-
-    def add(key: str, encoding: str, value: object) -> None:
-        assert len(key) <= 15, key
-        rows.append((key, "data", encoding, str(value)))
-
-    add("uid", "string", config["device"]["uid"])
-    add("transport", "string", config["transport"])
-    add("interval_s", "u32", config["interval_s"])
-    add("wifi_ssid", "string", "")
-    add("wifi_pass", "string", "")
-    add("http_url", "string", config["http"]["url"])
-    add("token", "string", config["http"]["token"])
-    if "mqtt" in config:
-        m = config["mqtt"]
-        add("mqtt_host", "string", m["host"])
-        add("mqtt_port", "u16", m["port"])
-        add("mqtt_tls", "u8", int(m["tls"]))
-        add("mqtt_user", "string", m["username"])
-        add("mqtt_pass", "string", m["password"])
-        add("mqtt_topic", "string", m["topic"])
-    if "lorawan" in config:
-        lw = config["lorawan"]
-        add("dev_eui", "hex2bin", lw["dev_eui"])
-        add("join_eui", "hex2bin", lw["join_eui"])
-        if lw["app_key"] == PLACEHOLDER:
-            add("app_key", "string", PLACEHOLDER)
-        else:
-            add("app_key", "hex2bin", lw["app_key"])
-    out = io.StringIO()
-    for row in rows:
-        out.write(",".join(_csv_field(v) for v in row) + "\n")
-    return out.getvalue()
-
-
-def _csv_field(value: str) -> str:
-    if any(ch in value for ch in ',"\n'):
-        return '"' + value.replace('"', '""') + '"'
-    return value
+def lorawan_text(b: BundleInput) -> str:
+    """The OTAA keys and the codec the network server decodes with (ESPHome has no LoRaWAN)."""
+    lw = b.credentials.lorawan
+    if lw is None:
+        return "LoRaWAN keys: not known here (ask the operator).\n"
+    return (f"activation: OTAA\nlorawan_version: {lw.lorawan_version}\nregion: EU868\n"
+            f"dev_eui: {lw.dev_eui}\njoin_eui: {lw.join_eui}\napp_key: {_secret(lw.app_key)}\n"
+            "f_port: 1\npayload: civicair-binary-v1 (encoder: civicair_binary_v1.h; "
+            "network-server decoder: civicair_binary_v1.js)\n")
 
 
 def flash_commands(port: str = "/dev/ttyUSB0") -> list[str]:
     return [
-        "pip install esp-idf-nvs-partition-gen esptool",
-        f"python -m esp_idf_nvs_partition_gen generate nvs.csv nvs.bin {NVS_SIZE}",
-        f"esptool.py --chip esp32 --port {port} --baud 460800 write_flash {NVS_OFFSET} nvs.bin",
+        "python3 -m venv esphome-venv && esphome-venv/bin/pip install esphome",
+        "esphome-venv/bin/esphome config esphome.yaml",
+        f"esphome-venv/bin/esphome run esphome.yaml --device {port}",
     ]
 
 
@@ -178,15 +132,30 @@ def label_png(b: BundleInput) -> bytes:
     return out.getvalue()
 
 
-def readme_text(b: BundleInput, config: dict) -> str:
-    secrets_missing = PLACEHOLDER in json.dumps(config)
+def readme_text(b: BundleInput, files: dict[str, bytes]) -> str:
+    secrets_missing = any(PLACEHOLDER.encode() in data for name, data in files.items() if name != "README.txt")
     missing_fr = ("\nATTENTION : certains secrets sont remplacés par " + PLACEHOLDER + ".\n"
                   "Recopiez ceux reçus à l'inscription, ou demandez de nouveaux identifiants.\n"
                   if secrets_missing else "")
     missing_en = ("\nNOTE: some secrets are replaced by " + PLACEHOLDER + ".\n"
                   "Copy the ones you received when registering, or ask for new credentials.\n"
                   if secrets_missing else "")
-    cmds = "\n".join("   " + c for c in flash_commands())
+    if b.transport == "lorawan":
+        how_fr = (" - lorawan.txt : les clés OTAA de votre capteur LoRaWAN ; le réseau décode ses messages avec\n"
+                  "   civicair_binary_v1.js, et civicair_binary_v1.h les encode dans votre firmware.\n")
+        how_en = (" - lorawan.txt: the OTAA keys of your LoRaWAN sensor; the network server decodes its messages\n"
+                  "   with civicair_binary_v1.js, and civicair_binary_v1.h encodes them in your firmware.\n")
+        steps_fr = steps_en = ""
+    else:
+        how_fr = (" - esphome.yaml et secrets.yaml : la configuration ESPHome d'une carte ESP32 (connexion :\n"
+                  f"   {b.transport}). Mettez le nom et le mot de passe de votre Wi-Fi dans secrets.yaml.\n"
+                  " - FLASH.txt : les commandes exactes pour écrire le firmware.\n")
+        how_en = (" - esphome.yaml and secrets.yaml: the ESPHome configuration of an ESP32 board (connection:\n"
+                  f"   {b.transport}). Put your Wi-Fi's name and password into secrets.yaml.\n"
+                  " - FLASH.txt: the exact commands that write the firmware.\n")
+        cmds = "\n".join("   " + c for c in flash_commands())
+        steps_fr = f"\nPour écrire le firmware sur l'ESP32 (câble USB branché) :\n{cmds}\n"
+        steps_en = f"\nTo write the firmware to the ESP32 (USB cable plugged in):\n{cmds}\n"
     return f"""civicair — {b.pseudonym}
 =======================================
 
@@ -198,14 +167,10 @@ la carte montre seulement une zone d'environ 175 m.
 Page publique de votre capteur : {b.public_url}
 
 Ce dossier contient :
- - config.json : la configuration du firmware civicair (connexion : {b.transport}).
- - airrohr.txt : si vous avez un capteur sensor.community (airrohr), recopiez ces valeurs dans
+{how_fr} - airrohr.txt : si vous avez un capteur sensor.community (airrohr), recopiez ces valeurs dans
    la page « Envoyer vers sa propre API » de la configuration du capteur.
- - nvs.csv et FLASH.txt : pour les cartes ESP32, les commandes exactes pour écrire la configuration.
  - label.svg / label.png : une étiquette à imprimer et coller sur le boîtier.
-{missing_fr}
-Pour écrire la configuration sur un ESP32 (câble USB branché) :
-{cmds}
+{missing_fr}{steps_fr}
 Ensuite, vérifiez que les mesures arrivent : `civicair device check {b.uid}`.
 Gardez ce dossier privé : il contient les mots de passe de votre capteur.
 
@@ -217,34 +182,33 @@ of about 175 m.
 Public page of your sensor: {b.public_url}
 
 This folder contains:
- - config.json: the civicair firmware configuration (connection: {b.transport}).
- - airrohr.txt: for a sensor.community (airrohr) sensor, type these values into the
+{how_en} - airrohr.txt: for a sensor.community (airrohr) sensor, type these values into the
    "Send data to own API" section of the sensor's configuration page.
- - nvs.csv and FLASH.txt: for ESP32 boards, the exact commands that write the configuration.
  - label.svg / label.png: a label to print and stick on the enclosure.
-{missing_en}
-To write the configuration to an ESP32 (USB cable plugged in):
-{cmds}
+{missing_en}{steps_en}
 Then check that measurements arrive: `civicair device check {b.uid}`.
 Keep this folder private: it holds your sensor's passwords.
 """
 
 
 def build_bundle(b: BundleInput) -> dict[str, bytes]:
-    config = build_config(b)
     airrohr = "\n".join(f"{k}: {v}" for k, v in airrohr_settings(b).items())
-    flash = ("# Write the civicair configuration into the ESP32 NVS partition\n"
-             f"# (partition 'nvs' at {NVS_OFFSET}, size {NVS_SIZE}: the ESP-IDF default table)\n"
-             + "\n".join(flash_commands()) + "\n")
-    return {
-        "config.json": (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode(),
+    files: dict[str, bytes] = {
         "airrohr.txt": (airrohr + "\n").encode(),
-        "nvs.csv": build_nvs_csv(config).encode(),
-        "FLASH.txt": flash.encode(),
         "label.svg": label_svg(b).encode(),
         "label.png": label_png(b),
-        "README.txt": readme_text(b, config).encode(),
     }
+    if b.transport == "lorawan":
+        files["lorawan.txt"] = lorawan_text(b).encode()
+        for name in ("civicair_binary_v1.js", "civicair_binary_v1.h"):
+            files[name] = (CODECS / name).read_bytes()
+    else:
+        files["esphome.yaml"] = esphome_yaml(esphome_input(b)).encode()
+        files["secrets.yaml"] = secrets_yaml(mqtt_tls=b.transport == "mqtt" and mqtt_broker(b)[2]).encode()
+        files["FLASH.txt"] = ("# Build and write the ESPHome firmware of this sensor (ESP32, USB cable plugged in)\n"
+                              + "\n".join(flash_commands()) + "\n").encode()
+    files["README.txt"] = readme_text(b, files).encode()
+    return files
 
 
 def bundle_zip(files: dict[str, bytes], folder: str) -> bytes:

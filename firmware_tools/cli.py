@@ -83,7 +83,7 @@ def bundle_cmd(
     uid: str = typer.Argument(..., help="Device id (ca-...)."),
     out_dir: Path = typer.Option(..., "--out", help="Directory to write the bundle into."),
 ) -> None:
-    """Write the flash bundle (config.json, airrohr settings, NVS CSV, label, README) of a device."""
+    """Write the flash bundle (ESPHome configuration or LoRaWAN keys, airrohr settings, label, README) of a device."""
     from civicair.core.console import database_or_exit, fail
     from civicair.firmware_tools.service import bundle_files, device_by_uid
 

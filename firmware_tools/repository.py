@@ -154,3 +154,43 @@ def record_registration(conn: Connection, client_key: str, at: datetime, prune_b
     r = tables.registrations
     conn.execute(sa.delete(r).where(r.c.at < prune_before))
     conn.execute(sa.insert(r).values(client_key=client_key, at=at))
+
+
+# --- sign-ups waiting for their e-mail confirmation (firmware_tools/signup.py) ---------------------
+su = tables.signups
+
+
+def prune_signups(conn: Connection, now: datetime) -> None:
+    """Expired sign-ups go, with the request they hold (e-mail, position)."""
+    conn.execute(sa.delete(su).where(su.c.expires_at < now))
+
+
+def signups_for_email_since(conn: Connection, email_key: str, since: datetime) -> int:
+    """Confirmation mails sent to this address since `since`, serialised per address (advisory
+    lock), so concurrent sign-ups cannot both pass the limit."""
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("signup:" + email_key))))
+    return int(conn.execute(sa.select(sa.func.count()).select_from(su)
+                            .where(su.c.email_key == email_key, su.c.created_at > since)).scalar_one())
+
+
+def insert_signup(conn: Connection, values: dict[str, Any]) -> int:
+    return int(conn.execute(sa.insert(su).values(**values).returning(su.c.id)).scalar_one())
+
+
+def pending_signup(conn: Connection, token_hash: str, now: datetime, *, lock: bool = False) -> Row[Any] | None:
+    q = sa.select(su).where(su.c.token_hash == token_hash, su.c.confirmed_at.is_(None), su.c.expires_at >= now)
+    return conn.execute(q.with_for_update() if lock else q).first()
+
+
+def confirm_signup(conn: Connection, signup_id: int, uid: str, now: datetime) -> None:
+    conn.execute(sa.update(su).where(su.c.id == signup_id).values(confirmed_at=now, device_uid=uid, request=None))
+
+
+def mark_credentials_shown(conn: Connection, signup_id: int, now: datetime) -> bool:
+    """True the first time only: the credentials page is shown once."""
+    return conn.execute(sa.update(su).where(su.c.id == signup_id, su.c.confirmed_at.isnot(None), su.c.shown_at.is_(None))
+                        .values(shown_at=now).returning(su.c.id)).first() is not None
+
+
+def device_by_token_hash(conn: Connection, token_hash: str) -> Row[Any] | None:
+    return conn.execute(sa.select(d).where(d.c.token_hash == token_hash)).first()

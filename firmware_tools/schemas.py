@@ -195,3 +195,16 @@ class PrivacyZoneIn(BaseModel):
 class PrivacyZones(BaseModel):
     model_config = ConfigDict(extra="forbid")
     zones: list[PrivacyZoneIn] = Field(max_length=10, description="at most 10; an empty list removes them all")
+
+
+class SignupAccepted(BaseModel):
+    """The one answer to every sign-up when e-mail confirmation is on (no enumeration of addresses)."""
+
+    detail: str = ("If this address can receive mail, a confirmation link is on its way to it. Open it to create "
+                   "the sensor and see its credentials (once).")
+
+
+class SignupConfirmation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=200, description="The `token` of the mailed link")

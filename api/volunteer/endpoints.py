@@ -1,22 +1,28 @@
-"""Volunteer endpoints: open registration, then everything else authenticated by the device token
+"""Volunteer endpoints: open registration (JSON or form-encoded; confirmed by e-mail when an SMTP
+server is configured), then everything else authenticated by the device token
 (`Authorization: Bearer <token>`): own status, credential rotation, flash bundle, erase."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from civicair.api.deps import DeviceDep, ReadConn, SettingsDep, write_conn
-from civicair.firmware_tools import service
+from civicair.firmware_tools import service, signup
 from civicair.firmware_tools.schemas import (
     Credentials,
     DeviceStatus,
     PrivacyZones,
     RegistrationRequest,
     RegistrationResult,
+    SignupAccepted,
+    SignupConfirmation,
 )
 from civicair.open_export.erasure import erase_device_files
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 router = APIRouter(prefix="/v1/volunteer", tags=["volunteer"])
@@ -32,16 +38,78 @@ def me(device: DeviceDep) -> dict[str, Any]:
     return {"uid": device.uid, "pseudonym": device.pseudonym}
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its `$defs` (the enums) written in place, for openapi_extra."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    return walk(schema)
+
+
+_REGISTRATION = _inlined(RegistrationRequest.model_json_schema())
+REGISTRATION_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": _REGISTRATION},
+    "application/x-www-form-urlencoded": {"schema": _REGISTRATION}}}}
+
+
+async def registration_body(request: Request) -> RegistrationRequest:
+    """The registration as JSON or as an HTML form posts it (form-encoded, `sensors` repeated or
+    comma-separated), validated by the same model: a bad field is named in the 422 either way."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        data: Any = signup.registration_fields(form.multi_items())
+    else:
+        try:
+            data = json.loads(await request.body() or b"null")
+        except ValueError as exc:
+            raise RequestValidationError([{"loc": ("body",), "msg": f"not JSON: {exc}", "type": "json_invalid"}]) from None
+    try:
+        return RegistrationRequest.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 @router.post("/devices", status_code=status.HTTP_201_CREATED, summary="Register a sensor",
-             response_model=RegistrationResult)
-def register_device(body: RegistrationRequest, request: Request, conn: WriteConn,
-                    settings: SettingsDep) -> RegistrationResult:
-    """Creates the device, its public pseudonym and H3 cell, and returns its credentials.
-    **The credentials are shown only once**: only their hashes are stored. Its data become public
-    after its first QA window (or an operator's approval). A client network may register at most
+             openapi_extra=REGISTRATION_BODY, response_model=None,
+             responses={201: {"model": RegistrationResult, "description": "Registered (no e-mail check configured)"},
+                        202: {"model": SignupAccepted, "description": "Confirmation link mailed"}})
+def register_device(request: Request, conn: WriteConn, settings: SettingsDep, tasks: BackgroundTasks,
+                    body: Annotated[RegistrationRequest, Depends(registration_body)]) -> JSONResponse:
+    """JSON or form-encoded. With an SMTP server configured (`CIVICAIR_SMTP_URL`), answers 202 and
+    mails a confirmation link to `email`; the device is created, and its credentials shown once,
+    when the link is opened (`POST /v1/volunteer/confirm`). The answer is the same whether or not
+    a mail is sent (at most `CIVICAIR_SIGNUP_EMAIL_LIMIT` per address and window). Without one,
+    creates the device now and returns its credentials. **The credentials are shown only once**:
+    only their hashes are stored. A client network may register at most
     `CIVICAIR_REGISTRATION_LIMIT` devices per `CIVICAIR_REGISTRATION_WINDOW_S` (429 beyond)."""
-    service.check_registration_rate(conn, settings, request.client.host if request.client else "unknown")
-    return service.register_device(conn, settings, body)
+    if settings.smtp_url is not None:
+        message = signup.start_signup(conn, settings, body, client_address(request))
+        if message is not None:
+            tasks.add_task(signup.send_confirmation, settings, message)
+        return JSONResponse(status_code=202, content=SignupAccepted().model_dump())
+    service.check_registration_rate(conn, settings, client_address(request))
+    result = service.register_device(conn, settings, body)
+    return JSONResponse(status_code=201, content=result.model_dump(mode="json"))
+
+
+@router.post("/confirm", status_code=status.HTTP_201_CREATED, summary="Confirm a sign-up (the mailed link)",
+             response_model=RegistrationResult, responses={404: {"description": "Unknown, expired or used link"}})
+def confirm(body: SignupConfirmation, conn: WriteConn, settings: SettingsDep) -> RegistrationResult:
+    """Creates the device of the sign-up whose link carried `token` and returns its credentials,
+    once: the link does not work again."""
+    return signup.confirm(conn, settings, body.token)[1]
 
 
 @router.get("/device", summary="My device's status", response_model=DeviceStatus)

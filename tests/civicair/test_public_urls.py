@@ -8,7 +8,6 @@ label name that port, and the bundle names the broker that runs. With CIVICAIR_P
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import signal
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -30,6 +30,7 @@ from PIL import Image
 from rdflib import Graph, URIRef
 
 from tests.conftest import REPO, wait_until
+from tests.firmware_tools.esphome_check import load
 from tests.open_export.fixture import seed
 from tests.seed import SECRET
 
@@ -142,10 +143,11 @@ def test_every_public_url_follows_the_api_port_and_the_bundle_the_running_broker
                            headers={"Authorization": f"Bearer {creds['device_token']}"}, timeout=10)
         assert bundle.status_code == 200, bundle.text
         with zipfile.ZipFile(io.BytesIO(bundle.content)) as z:
-            config = json.loads(next(z.read(n) for n in z.namelist() if n.endswith("config.json")))
+            config = load(next(z.read(n) for n in z.namelist() if n.endswith("esphome.yaml")))
             label = next(z.read(n) for n in z.namelist() if n.endswith("label.png"))
-        assert (config["mqtt"]["host"], config["mqtt"]["port"]) == ("127.0.0.1", broker_port)
-        assert config["http"]["url"] == f"{base}/v1/push"
+            airrohr = next(z.read(n) for n in z.namelist() if n.endswith("airrohr.txt")).decode()
+        assert (config["mqtt"]["broker"], config["mqtt"]["port"]) == ("127.0.0.1", broker_port)
+        assert f"Port: {urlsplit(base).port}" in airrohr and "Server: 127.0.0.1" in airrohr
         zxingcpp = pytest.importorskip("zxingcpp")
         (qr,) = zxingcpp.read_barcodes(Image.open(io.BytesIO(label)))
         assert qr.text == reg.json()["public_url"]

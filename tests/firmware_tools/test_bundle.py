@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +14,8 @@ from civicair.firmware_tools.bundle import PLACEHOLDER, build_bundle
 from civicair.firmware_tools.schemas import RegistrationRequest
 from civicair.firmware_tools.service import bundle_files, device_by_uid, register_device
 from PIL import Image
+
+from tests.firmware_tools.esphome_check import load
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,20 +46,17 @@ def test_cli_bundle_mqtt(settings: Settings, db: Database, tmp_path: Path) -> No
     r = subprocess.run([sys.executable, "-m", "civicair.cli", "device", "bundle", res.uid, "--out", str(out)],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
-    config = json.loads((out / "config.json").read_text())
-    assert config["device"]["uid"] == res.uid and config["transport"] == "mqtt"
-    assert config["mqtt"] == {"host": "mq.example.org", "port": 8883, "tls": True, "username": res.uid,
-                              "password": PLACEHOLDER, "topic": f"civicair/v1/devices/{res.uid}/up", "qos": 1}
-    rows = list(csv.reader((out / "nvs.csv").read_text().splitlines()))
-    assert rows[0] == ["key", "type", "encoding", "value"] and rows[1][:2] == ["civicair", "namespace"]
-    keys = {row[0]: row for row in rows[2:]}
-    assert {"uid", "transport", "interval_s", "wifi_ssid", "wifi_pass", "mqtt_host", "mqtt_port", "mqtt_user",
-            "mqtt_pass", "mqtt_topic", "token"} <= set(keys)
-    assert all(len(k) <= 15 and row[1] == "data" for k, row in keys.items())
-    assert keys["mqtt_port"][2:] == ["u16", "8883"] and keys["uid"][3] == res.uid
+    config = load((out / "esphome.yaml").read_text())
+    assert config["mqtt"]["broker"] == "mq.example.org" and config["mqtt"]["port"] == 8883
+    assert (config["mqtt"]["username"], config["mqtt"]["password"]) == (res.uid, PLACEHOLDER)
+    assert config["mqtt"]["certificate_authority"] == ("secret", "mqtt_ca_certificate")
+    publish = config["interval"][0]["then"][0]["if"]["then"][0]["mqtt.publish_json"]
+    assert publish["topic"] == f"civicair/v1/devices/{res.uid}/up"
+    assert [s["platform"] for s in config["sensor"]] == ["pmsx003"]
+    assert "mqtt_ca_certificate" in load((out / "secrets.yaml").read_text())
     flash = (out / "FLASH.txt").read_text()
-    assert "python -m esp_idf_nvs_partition_gen generate nvs.csv nvs.bin 0x6000" in flash
-    assert "write_flash 0x9000 nvs.bin" in flash and "esptool.py --chip esp32" in flash
+    assert "esphome run esphome.yaml" in flash
+    assert not (out / "config.json").exists() and not (out / "nvs.csv").exists()
     airrohr = (out / "airrohr.txt").read_text()
     assert "Server: air.example.org" in airrohr and "Path: /v1/push/sensor-community" in airrohr
     assert f"User: {res.uid}" in airrohr and "Port: 443" in airrohr
@@ -77,15 +74,14 @@ def test_cli_bundle_mqtt(settings: Settings, db: Database, tmp_path: Path) -> No
 def test_lorawan_bundle_with_fresh_keys(settings: Settings, db: Database) -> None:
     res, row = make(settings, db, transport="lorawan", dev_eui="70B3D57ED0001234")
     files = bundle_files(settings, row, res.credentials)
-    config = json.loads(files["config.json"])
-    lw = config["lorawan"]
-    assert (lw["dev_eui"], lw["app_key"]) == ("70b3d57ed0001234", res.credentials.lorawan.app_key)
-    keys = {r[0]: r for r in csv.reader(files["nvs.csv"].decode().splitlines())}
-    assert keys["dev_eui"][2:] == ["hex2bin", "70b3d57ed0001234"]
-    assert keys["app_key"][2:] == ["hex2bin", res.credentials.lorawan.app_key]
+    assert "esphome.yaml" not in files  # ESPHome has no LoRaWAN: the network server's codec stays
+    keys = dict(line.split(": ", 1) for line in files["lorawan.txt"].decode().splitlines())
+    assert (keys["dev_eui"], keys["app_key"]) == ("70b3d57ed0001234", res.credentials.lorawan.app_key)
+    assert "function decodeUplink" in files["civicair_binary_v1.js"].decode()
+    assert "civicair_encode" in files["civicair_binary_v1.h"].decode()
     # later (secrets no longer known): placeholders, never invented keys
-    later = json.loads(bundle_files(settings, row)["config.json"])
-    assert later["lorawan"]["app_key"] == PLACEHOLDER and later["lorawan"]["dev_eui"] == "70b3d57ed0001234"
+    later = dict(line.split(": ", 1) for line in bundle_files(settings, row)["lorawan.txt"].decode().splitlines())
+    assert later["app_key"] == PLACEHOLDER and later["dev_eui"] == "70b3d57ed0001234"
     assert build_bundle  # the pure builder is what the API zips
 
 

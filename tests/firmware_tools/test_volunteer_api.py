@@ -15,6 +15,8 @@ from civicair.core.db import Database
 from civicair.core.security import hash_secret
 from civicair.gateway.mosquitto_auth import verify_mosquitto_password
 
+from tests.firmware_tools.esphome_check import load
+
 FORM: dict[str, Any] = {"name": "garden", "kind": "fixed", "sensors": ["SDS011", "BME280"], "transport": "mqtt",
                         "lat": 45.75, "lon": 4.85, "email": "bob@example.org", "chip_id": "esp32-a1b2c3"}
 
@@ -99,10 +101,11 @@ def test_bundle_zip_has_no_private_data(live_api: str, db: Database) -> None:
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
         names = {n.split("/", 1)[1] for n in zf.namelist()}
-        assert {"config.json", "nvs.csv", "README.txt", "label.svg"} <= names
+        assert {"esphome.yaml", "secrets.yaml", "README.txt", "label.svg", "airrohr.txt"} <= names
         blob = b"".join(zf.read(n) for n in zf.namelist())
-        config = json.loads(next(zf.read(n) for n in zf.namelist() if n.endswith("config.json")))
-    assert config["mqtt"]["topic"] == f"civicair/v1/devices/{res['uid']}/up"
+        config = load(next(zf.read(n) for n in zf.namelist() if n.endswith("esphome.yaml")))
+    assert config["mqtt"]["username"] == res["uid"]
+    assert f"civicair/v1/devices/{res['uid']}/up".encode() in blob
     for private in (b"bob@example.org", b"45.75", b"4.85", res["credentials"]["device_token"].encode()):
         assert private not in blob
 
