@@ -162,6 +162,133 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     "error.404.text": ("There is no such page: {what}.", "Cette page n'existe pas : {what}."),
     "embed.title": ("Air quality — {zone}", "Qualité de l'air — {zone}"),
     "none": ("—", "—"),
+    # --- volunteer sign-up and flashing (issue 17v: web/volunteer.py) -------------------------------
+    "vol.signup.title": ("Register a sensor", "Inscrire un capteur"),
+    "vol.signup.intro": ("Host an air-quality sensor: tell us what it is and where it stands. Your e-mail, name and exact "
+                         "position stay private; the map shows only an area of about 175 m.",
+                         "Accueillez un capteur de qualité de l'air : dites-nous ce qu'il est et où il se trouve. Votre "
+                         "e-mail, votre nom et la position exacte restent privés ; la carte ne montre qu'une zone "
+                         "d'environ 175 m."),
+    "vol.signup.mail": ("We send a confirmation link to your e-mail address: the sensor is created when you open it.",
+                        "Nous envoyons un lien de confirmation à votre adresse : le capteur est créé quand vous l'ouvrez."),
+    "vol.signup.nomail": ("E-mail confirmation is not configured on this server: the sensor is created at once.",
+                          "La confirmation par e-mail n'est pas configurée sur ce serveur : le capteur est créé tout de suite."),
+    "vol.signup.fix": ("Some fields need a correction (see below); nothing you typed was lost.",
+                       "Certains champs sont à corriger (voir ci-dessous) ; rien de ce que vous avez saisi n'est perdu."),
+    "vol.f.name": ("Private name of the sensor", "Nom privé du capteur"),
+    "vol.f.name.hint": ("For you only, e.g. “balcony”.", "Pour vous seulement, par ex. « balcon »."),
+    "vol.f.email": ("E-mail address", "Adresse e-mail"),
+    "vol.f.email.hint": ("Never published.", "Jamais publiée."),
+    "vol.f.owner": ("Your name (optional)", "Votre nom (facultatif)"),
+    "vol.f.kind": ("Kind of sensor", "Type de capteur"),
+    "vol.kind.fixed": ("Fixed (balcony, window, garden)", "Fixe (balcon, fenêtre, jardin)"),
+    "vol.kind.mobile": ("Mobile (bike, with GPS)", "Mobile (vélo, avec GPS)"),
+    "vol.f.sensors": ("Sensors", "Capteurs"),
+    "vol.f.sensors.hint": ("Tick the ones your device carries.", "Cochez ceux que porte votre appareil."),
+    "vol.f.pm": ("Particles", "Particules"),
+    "vol.f.climate": ("Temperature and humidity", "Température et humidité"),
+    "vol.f.other": ("Other", "Autres"),
+    "vol.f.transport": ("Connection", "Connexion"),
+    "vol.transport.mqtt": ("Wi-Fi, MQTT (ESPHome)", "Wi-Fi, MQTT (ESPHome)"),
+    "vol.transport.http": ("Wi-Fi, HTTP (ESPHome or sensor.community firmware)",
+                           "Wi-Fi, HTTP (ESPHome ou firmware sensor.community)"),
+    "vol.transport.lorawan": ("LoRaWAN", "LoRaWAN"),
+    "vol.f.position": ("Position", "Position"),
+    "vol.f.position.hint": ("Where the sensor stands (decimal degrees, e.g. 48.5734 and 7.7521). Kept private.",
+                            "Où se trouve le capteur (degrés décimaux, par ex. 48.5734 et 7.7521). Reste privée."),
+    "vol.f.lat": ("Latitude", "Latitude"),
+    "vol.f.lon": ("Longitude", "Longitude"),
+    "vol.f.chip": ("sensor.community chip id (optional)", "Identifiant de puce sensor.community (facultatif)"),
+    "vol.f.chip.hint": ("e.g. esp8266-1234567, shown on the airrohr configuration page.",
+                        "par ex. esp8266-1234567, affiché par la page de configuration airrohr."),
+    "vol.f.deveui": ("LoRaWAN DevEUI (optional)", "DevEUI LoRaWAN (facultatif)"),
+    "vol.f.deveui.hint": ("16 hexadecimal characters printed on the device; one is generated if empty.",
+                          "16 caractères hexadécimaux imprimés sur l'appareil ; généré s'il est vide."),
+    "vol.f.consent": ("Publish this sensor's data as open data (aggregated by area)",
+                      "Publier les données de ce capteur en open data (agrégées par zone)"),
+    "vol.f.submit": ("Register", "Inscrire"),
+    "vol.mail.title": ("Check your mailbox", "Consultez votre messagerie"),
+    "vol.mail.text": ("If this address can receive mail, a confirmation link is on its way to it. Open it to create "
+                      "the sensor and see its credentials (once).",
+                      "Si cette adresse peut recevoir du courrier, un lien de confirmation est en route. Ouvrez-le pour "
+                      "créer le capteur et voir ses identifiants (une seule fois)."),
+    "vol.mail.hint": ("No mail after a few minutes? Look in the spam folder, or sign up again later.",
+                      "Pas de message après quelques minutes ? Regardez dans les indésirables, ou réessayez plus tard."),
+    "vol.link.title": ("Confirmation link", "Lien de confirmation"),
+    "vol.confirm.title": ("Confirm your sensor", "Confirmez votre capteur"),
+    "vol.confirm.text": ("Create this sensor? Its credentials are shown on the next page, once: keep them.",
+                         "Créer ce capteur ? Ses identifiants s'affichent à la page suivante, une seule fois : "
+                         "gardez-les."),
+    "vol.confirm.button": ("Create the sensor", "Créer le capteur"),
+    "vol.creds.title": ("Your sensor's credentials", "Les identifiants de votre capteur"),
+    "vol.creds.once": ("Shown only this once: copy them or download the bundle now. Only their fingerprints are kept.",
+                       "Affichés cette seule fois : copiez-les ou téléchargez le dossier maintenant. Seules leurs "
+                       "empreintes sont gardées."),
+    "vol.creds.public": ("Its public name is {pseudonym}; its page:", "Son nom public est {pseudonym} ; sa page :"),
+    "vol.creds.uid": ("Device id", "Identifiant de l'appareil"),
+    "vol.creds.token": ("Device token", "Jeton de l'appareil"),
+    "vol.creds.mqtt_user": ("MQTT user", "Utilisateur MQTT"),
+    "vol.creds.mqtt_password": ("MQTT password", "Mot de passe MQTT"),
+    "vol.creds.mqtt_topic": ("MQTT topic", "Sujet MQTT"),
+    "vol.creds.bundle": ("Flash bundle", "Dossier à flasher"),
+    "vol.creds.bundle.text": ("The ESPHome configuration (or the LoRaWAN keys), the sensor.community settings and a "
+                              "label to print, with these credentials filled in.",
+                              "La configuration ESPHome (ou les clés LoRaWAN), les réglages sensor.community et une "
+                              "étiquette à imprimer, avec ces identifiants remplis."),
+    "vol.creds.download": ("Download the bundle (zip)", "Télécharger le dossier (zip)"),
+    "vol.shown.title": ("Credentials already shown", "Identifiants déjà affichés"),
+    "vol.shown.title.text": ("The credentials are shown only once, and they were. Lost them? Sign in to “my sensor” "
+                             "with the device token and ask for new ones, or register again.",
+                             "Les identifiants ne s'affichent qu'une fois, et c'est fait. Perdus ? Connectez-vous à "
+                             "« mon capteur » avec le jeton de l'appareil pour en demander de nouveaux, ou inscrivez-le "
+                             "à nouveau."),
+    "vol.bundle.title": ("Flash bundle", "Dossier à flasher"),
+    "vol.bundle.unknown": ("This device token is unknown (or was replaced).",
+                           "Ce jeton d'appareil est inconnu (ou a été remplacé)."),
+    "vol.flash.link": ("How to flash the sensor", "Comment flasher le capteur"),
+    "vol.flash.title": ("Flash your sensor with ESPHome", "Flasher votre capteur avec ESPHome"),
+    "vol.flash.intro": ("Your bundle holds esphome.yaml, an ESPHome configuration for an ESP32 board that reads your "
+                        "sensors and sends their values to civicair every few minutes, with your sensor's own "
+                        "credentials.",
+                        "Votre dossier contient esphome.yaml, une configuration ESPHome pour carte ESP32 qui lit vos "
+                        "capteurs et envoie leurs valeurs à civicair toutes les quelques minutes, avec les "
+                        "identifiants de votre capteur."),
+    "vol.flash.esphome": ("Step by step", "Pas à pas"),
+    "vol.flash.s1": ("Unzip the bundle into a folder; keep it private (it holds the sensor's password).",
+                     "Décompressez le dossier ; gardez-le privé (il contient le mot de passe du capteur)."),
+    "vol.flash.s2": ("Open secrets.yaml and write your Wi-Fi's name and password in place of the placeholders.",
+                     "Ouvrez secrets.yaml et écrivez le nom et le mot de passe de votre Wi-Fi à la place des valeurs "
+                     "d'exemple."),
+    "vol.flash.s3": ("Install ESPHome (Python 3.11 or later):", "Installez ESPHome (Python 3.11 ou plus récent) :"),
+    "vol.flash.s4": ("Check the configuration (it must say “Configuration is valid!”):",
+                     "Vérifiez la configuration (elle doit afficher « Configuration is valid! ») :"),
+    "vol.flash.s5": ("Plug the ESP32 in by USB, then build and write the firmware (the first build takes a while):",
+                     "Branchez l'ESP32 en USB, puis compilez et écrivez le firmware (la première compilation est "
+                     "longue) :"),
+    "vol.flash.s6": ("Place the sensor outside, sheltered from rain and sun. Its first values appear on “my sensor” "
+                     "within minutes.",
+                     "Installez le capteur dehors, à l'abri de la pluie et du soleil. Ses premières valeurs "
+                     "apparaissent sur « mon capteur » en quelques minutes."),
+    "vol.flash.wiring": ("Wiring", "Câblage"),
+    "vol.flash.w.uart": ("SDS011 or PMS5003/7003: sensor TX to GPIO16, sensor RX to GPIO17, 5 V and GND.",
+                         "SDS011 ou PMS5003/7003 : TX du capteur sur GPIO16, RX du capteur sur GPIO17, 5 V et GND."),
+    "vol.flash.w.i2c": ("SPS30, SEN5x, BME280, BMP280, SHT3x: SDA to GPIO21, SCL to GPIO22 (DHT22: data to GPIO4).",
+                        "SPS30, SEN5x, BME280, BMP280, SHT3x : SDA sur GPIO21, SCL sur GPIO22 (DHT22 : données sur "
+                        "GPIO4)."),
+    "vol.flash.w.gps": ("Bike sensor: the GPS module's TX to GPIO25, RX to GPIO26.",
+                        "Capteur de vélo : TX du module GPS sur GPIO25, RX sur GPIO26."),
+    "vol.flash.airrohr": ("A sensor.community (airrohr) sensor", "Un capteur sensor.community (airrohr)"),
+    "vol.flash.airrohr.text": ("Keep its firmware: open its configuration page, section “Send data to own API”, and "
+                               "type in the values of airrohr.txt.",
+                               "Gardez son firmware : ouvrez sa page de configuration, section « Envoyer vers sa "
+                               "propre API », et recopiez les valeurs de airrohr.txt."),
+    "vol.flash.lorawan": ("A LoRaWAN sensor", "Un capteur LoRaWAN"),
+    "vol.flash.lorawan.text": ("ESPHome has no LoRaWAN: keep your firmware, give it the OTAA keys of lorawan.txt and "
+                               "encode its messages with civicair_binary_v1.h; the network server decodes them with "
+                               "civicair_binary_v1.js.",
+                               "ESPHome ne gère pas LoRaWAN : gardez votre firmware, donnez-lui les clés OTAA de "
+                               "lorawan.txt et encodez ses messages avec civicair_binary_v1.h ; le serveur réseau les "
+                               "décode avec civicair_binary_v1.js."),
 }
 
 
