@@ -207,6 +207,7 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     "vol.f.consent": ("Publish this sensor's data as open data (aggregated by area)",
                       "Publier les données de ce capteur en open data (agrégées par zone)"),
     "vol.f.submit": ("Register", "Inscrire"),
+    "vol.err.required": ("Required: please fill in this field.", "Obligatoire : merci de remplir ce champ."),
     "vol.mail.title": ("Check your mailbox", "Consultez votre messagerie"),
     "vol.mail.text": ("If this address can receive mail, a confirmation link is on its way to it. Open it to create "
                       "the sensor and see its credentials (once).",

@@ -36,7 +36,8 @@ from civicair.firmware_tools.schemas import (
     RegistrationResult,
 )
 from civicair.gateway.mosquitto_auth import verify_mosquitto_password
-from civicair.web.render import page
+from civicair.web.i18n import message as translated
+from civicair.web.render import language, page
 from fastapi import APIRouter, BackgroundTasks, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
@@ -47,13 +48,24 @@ CREDENTIALS_PATH = "/volunteer/credentials"
 CREDENTIALS_TTL_S = 300
 PM_CHOICES = ("SDS011", "PMS5003", "PMS7003", "SPS30", "SEN5X")
 CLIMATE_CHOICES = ("BME280", "BMP280", "SHT3X", "DHT22")
-OTHER_CHOICES = tuple(m for m in SENSOR_MODELS if m not in PM_CHOICES + CLIMATE_CHOICES)
+OTHER_CHOICES = tuple(m for m in SENSOR_MODELS if m not in PM_CHOICES + CLIMATE_CHOICES + ("SHT31",))  # = SHT3X
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _no_store(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def field_errors(exc: ValidationError, values: dict[str, Any], lang: str) -> dict[str, str]:
+    """The first error of each field: "required" in the page's language for an empty one, the
+    validator's own (English) sentence otherwise."""
+    errors: dict[str, str] = {}
+    for e in exc.errors():
+        name = str(e["loc"][0]) if e["loc"] else "form"
+        empty = values.get(name) in (None, "", [])
+        errors.setdefault(name, translated(lang, "vol.err.required") if empty else e["msg"])
+    return errors
 
 
 def _form_page(request: Request, settings: Settings, values: dict[str, Any] | None = None,
@@ -90,7 +102,7 @@ async def sign_up(request: Request, settings: SettingsDep, tasks: BackgroundTask
     try:
         req = RegistrationRequest.model_validate(values)
     except ValidationError as exc:
-        errors = {str(e["loc"][0]) if e["loc"] else "form": e["msg"] for e in exc.errors()}
+        errors = field_errors(exc, values, language(request))
         return _form_page(request, settings, values, errors=errors, status=422)
     try:
         with request.app.state.db.engine.begin() as conn:  # committed before the mail goes out
