@@ -127,5 +127,20 @@ def confirm(conn: Any, settings: Settings, token: str, now: datetime | None = No
     return int(row.id), result
 
 
+def register_now(conn: Any, settings: Settings, req: RegistrationRequest, client_address: str,
+                 now: datetime | None = None) -> tuple[int, RegistrationResult]:
+    """Without a mail server: create the device at once (counted against its network) and a
+    confirmed sign-up row, so its credentials page is shown once like any other."""
+    now = now or datetime.now(UTC)
+    service.check_registration_rate(conn, settings, client_address, now)
+    repository.prune_signups(conn, now)
+    result = service.register_device(conn, settings, req)
+    signup_id = repository.insert_signup(conn, {
+        "token_hash": hash_secret(secrets.token_urlsafe(32)), "email_key": email_key(settings, str(req.email)),
+        "request": None, "created_at": now, "expires_at": now + timedelta(seconds=settings.signup_ttl_s),
+        "confirmed_at": now, "device_uid": result.uid})
+    return signup_id, result
+
+
 def mark_shown(conn: Any, signup_id: int, now: datetime | None = None) -> bool:
     return repository.mark_credentials_shown(conn, signup_id, now or datetime.now(UTC))

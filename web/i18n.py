@@ -163,6 +163,7 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     "embed.title": ("Air quality — {zone}", "Qualité de l'air — {zone}"),
     "none": ("—", "—"),
     # --- volunteer sign-up and flashing (issue 17v: web/volunteer.py) -------------------------------
+    "nav.volunteer": ("Host a sensor", "Accueillir un capteur"),
     "vol.signup.title": ("Register a sensor", "Inscrire un capteur"),
     "vol.signup.intro": ("Host an air-quality sensor: tell us what it is and where it stands. Your e-mail, name and exact "
                          "position stay private; the map shows only an area of about 175 m.",

@@ -106,18 +106,13 @@ async def sign_up(request: Request, settings: SettingsDep, tasks: BackgroundTask
         return _form_page(request, settings, values, errors=errors, status=422)
     try:
         with request.app.state.db.engine.begin() as conn:  # committed before the mail goes out
-            if settings.smtp_url is not None:
-                message = signup.start_signup(conn, settings, req, client_address(request))
-                result = None
-            else:
-                service.check_registration_rate(conn, settings, client_address(request))
-                result = service.register_device(conn, settings, req)
+            if settings.smtp_url is None:
+                return _to_credentials(settings, *signup.register_now(conn, settings, req, client_address(request)))
+            message = signup.start_signup(conn, settings, req, client_address(request))
     except RateLimited as exc:
         return _form_page(request, settings, values, error=exc.detail, status=429)
     except CivicairError as exc:  # a chip id or DevEUI already registered
         return _form_page(request, settings, values, error=exc.detail, status=exc.status)
-    if result is not None:
-        return _credentials_page(request, settings, result)
     if message is not None:
         tasks.add_task(signup.send_confirmation, settings, message)
     return page(request, "volunteer/check_mail.html")
@@ -145,6 +140,12 @@ def confirm(request: Request, settings: SettingsDep, token: Annotated[str, Form(
             signup_id, result = signup.confirm(conn, settings, token)
     except CivicairError as exc:
         return page(request, "volunteer/message.html", status=exc.status, title_key="vol.link.title", text=exc.detail)
+    return _to_credentials(settings, signup_id, result)
+
+
+def _to_credentials(settings: Settings, signup_id: int, result: RegistrationResult) -> Response:
+    """Redirect (303: a reload never posts again) to the credentials page, which shows what the
+    short-lived signed cookie carries, once."""
     claims = sessions.new_session(str(signup_id), "credentials", session_id=str(signup_id), now=time.time(),
                                   ttl_s=CREDENTIALS_TTL_S, data={"result": result.model_dump(mode="json")})
     response = RedirectResponse(CREDENTIALS_PATH, status_code=303)
