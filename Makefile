@@ -17,8 +17,8 @@ WEB_SRC := $(wildcard frontend/src/*) frontend/build.mjs
 # dependencies clash with ours and with each other (tests/open_export/harvesters/README.md).
 HARVEST_UDATA := .venv-harvest-udata
 HARVEST_CKAN  := .venv-harvest-ckan
-# ESPHome, whose pins clash with ours: the bundle tests run its `esphome config` (about 70 s to
-# build from the lock on 2 cores, once; tests/firmware_tools/esphome_check.py).
+# ESPHome, whose pins clash with ours: the bundle tests run its `esphome config`
+# (tests/firmware_tools/esphome_check.py; build time in BENCHMARKS.md#esphome-venv-issue-17v-make-esphome).
 ESPHOME_VENV  := .venv-esphome
 
 .PHONY: run test install lint typecheck lock bench clean web harvesters esphome

@@ -4,6 +4,7 @@ sign-up (no enumeration of addresses), the limits per address and per network.""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -83,6 +84,15 @@ def test_every_sign_up_gets_the_same_answer_and_an_address_at_most_its_limit_of_
                message="the mails under the limit")
     assert len(mailbox.to("bob@example.org")) == 2  # the 3rd and 4th were answered alike, and not sent
     assert count(db, tables.signups) == 3 and count(db, tables.devices) == 0
+    pages = []  # the web form too: the page after a limited sign-up is the page after a mailed one
+    with httpx.Client(base_url=live_api, timeout=10) as client:
+        for address in ("bob@example.org", "dave@example.org"):
+            token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/volunteer/sign-up").text)
+            r = client.post("/volunteer/sign-up", data={**form(email=address), "csrf_token": token.group(1)})
+            pages.append((r.status_code, r.text))
+    assert pages[0] == pages[1] and pages[0][0] == 200 and 'id="answer"' in pages[0][1]
+    wait_until(lambda: mailbox.to("dave@example.org"), 10, message="dave's mail")
+    assert len(mailbox.to("bob@example.org")) == 2
 
 
 def test_a_network_past_its_limit_is_told_so_and_gets_no_mail(
