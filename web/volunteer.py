@@ -39,6 +39,7 @@ from civicair.gateway.mosquitto_auth import verify_mosquitto_password
 from civicair.web.i18n import message as translated
 from civicair.web.render import language, page
 from fastapi import APIRouter, BackgroundTasks, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -95,8 +96,14 @@ def sign_up_form(request: Request, settings: SettingsDep) -> Response:
 async def sign_up(request: Request, settings: SettingsDep, tasks: BackgroundTasks) -> Response:
     form = await request.form()
     values = signup.registration_fields(form.multi_items(), ignore=("csrf_token",))
+    # the database work and the password hashing run in the thread pool, off the event loop
+    return await run_in_threadpool(_sign_up, request, settings, tasks, values, str(form.get("csrf_token") or ""))
+
+
+def _sign_up(request: Request, settings: Settings, tasks: BackgroundTasks, values: dict[str, Any],
+             csrf_token: str) -> Response:
     try:
-        check_form(request, settings, str(form.get("csrf_token") or ""))
+        check_form(request, settings, csrf_token)
     except Forbidden as exc:
         return _form_page(request, settings, values, error=exc.detail, status=403)
     try:
@@ -120,7 +127,7 @@ async def sign_up(request: Request, settings: SettingsDep, tasks: BackgroundTask
 
 @router.get("/confirm", response_class=HTMLResponse)
 def confirm_page(request: Request, settings: SettingsDep, token: str = Query("", max_length=200)) -> Response:
-    with request.app.state.db.read_engine.connect() as conn:
+    with request.app.state.db.engine.connect() as conn:  # the primary: the sign-up was just written
         try:
             req = signup.pending(conn, token)
         except signup.LinkInvalid as exc:
@@ -183,7 +190,7 @@ def bundle(request: Request, settings: SettingsDep, csrf_token: Annotated[str, F
     """The flash bundle with the secrets the credentials page holds (the device token proves the
     device; a secret that does not match stays a placeholder)."""
     check_form(request, settings, csrf_token)
-    with request.app.state.db.read_engine.connect() as conn:
+    with request.app.state.db.engine.connect() as conn:  # the primary: the device was just created
         row = repository.device_by_token_hash(conn, hash_secret(device_token)) if device_token else None
         if row is None:
             return page(request, "volunteer/message.html", status=401, title_key="vol.bundle.title",

@@ -75,3 +75,20 @@ def test_a_stolen_credentials_cookie_shows_nothing_after_the_first_view(live_api
     forged = httpx.get(f"{live_api}/volunteer/credentials", cookies={"civicair_credentials": cookie[:-4] + "AAAA"})
     assert first.status_code == 200 and 'id="device-token"' in first.text
     assert replay.status_code == 410 and forged.status_code == 410 and 'id="device-token"' not in replay.text
+
+
+def test_a_lorawan_sensor_gets_its_keys_and_the_network_server_codec_not_an_esphome_file(
+        live_api: str, db: Database) -> None:
+    with httpx.Client(base_url=live_api, timeout=10, follow_redirects=True) as client:
+        token = csrf(client.get("/volunteer/sign-up").text)
+        shown = client.post("/volunteer/sign-up", data={**FORM, "transport": "lorawan", "dev_eui": "70-B3-D5-7E-D0-00-12-34",
+                                                        "csrf_token": token})
+        assert shown.status_code == 200, shown.text[:500]
+        app_key, dev_eui = dd(shown.text, "app-key"), dd(shown.text, "dev-eui")
+        r = client.post("/volunteer/bundle", data={"csrf_token": csrf(shown.text), "app_key": app_key,
+                                                   "device_token": dd(shown.text, "device-token")})
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        names = {n.split("/", 1)[1]: n for n in zf.namelist()}
+        keys = dict(line.split(": ", 1) for line in zf.read(names["lorawan.txt"]).decode().splitlines())
+    assert "esphome.yaml" not in names and {"civicair_binary_v1.js", "civicair_binary_v1.h", "airrohr.txt"} <= set(names)
+    assert (keys["dev_eui"], keys["app_key"]) == (dev_eui, app_key) == ("70b3d57ed0001234", app_key)
