@@ -13,8 +13,12 @@ if (help) help.hidden = false;
 
 const map = L.map(el, { keyboard: true }).setView(cfg.center, cfg.zoom);
 map.attributionControl.setPrefix(false);
-if (cfg.tilesUrl) {
-  L.tileLayer(cfg.tilesUrl, { attribution: cfg.tilesAttribution, maxZoom: 19 }).addTo(map);
+const note = document.getElementById("map-note");
+if (cfg.tilesUrl) { // the base map is optional: the zones and the form work without it
+  let failed = 0;
+  L.tileLayer(cfg.tilesUrl, { attribution: cfg.tilesAttribution, maxZoom: 19 })
+    .on("tileerror", () => { if (failed++ === 0 && note) note.hidden = false; })
+    .addTo(map);
 }
 
 const circles = new Map(); // row element -> L.Circle
