@@ -237,6 +237,9 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     "my.zones.saved": ("Saved: {n} privacy zone(s).", "Enregistré : {n} zone(s) privée(s)."),
     "my.zones.map_help": ("Click the map to place a new zone, then save.",
                           "Cliquez sur la carte pour placer une nouvelle zone, puis enregistrez."),
+    "my.zones.tiles_down": ("Base map unavailable: the zones are still drawn, and the fields below work.",
+                            "Fond de carte indisponible : les zones restent dessinées et les champs ci-dessous "
+                            "fonctionnent."),
     "my.zones.map": ("Map of the privacy zones", "Carte des zones privées"),
     "my.zones.table": ("Zones (latitude, longitude in degrees, radius in metres)",
                        "Zones (latitude, longitude en degrés, rayon en mètres)"),

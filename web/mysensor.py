@@ -1,4 +1,4 @@
-"""The volunteer's "my sensor" pages (docs/volunteers.md#my-sensor): sign in with the device
+"""The volunteer's "my sensor" pages (docs/privacy.md#my-sensor): sign in with the device
 token → a signed volunteer session cookie (api/sessions.py); the sensor's last readings, status,
 stars, flags, calibration and publication state; privacy zones of a bike sensor (a form that a
 Leaflet map fills, zones.js); new credentials (shown once); erase in two steps; sign out.
