@@ -163,6 +163,7 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     "embed.title": ("Air quality — {zone}", "Qualité de l'air — {zone}"),
     "none": ("—", "—"),
     # --- "my sensor" (issue 17s: web/mysensor.py, templates/mysensor/) ---------------------------
+    "nav.my_sensor": ("My sensor", "Mon capteur"),
     "my.sign_in.title": ("Sign in to my sensor", "Connexion à mon capteur"),
     "my.sign_in.intro": ("Sign in with your sensor's device token (given once at registration, or after a rotation). "
                          "Your browser then keeps a signed session for {hours} hours.",

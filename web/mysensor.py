@@ -37,7 +37,7 @@ from civicair.firmware_tools import service
 from civicair.firmware_tools.publication import publication_status
 from civicair.firmware_tools.schemas import PrivacyZoneIn
 from civicair.open_export.erasure import erase_device_files
-from civicair.web.render import page
+from civicair.web.render import csp, page
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
@@ -201,7 +201,10 @@ def report(request: Request, quantity: str = "pm25") -> Response:
         session, row = current
         doc = device_report(conn, row.pseudonym, quantity)
     logout = {"action": "/my-sensor/sign-out", "csrf_token": session_csrf(settings, session)}
-    return _private(HTMLResponse(render_html(doc, history=doc.get("status_history"), logout=logout)))
+    response = HTMLResponse(render_html(doc, history=doc.get("status_history"), logout=logout))
+    response.headers["Content-Security-Policy"] = csp(settings)
+    response.headers["Referrer-Policy"] = "same-origin"
+    return _private(response)
 
 
 # --- privacy zones (bike sensors) ------------------------------------------------------------------
@@ -228,10 +231,14 @@ def _zones_page(request: Request, session: Session, row: Any, rows: list[dict[st
     settings = _settings(request)
     west, south, east, north = settings.export_bbox
     first = next((r for r in rows if r["lat"] and r["lon"]), None)
-    try:  # the first zone, else the middle of the exported area
-        center = [float(first["lat"]), float(first["lon"])] if first else [(south + north) / 2, (west + east) / 2]
+    # the first zone, else the position given at registration (the owner's own, often home), else
+    # the middle of the exported area
+    center = [row.lat, row.lon] if row.lat is not None and row.lon is not None else [(south + north) / 2,
+                                                                                      (west + east) / 2]
+    try:
+        center = [float(first["lat"]), float(first["lon"])] if first else center
     except ValueError:  # a mistyped row shown back
-        center = [(south + north) / 2, (west + east) / 2]
+        pass
     config = {"tilesUrl": settings.map_tiles_url or None, "tilesAttribution": settings.map_tiles_attribution,
               "center": center, "zoom": 14, "maxZones": MAX_ZONES}
     return _private(page(request, "mysensor/zones.html", status=status, rows=rows, error=error, saved=saved,

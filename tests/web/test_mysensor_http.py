@@ -223,3 +223,44 @@ def test_parse_zones_reads_the_rows_of_the_form() -> None:
             parse_zones([lat], [lon], [radius], [])
     with pytest.raises(InvalidInput, match="at most 10"):
         parse_zones(["48.5"] * 11, ["7.7"] * 11, ["100"] * 11, [])
+
+
+def test_the_publication_state_follows_the_operator_s_decision(site: Site) -> None:
+    from civicair.firmware_tools.publication import set_publication
+
+    reg = register(site, kind="fixed")
+    client = signed_in(site, reg.credentials.device_token)
+    pending = client.get("/my-sensor").text
+    assert 'data-public="no"' in pending and f'href="{reg.public_url}"' not in pending
+    with site.db.engine.begin() as conn:
+        set_publication(conn, site.settings, reg.uid, "approved", by="test")
+    public = client.get("/my-sensor").text
+    assert 'data-publication="approved"' in public and 'data-public="yes"' in public
+    assert f'href="{reg.public_url}"' in public  # the public page exists now
+    with site.db.engine.begin() as conn:
+        set_publication(conn, site.settings, reg.uid, "withheld", by="test")
+    assert 'data-publication="withheld"' in client.get("/my-sensor").text
+
+
+def test_the_api_s_body_and_rate_limits_hold_on_the_forms(site: Site, settings: Settings, db: Database) -> None:
+    reg = register(site)
+    client = signed_in(site, reg.credentials.device_token)
+    token = csrf(client.get("/my-sensor/zones").text)
+    huge = client.post("/my-sensor/zones", data={"csrf_token": token, "lat": ["48.5"] * 20000,
+                                                 "lon": ["7.7"] * 20000, "radius_m": ["100"] * 20000})
+    assert huge.status_code == 413 and device_row(site, reg.uid).privacy_zones in (None, [])
+    from civicair.runtime import build_app
+
+    port = free_port()
+    limited = settings.model_copy(update={"rate_limit_per_minute": 3, "public_base_url": f"http://127.0.0.1:{port}"})
+    with serve(build_app(limited, db), port=port), httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+        codes = [c.post("/my-sensor/sign-in", data={"device_token": "guess", "csrf_token": "x"}).status_code
+                 for _ in range(5)]
+    assert codes[:3] == [403, 403, 403] and codes[3:] == [429, 429]
+
+
+def test_the_report_page_has_the_pages_security_headers(site: Site) -> None:
+    reg = register(site, kind="fixed")
+    client = signed_in(site, reg.credentials.device_token)
+    r = client.get("/my-sensor/report")
+    assert "script-src 'self'" in r.headers["content-security-policy"] and r.headers["cache-control"] == "no-store"
