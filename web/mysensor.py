@@ -53,7 +53,9 @@ Texts = Annotated[list[str], Form()]
 
 @contextmanager
 def _read(request: Request) -> Iterator[Connection]:
-    with request.app.state.db.read_engine.connect() as conn:
+    """The primary, not the read replica: right after a rotation or an erasure a lagging replica
+    would still know the old token (and sign the volunteer out, or in)."""
+    with request.app.state.db.engine.connect() as conn:
         yield conn
 
 
