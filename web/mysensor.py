@@ -218,8 +218,9 @@ def parse_zones(lat: list[str], lon: list[str], radius_m: list[str], remove: lis
         if str(i) in remove or not (la.strip() or lo.strip()):
             continue
         try:
-            zones.append(PrivacyZoneIn(lat=la.strip().replace(",", "."), lon=lo.strip().replace(",", "."),
-                                       radius_m=(ra.strip() or "200").replace(",", ".")))
+            zones.append(PrivacyZoneIn.model_validate({  # a decimal comma is accepted (French keyboards)
+                "lat": la.strip().replace(",", "."), "lon": lo.strip().replace(",", "."),
+                "radius_m": (ra.strip() or "200").replace(",", ".")}))
         except ValidationError as exc:
             first = exc.errors()[0]
             raise InvalidInput(f"zone {i + 1}: {first['loc'][0]}: {first['msg']}", parameter="zones") from None
