@@ -299,8 +299,12 @@ def rotate(request: Request, csrf_token: Text = "") -> Response:
             return _refused(request, exc)
         creds = service.rotate_credentials(conn, settings, row.id)
         row = service.device_by_uid(conn, row.uid)
-    response = page(request, "mysensor/credentials.html", creds=creds, device=row)
-    start_volunteer_session(response, settings, row)  # this browser stays signed in, the others are out
+    # this browser stays signed in (a session for the new token), every other one is signed out
+    cookie = Response()
+    fresh = start_volunteer_session(cookie, settings, row)
+    response = page(request, "mysensor/credentials.html", creds=creds, device=row,
+                    csrf_token=session_csrf(settings, fresh))
+    response.headers.append("set-cookie", cookie.headers["set-cookie"])
     return _private(response)
 
 

@@ -186,6 +186,9 @@ def test_rotation_shows_new_credentials_once_and_ends_the_other_sessions(site: S
     form = client.get("/my-sensor/sign-in")
     assert client.post("/my-sensor/sign-in", data={"device_token": old, "csrf_token": csrf(form.text)}).status_code == 401
     signed_in(site, new)
+    # the credentials page's sign-out form belongs to the new session
+    assert here.post("/my-sensor/sign-out", data={"csrf_token": csrf(r.text)}).status_code == 303
+    assert here.get("/my-sensor").status_code == 303
 
 
 def test_erase_takes_two_steps_and_ends_the_session(site: Site) -> None:
