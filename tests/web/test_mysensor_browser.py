@@ -52,7 +52,10 @@ def running(settings: Settings, db: Database, mqtt_url: str, unique: str) -> Ite
 
     port = free_port()
     s = settings.model_copy(update={"public_base_url": f"http://127.0.0.1:{port}",
-                                    "direct_topic_prefix": f"test/{unique}/civicair/v1/devices"})
+                                    "direct_topic_prefix": f"test/{unique}/civicair/v1/devices",
+                                    # the broker is shared: hear no other test's uplinks
+                                    "chirpstack_topic_prefix": f"test/{unique}/application",
+                                    "tts_topic_prefix": f"test/{unique}/v3"})
     pipeline = start_pipeline(s, libpq_url(db.url), mqtt_url, client_id=f"mysensor-{unique}")
     try:
         assert pipeline.listener.connected.wait(10)
@@ -231,4 +234,33 @@ def test_sign_out_ends_the_session_in_the_browser(browser: Any, running: tuple[s
     assert not any(c["name"] == "civicair_session" for c in ctx.cookies())
     page.goto(base + "/my-sensor")
     assert page.url == base + "/my-sensor/sign-in"
+    ctx.close()
+
+
+def test_without_javascript_the_forms_still_sign_in_and_set_a_zone(browser: Any, running: tuple[str, Settings],
+                                                                   db: Database) -> None:
+    base, settings = running
+    with db.engine.begin() as conn:
+        reg = service.register_device(conn, settings, RegistrationRequest(
+            name="old phone", kind="mobile", sensors=["SDS011"], transport="mqtt", lat=48.5734, lon=7.7521,
+            email="v@example.org", consent_public=True))
+    ctx = browser.new_context(java_script_enabled=False, viewport=PHONE)
+    cut = cut_network(ctx, base)
+    page = ctx.new_page()
+    page.goto(base + "/my-sensor/sign-in")
+    page.fill("#device_token", reg.credentials.device_token)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/my-sensor")
+    page.click("#zones-link")
+    assert page.locator("#map-help").is_hidden()  # the map's help shows only where the map works
+    page.fill("#new-lat", "48,5812")  # a French keyboard's decimal comma
+    page.fill("#new-lon", "7.7391")
+    page.fill("#new-radius", "250")
+    page.click("#zones-save")
+    page.locator("#saved").wait_for()
+    with db.engine.connect() as conn:
+        zones = conn.execute(sa.select(tables.devices.c.privacy_zones)
+                             .where(tables.devices.c.uid == reg.uid)).scalar_one()
+    assert zones == [{"lat": 48.5812, "lon": 7.7391, "radius_m": 250.0}]
+    assert not cut.blocked  # no script ran: not even a tile was asked for
     ctx.close()
