@@ -154,3 +154,8 @@ def record_registration(conn: Connection, client_key: str, at: datetime, prune_b
     r = tables.registrations
     conn.execute(sa.delete(r).where(r.c.at < prune_before))
     conn.execute(sa.insert(r).values(client_key=client_key, at=at))
+
+
+# --- "my sensor" (issue 17s): the browser signs in with the device token ---------------------------
+def device_by_token_hash(conn: Connection, token_hash: str) -> Row[Any] | None:
+    return conn.execute(sa.select(d).where(d.c.token_hash == token_hash)).first()
