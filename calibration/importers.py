@@ -74,11 +74,16 @@ class ParseResult:
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
-    """(text, encoding): BOM first (UTF-8/UTF-16), else strict UTF-8, else Latin-1 (cp1252)."""
+    """(text, encoding): BOM first (UTF-8/UTF-16), else strict UTF-8, else Latin-1 (cp1252). A
+    UTF-16 byte-order mark before bytes that are not UTF-16 is refused (InvalidInput)."""
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "utf-16"
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"the file starts with a UTF-16 byte-order mark but is not UTF-16 "
+                               f"(byte {exc.start}): save it again as UTF-8 or UTF-16") from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:

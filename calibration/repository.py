@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from civicair.calibration.importers import ReferenceRow, StationRow
 from civicair.core import tables
+from psycopg import sql
 from sqlalchemy.dialects.postgresql import JSONB, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
@@ -170,8 +171,9 @@ def _copy(conn: Connection, table: sa.Table, rows: Iterable[Sequence[Any]]) -> N
     conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
     conn.execute(sa.delete(table))
     raw = conn.connection.driver_connection
-    cols = ", ".join(c.name for c in table.columns)
-    with raw.cursor() as cur, cur.copy(f"copy {table.name} ({cols}) from stdin") as copy:  # type: ignore[union-attr]
+    statement = sql.SQL("copy {} ({}) from stdin").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(sql.Identifier(c.name) for c in table.columns))
+    with raw.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[union-attr]
         for row in rows:
             copy.write_row(row)
 

@@ -192,5 +192,6 @@ def mark_credentials_shown(conn: Connection, signup_id: int, now: datetime) -> b
                         .values(shown_at=now).returning(su.c.id)).first() is not None
 
 
+# --- "my sensor" (issue 17s): the browser signs in with the device token ---------------------------
 def device_by_token_hash(conn: Connection, token_hash: str) -> Row[Any] | None:
     return conn.execute(sa.select(d).where(d.c.token_hash == token_hash)).first()

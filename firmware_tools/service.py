@@ -279,3 +279,16 @@ def bundle_files(settings: Settings, row: Row[Any], creds: Credentials | None = 
         api_base_url=settings.public_base_url, mqtt_url=broker,
         interval_s=settings.device_interval_s, credentials=creds,
     ))
+
+
+# --- "my sensor" (issue 17s): the volunteer's signed-in pages (web/mysensor.py) --------------------
+def device_by_token(conn: Any, token: str) -> Any:
+    """The device a (current) device token belongs to, or None."""
+    return repository.device_by_token_hash(conn, hash_secret(token)) if token else None
+
+
+def latest_readings(conn: Any, device_id: int, since: datetime | None = None, limit: int = 20) -> list[Any]:
+    """The device's own latest stored readings (its owner sees them before any publication rule:
+    they are not public data), newest received first."""
+    since = since or datetime.now(UTC) - timedelta(days=7)
+    return repository.latest_readings(conn, device_id, since, limit=limit)

@@ -13,10 +13,12 @@ mkdirSync(OUT, { recursive: true });
 const common = { bundle: true, minify: true, sourcemap: false, target: ["es2020"], legalComments: "eof",
                  loader: { ".png": "file", ".svg": "file" }, outdir: OUT, metafile: true, logLevel: "warning",
                  format: "iife" };
-const ENTRIES = { "map.js": "src/map.js", "chart.js": "src/chart.js", "site.css": "src/site.css" };
+const ENTRIES = { "map.js": "src/map.js", "chart.js": "src/chart.js", "site.css": "src/site.css",
+                  "zones.js": "src/zones.js" };
 const builds = await Promise.all([
   esbuild.build({ ...common, entryNames: "[name]-[hash]", assetNames: "[name]-[hash]",
-                  entryPoints: { map: ENTRIES["map.js"], chart: ENTRIES["chart.js"], site: ENTRIES["site.css"] } }),
+                  entryPoints: { map: ENTRIES["map.js"], chart: ENTRIES["chart.js"], site: ENTRIES["site.css"],
+                                 zones: ENTRIES["zones.js"] } }),
   // a classic script: the element finds civicair's origin in document.currentScript
   esbuild.build({ ...common, entryNames: "[name]", entryPoints: { widget: "src/widget.js" } }),
 ]);

@@ -12,6 +12,11 @@ docs/privacy.md#mqtt-access):
 A client's rights are looked up when it connects and again at most `recheck_s` later, so a
 rotated password or an erased device stops publishing within that time, without a restart (as
 the Mosquitto sync job's reload does for Mosquitto).
+
+When the database cannot be reached, the directory answers from what it last read, as Mosquitto
+answers from its last synced files: a connected device keeps its rights, and a device that logged
+in before may log in again with the same password; a device never seen is refused until the
+database is back. Nothing is lost either way: a refused device keeps its unacknowledged messages.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
 from amqtt.contexts import Action
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
@@ -67,6 +73,10 @@ def topic_matches(topic: str, pattern: str) -> bool:
     return len(want) == len(have)
 
 
+class DirectoryUnavailable(Exception):
+    """The devices table could not be read (the database is down or unreachable)."""
+
+
 class BrokerDirectory:
     """Who may connect to the embedded broker and what each may do."""
 
@@ -76,16 +86,32 @@ class BrokerDirectory:
         self.direct_prefix = direct_prefix
         self.services = {s.username: s for s in services}
         self.recheck_s = recheck_s
-        self._grants: dict[str, Grant] = {}
+        self._grants: dict[str, Grant] = {}  # logged-in clients' rights
+        self._known: dict[str, Grant] = {}  # the devices' last rights read, for a database outage
         self._lock = threading.Lock()
 
     def _device_grant(self, username: str) -> tuple[Grant, str] | None:
-        with self.db.engine.connect() as conn:
-            row = repository.mqtt_account(conn, username)
+        """The device's rights and password hash from the database (None: no such device).
+        Raises `DirectoryUnavailable` when the database cannot be reached."""
+        try:
+            with self.db.engine.connect() as conn:
+                row = repository.mqtt_account(conn, username)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise DirectoryUnavailable(str(exc).splitlines()[0][:200]) from None
         if row is None or not row.mqtt_password_hash:
             return None
         grant = Grant((), (f"{self.direct_prefix}/{row.uid}/up",), row.mqtt_password_hash, time.monotonic())
         return grant, row.mqtt_password_hash
+
+    def _last_known(self, username: str) -> Grant | None:
+        with self._lock:
+            return self._known.get(username)
+
+    def _remember(self, username: str, grant: Grant) -> None:
+        with self._lock:
+            self._grants[username] = grant
+            if grant.password_hash is not None:
+                self._known[username] = grant
 
     def authenticate(self, username: str | None, password: str | None) -> bool:
         """Blocking (a database lookup): call it from a worker thread."""
@@ -96,12 +122,21 @@ class BrokerDirectory:
             ok = hmac.compare_digest(service.password.encode(), password.encode())
             grant = Grant(service.read, service.write, None, float("inf"))
         else:
-            found = self._device_grant(username)
+            try:
+                found = self._device_grant(username)
+            except DirectoryUnavailable as exc:
+                known = self._last_known(username)
+                found = (known, known.password_hash) if known is not None and known.password_hash else None
+                log.warning("embedded broker: database unavailable (%s); login of %r checked against %s", exc,
+                            username[:64], "its last known password" if found else "nothing: refused")
+            else:
+                if found is None:
+                    with self._lock:
+                        self._known.pop(username, None)
             ok = found is not None and verify_mosquitto_password(password, found[1])
             grant = found[0] if found else Grant((), (), None, 0.0)
         if ok:
-            with self._lock:
-                self._grants[username] = grant
+            self._remember(username, grant)
         else:
             log.info("embedded broker: refused login of %r", username[:64])
         return ok
@@ -121,13 +156,24 @@ class BrokerDirectory:
         hash changed since it logged in."""
         with self._lock:
             old = self._grants.get(username)
-        found = self._device_grant(username)
+        try:
+            found = self._device_grant(username)
+        except DirectoryUnavailable as exc:
+            if old is None:
+                return None
+            log.warning("embedded broker: database unavailable (%s); %r keeps its rights until the next check",
+                        exc, username[:64])
+            kept = Grant(old.read, old.write, old.password_hash, time.monotonic())
+            with self._lock:
+                self._grants[username] = kept
+            return kept
         if old is None or found is None or found[1] != old.password_hash:
             with self._lock:
                 self._grants.pop(username, None)
+                if found is None or (old is not None and found[1] != old.password_hash):
+                    self._known.pop(username, None)  # erased or rotated: its old password is no more
             return None
-        with self._lock:
-            self._grants[username] = found[0]
+        self._remember(username, found[0])
         return found[0]
 
     def allowed(self, grant: Grant | None, topic: str, action: Action) -> bool:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from civicair.core import tables
 from civicair.core.domain import RefScheme
 from civicair.core.security import ref_hash
+from psycopg import sql
 from sqlalchemy.engine import Connection
 
 REF_COLUMN = {
@@ -36,6 +37,15 @@ UPLINK_TYPES = ("int4", "timestamptz", "text", "timestamptz", "int8", "int2", "f
 # own, the earliest time of a stored uplink with the same payload that makes it a duplicate
 UPLINK_STAGE_COLUMNS = (*UPLINK_COLUMNS, "recheck_since")
 UPLINK_STAGE_TYPES = (*UPLINK_TYPES, "timestamptz")
+
+
+def _copy_statement(table: str, columns: Sequence[str]) -> sql.Composed:
+    return sql.SQL("copy {} ({}) from stdin (format binary)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
+
+
+_COPY_UPLINKS = _copy_statement("uplinks_stage", UPLINK_STAGE_COLUMNS)
+_COPY_READINGS = _copy_statement("readings_stage", READING_COLUMNS)
 
 _STAGE_DDL = (
     "create temp table if not exists readings_stage "
@@ -145,7 +155,7 @@ def resolve_devices(
     for scheme, values in wanted.items():
         column = REF_COLUMN[scheme]  # from a fixed map, never from input
         cur = conn.execute(
-            f"select {column}, id, kind = 'mobile' from devices where {column} = any(%s)",
+            sql.SQL("select {c}, id, kind = 'mobile' from devices where {c} = any(%s)").format(c=sql.Identifier(column)),
             (list(values),),
         )
         for value, device_id, mobile in cur.fetchall():
@@ -159,7 +169,7 @@ def insert_uplinks(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) ->
     + fCnt within 10 minutes of network-server time, or by key; nor, for a row with a
     `recheck_since`, a copy of a payload the device's uplinks since then hold."""
     with conn.cursor() as cur:
-        with cur.copy(f"copy uplinks_stage ({', '.join(UPLINK_STAGE_COLUMNS)}) from stdin (format binary)") as copy:
+        with cur.copy(_COPY_UPLINKS) as copy:
             copy.set_types(UPLINK_STAGE_TYPES)
             for row in rows:
                 copy.write_row(row)
@@ -172,7 +182,7 @@ def insert_readings(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -
     many readings were new per (device_id, time)."""
     with conn.cursor() as cur:
         # binary COPY: ~6x cheaper per row on the client than text (profiled, BENCHMARKS.md)
-        with cur.copy(f"copy readings_stage ({', '.join(READING_COLUMNS)}) from stdin (format binary)") as copy:
+        with cur.copy(_COPY_READINGS) as copy:
             copy.set_types(READING_TYPES)
             for row in rows:
                 copy.write_row(row)
@@ -184,8 +194,9 @@ def _insert_rows(conn: psycopg.Connection, table: str, columns: Sequence[str],
                  rows: Sequence[tuple[Any, ...]]) -> None:
     if rows:
         with conn.cursor() as cur:
-            cur.executemany(f"insert into {table} ({', '.join(columns)}) "
-                            f"values ({', '.join(['%s'] * len(columns))})", rows)
+            cur.executemany(sql.SQL("insert into {} ({}) values ({})").format(
+                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)),
+                sql.SQL(", ").join(sql.Placeholder() * len(columns))), rows)
 
 
 def insert_dead_letters(conn: psycopg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -234,14 +245,14 @@ def kept_usage(conn: psycopg.Connection, table: str, keys: set[tuple[str, str]])
     named = [k for k in keys if k != ("", "")]
     with conn.cursor() as cur:
         if named:
-            cur.execute(f"select ref_scheme, ref_value, count(*), coalesce(sum(octet_length(payload)), 0) "
-                        f"from {table} where (ref_scheme, ref_value) in "
-                        f"(select * from unnest(%s::text[], %s::text[])) group by 1, 2",
+            cur.execute(sql.SQL("select ref_scheme, ref_value, count(*), coalesce(sum(octet_length(payload)), 0) "
+                                "from {} where (ref_scheme, ref_value) in "
+                                "(select * from unnest(%s::text[], %s::text[])) group by 1, 2").format(sql.Identifier(table)),
                         ([k[0] for k in named], [k[1] for k in named]))
             out.update({(r[0], r[1]): (int(r[2]), int(r[3])) for r in cur.fetchall()})
         if ("", "") in keys:
-            cur.execute(f"select count(*), coalesce(sum(octet_length(payload)), 0) from {table} "
-                        f"where ref_scheme is null")
+            cur.execute(sql.SQL("select count(*), coalesce(sum(octet_length(payload)), 0) from {} "
+                                "where ref_scheme is null").format(sql.Identifier(table)))
             n, size = cur.fetchone() or (0, 0)
             out[("", "")] = (int(n), int(size))
     return out

@@ -291,6 +291,122 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
                                "ESPHome ne gère pas LoRaWAN : gardez votre firmware, donnez-lui les clés OTAA de "
                                "lorawan.txt et encodez ses messages avec civicair_binary_v1.h ; le serveur réseau les "
                                "décode avec civicair_binary_v1.js."),
+    # --- "my sensor" (issue 17s: web/mysensor.py, templates/mysensor/) ---------------------------
+    "nav.my_sensor": ("My sensor", "Mon capteur"),
+    "my.sign_in.title": ("Sign in to my sensor", "Connexion à mon capteur"),
+    "my.sign_in.intro": ("Sign in with your sensor's device token (given once at registration, or after a rotation). "
+                         "Your browser then keeps a signed session for {hours} hours.",
+                         "Connectez-vous avec le jeton de votre capteur (donné une fois à l'inscription, ou après un "
+                         "renouvellement). Votre navigateur garde ensuite une session signée pendant {hours} heures."),
+    "my.sign_in.token": ("Device token", "Jeton du capteur"),
+    "my.sign_in.submit": ("Sign in", "Se connecter"),
+    "my.sign_in.unknown": ("Unknown device token (it may have been rotated).",
+                           "Jeton inconnu (il a peut-être été renouvelé)."),
+    "my.sign_in.lost": ("Lost the token? Only its hash is kept: ask the operator to rotate it.",
+                        "Jeton perdu ? Seule son empreinte est conservée : demandez à l'opérateur de le renouveler."),
+    "my.sign_out": ("Sign out", "Se déconnecter"),
+    "my.back": ("Back", "Retour"),
+    "my.refused": ("Refused", "Refusé"),
+    "my.bad_input": ("Not accepted", "Non accepté"),
+    "my.erased": ("Sensor erased", "Capteur effacé"),
+    "my.erased.text": ("Your sensor, its readings and its personal fields are erased, also from the published files. "
+                       "You are signed out.",
+                       "Votre capteur, ses mesures et ses données personnelles sont effacés, y compris des fichiers "
+                       "publiés. Vous êtes déconnecté."),
+    "my.title": ("My sensor “{name}”", "Mon capteur « {name} »"),
+    "my.public_as": ("Published as", "Publié sous le nom"),
+    "my.last": ("Last data", "Dernières données"),
+    "my.col.time": ("Measured", "Mesuré"),
+    "my.col.quantity": ("Quantity", "Grandeur"),
+    "my.col.value": ("Value", "Valeur"),
+    "my.col.received": ("Received", "Reçu"),
+    "my.flagged": ("flagged", "signalé"),
+    "my.no_readings": ("No reading received in the last 7 days.", "Aucune mesure reçue ces 7 derniers jours."),
+    "my.refresh": ("Refresh", "Actualiser"),
+    "my.state": ("Status", "État"),
+    "my.last_24h": ("Readings in the last 24 h", "Mesures des dernières 24 h"),
+    "my.battery": ("Battery", "Batterie"),
+    "my.battery.external": ("external power", "alimentation externe"),
+    "my.publication": ("Publication", "Publication"),
+    "my.pub.no_consent": ("Not published: you did not agree to publish its data.",
+                          "Non publié : vous n'avez pas accepté la publication de ses données."),
+    "my.pub.public": ("Public: its data appear on the map, in the API and in the open files.",
+                      "Public : ses données apparaissent sur la carte, dans l'API et dans les fichiers ouverts."),
+    "my.pub.withheld": ("Withheld by an operator: its data are not published.",
+                        "Retenu par un opérateur : ses données ne sont pas publiées."),
+    "my.pub.pending_until": ("Pending: public after its first quality check ({when}) if its data look reliable, "
+                             "or when an operator approves it.",
+                             "En attente : public après son premier contrôle qualité ({when}) si ses données "
+                             "semblent fiables, ou dès qu'un opérateur l'approuve."),
+    "my.pub.pending": ("Pending: public once its first quality-check window has passed (it starts with the first "
+                       "reading) or when an operator approves it.",
+                       "En attente : public après sa première période de contrôle qualité (elle commence à la "
+                       "première mesure) ou dès qu'un opérateur l'approuve."),
+    "my.flags": ("Quality flags", "Signalements qualité"),
+    "my.col.flag": ("Flag", "Signalement"),
+    "my.col.from": ("From", "Du"),
+    "my.col.to": ("To", "Au"),
+    "my.no_flags": ("No quality flag.", "Aucun signalement."),
+    "my.calibration": ("Calibration", "Calibration"),
+    "my.col.method": ("Method", "Méthode"),
+    "my.col.fitted": ("Fitted", "Ajustée"),
+    "my.col.uncertainty": ("Uncertainty", "Incertitude"),
+    "my.col.report": ("Report", "Rapport"),
+    "my.report": ("{quantity} report", "Rapport {quantity}"),
+    "my.no_calibration": ("Not calibrated yet.", "Pas encore calibré."),
+    "my.zones": ("Privacy zones", "Zones privées"),
+    "my.zones.count": ("{n} privacy zone(s).", "{n} zone(s) privée(s)."),
+    "my.zones.edit": ("Edit the privacy zones", "Modifier les zones privées"),
+    "my.zones.fixed": ("Privacy zones are for bike sensors: a fixed sensor's position is never published.",
+                       "Les zones privées concernent les capteurs vélo : la position d'un capteur fixe n'est "
+                       "jamais publiée."),
+    "my.zones.text": ("Circles (50 m to 5 km, at most {max}) around places such as your home: your bike's points "
+                      "inside them are never published.",
+                      "Des cercles (50 m à 5 km, {max} au plus) autour de lieux comme votre domicile : les points de "
+                      "votre vélo à l'intérieur ne sont jamais publiés."),
+    "my.zones.saved": ("Saved: {n} privacy zone(s).", "Enregistré : {n} zone(s) privée(s)."),
+    "my.zones.map_help": ("Click the map to place a new zone, then save.",
+                          "Cliquez sur la carte pour placer une nouvelle zone, puis enregistrez."),
+    "my.zones.tiles_down": ("Base map unavailable: the zones are still drawn, and the fields below work.",
+                            "Fond de carte indisponible : les zones restent dessinées et les champs ci-dessous "
+                            "fonctionnent."),
+    "my.zones.map": ("Map of the privacy zones", "Carte des zones privées"),
+    "my.zones.table": ("Zones (latitude, longitude in degrees, radius in metres)",
+                       "Zones (latitude, longitude en degrés, rayon en mètres)"),
+    "my.zones.lat": ("Latitude", "Latitude"),
+    "my.zones.lon": ("Longitude", "Longitude"),
+    "my.zones.radius": ("Radius (m)", "Rayon (m)"),
+    "my.zones.remove": ("Remove", "Supprimer"),
+    "my.zones.new": ("New", "Nouvelle"),
+    "my.zones.save": ("Save the zones", "Enregistrer les zones"),
+    "my.rotate": ("New credentials", "Nouveaux identifiants"),
+    "my.rotate.text": ("A new device token (and MQTT password): the old ones stop working at once, and every other "
+                       "signed-in browser is signed out. Put the new ones in your sensor.",
+                       "Un nouveau jeton (et mot de passe MQTT) : les anciens cessent de fonctionner aussitôt, et "
+                       "les autres navigateurs connectés sont déconnectés. Mettez les nouveaux dans votre capteur."),
+    "my.rotate.submit": ("Get new credentials", "Obtenir de nouveaux identifiants"),
+    "my.creds.title": ("Your new credentials", "Vos nouveaux identifiants"),
+    "my.creds.once": ("Copy them now: they are shown only once.", "Copiez-les maintenant : ils ne sont affichés qu'une fois."),
+    "my.creds.token": ("Device token", "Jeton du capteur"),
+    "my.creds.mqtt_user": ("MQTT user", "Utilisateur MQTT"),
+    "my.creds.mqtt_password": ("MQTT password", "Mot de passe MQTT"),
+    "my.creds.mqtt_topic": ("MQTT topic", "Sujet MQTT"),
+    "my.creds.next": ("The broker accepts the new MQTT password within a few minutes.",
+                      "Le broker accepte le nouveau mot de passe MQTT d'ici quelques minutes."),
+    "my.erase": ("Erase my sensor", "Effacer mon capteur"),
+    "my.erase.text": ("Deletes the sensor, all its readings and your personal data, also from the published files. "
+                      "You will be asked to confirm.",
+                      "Supprime le capteur, toutes ses mesures et vos données personnelles, y compris des fichiers "
+                      "publiés. Une confirmation vous sera demandée."),
+    "my.erase.submit": ("Erase…", "Effacer…"),
+    "my.erase.confirm_title": ("Erase this sensor?", "Effacer ce capteur ?"),
+    "my.erase.confirm_text": ("“{name}”, its readings and your personal data will be deleted. This cannot be undone. "
+                              "This confirmation is valid {minutes} minutes.",
+                              "« {name} », ses mesures et vos données personnelles seront supprimés. C'est "
+                              "irréversible. Cette confirmation est valable {minutes} minutes."),
+    "my.erase.confirm_submit": ("Yes, erase it for good", "Oui, l'effacer définitivement"),
+    "my.erase.cancel": ("No, keep my sensor", "Non, garder mon capteur"),
+    # --- end of "my sensor" ------------------------------------------------------------------------
 }
 
 

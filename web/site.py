@@ -11,7 +11,7 @@ from typing import Any
 
 import fastapi_offline
 from civicair.core.settings import Settings
-from civicair.web import docs, pages, volunteer
+from civicair.web import docs, mysensor, pages, volunteer
 from civicair.web.assets import DIST, DIST_URL, Assets
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -55,3 +55,4 @@ def install(app: FastAPI, settings: Settings, *, dist: Path = DIST) -> None:
     app.include_router(docs.router)
     app.include_router(pages.router)
     app.include_router(volunteer.router)  # issue 17v: sign-up, credentials once, bundle, flashing
+    app.include_router(mysensor.router)  # the volunteer's signed-in pages (issue 17s)

@@ -108,6 +108,15 @@ def test_station_lists_csv_and_geojson() -> None:
     assert len(res.bad_rows) == 1
 
 
+def test_a_utf16_mark_before_bytes_that_are_not_utf16_is_a_clear_error() -> None:
+    # a lone high surrogate (utf-16-be d800) and an odd byte count: what hypothesis once found
+    for blob in (b"\xfe\xff\xd8\x00\x00a", b"\xff\xfe" + "a,b\n".encode("utf-16-le") + b"\x00"):
+        with pytest.raises(InvalidInput, match="UTF-16 byte-order mark"):
+            parse_reference(blob)
+    good = b"\xff\xfe" + E2_HEAD.encode("utf-16-le")
+    assert parse_reference(good).encoding == "utf-16"
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=400))
 def test_parsers_never_crash_on_garbage(blob: bytes) -> None:

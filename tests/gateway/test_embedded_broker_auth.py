@@ -133,3 +133,84 @@ def test_embedded_broker_refuses_anonymous_and_wrong_passwords_and_other_topics(
     finally:
         for c in clients:
             c.close()
+
+
+def test_a_database_outage_keeps_known_devices_publishing_and_refuses_unknown_ones(settings, unique) -> None:
+    """The soak test found it: with the database stopped, every re-check and login of the embedded
+    broker raised, dropping the devices' connections (their in-flight time-less messages were then
+    re-sent and stored twice). Now a connected device keeps its rights through the outage, a device
+    that logged in before logs in again with its password, a wrong password and a device never seen
+    are refused, and no traceback is logged."""
+    import logging
+
+    from civicair.core.broker import EmbeddedBroker, free_port
+    from civicair.core.db import Database, create_engine
+    from civicair.core.migrate import upgrade
+    from civicair.gateway.embedded_auth import BrokerDirectory, ServiceAccount, broker_plugins
+
+    from tests.pg_instance import PostgresInstance
+
+    pg = PostgresInstance()
+    pg.start()
+    url = pg.create_database("outage")
+    engine = create_engine(url)
+    db = Database(url=url, read_url=url, engine=engine, read_engine=engine)
+    broker = None
+    clients: list[Client] = []
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("civicair.gateway.embedded_auth").addHandler(handler)
+    try:
+        upgrade(engine)
+        known = _register(db, settings, f"known-{unique}")
+        never = _register(db, settings, f"never-{unique}")
+        reader = ServiceAccount("reader", "reader-pw", read=("#",))
+        directory = BrokerDirectory(db, settings.direct_topic_prefix, [reader], recheck_s=0.5)
+        broker = EmbeddedBroker(port=free_port(), plugins=broker_plugins(directory))
+        broker.start()
+        port = broker.port
+        sub = Client(port, "reader", "reader-pw")
+        clients.append(sub)
+        sub.c.subscribe("#", qos=1)
+        wait_until(lambda: sub.suback, 5, message="subscribed")
+        topic = f"{settings.direct_topic_prefix}/{known.uid}/up"
+        dev = Client(port, known.credentials.mqtt_username, known.credentials.mqtt_password)
+        clients.append(dev)
+        assert dev.refused is False
+        dev.publish(topic, {"readings": {"pm25": 1}})
+        wait_until(lambda: len(sub.messages) == 1, 5, message="delivered with the database up")
+
+        pg.stop("immediate")
+        time.sleep(1.0)  # past recheck_s: the next publish re-checks against a database that is down
+        dev.publish(topic, {"readings": {"pm25": 2}})
+        wait_until(lambda: len(sub.messages) == 2, 10, message="a connected device keeps publishing")
+        assert dev.c.is_connected()
+        dev.close()
+        again = Client(port, known.credentials.mqtt_username, known.credentials.mqtt_password)
+        clients.append(again)
+        assert again.refused is False, "a known device logs in again with its password"
+        again.publish(topic, {"readings": {"pm25": 3}})
+        wait_until(lambda: len(sub.messages) == 3, 10, message="and publishes")
+        wrong = Client(port, known.credentials.mqtt_username, "not-the-password")
+        clients.append(wrong)
+        assert wrong.refused is True
+        stranger = Client(port, never.credentials.mqtt_username, never.credentials.mqtt_password)
+        clients.append(stranger)
+        assert stranger.refused is True, "a device never seen is refused while the database is down"
+
+        pg.start()
+        later = Client(port, never.credentials.mqtt_username, never.credentials.mqtt_password)
+        clients.append(later)
+        assert later.refused is False, "with the database back, it logs in"
+        assert [json.loads(m)["readings"]["pm25"] for m in sub.messages] == [1, 2, 3]
+    finally:
+        logging.getLogger("civicair.gateway.embedded_auth").removeHandler(handler)
+        for c in clients:
+            c.close()
+        if broker is not None:
+            broker.stop()
+        engine.dispose()
+        pg.close()
+    assert not [r for r in records if r.exc_info], [r.getMessage() for r in records if r.exc_info]
+    assert any("database unavailable" in r.getMessage() for r in records)

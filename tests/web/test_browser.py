@@ -32,6 +32,7 @@ def colour(value: float | None) -> str:
 
 def open_map(browser: Any, demo: Demo, path: str = "/", **context: Any) -> tuple[Any, Any, Any]:
     ctx = browser.new_context(**{"viewport": {"width": 1100, "height": 950}, **context})
+    ctx.set_default_timeout(60_000)  # a loaded 2-core CI machine, not a limit on the page
     cut = cut_network(ctx, demo.base)
     page = ctx.new_page()
     errors: list[str] = []
@@ -39,7 +40,7 @@ def open_map(browser: Any, demo: Demo, path: str = "/", **context: Any) -> tuple
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "tile" not in m.text else None)
     page.goto(demo.base + path)
     try:
-        page.locator("#map[data-ready='true']").wait_for(timeout=15000)
+        page.locator("#map[data-ready='true']").wait_for(timeout=45_000)
     except Exception:
         raise AssertionError(f"the map did not draw: {errors}, data-ready={page.locator('#map').get_attribute('data-ready')}") from None
     return ctx, cut, page
