@@ -11,7 +11,7 @@ from typing import Any
 
 import fastapi_offline
 from civicair.core.settings import Settings
-from civicair.web import docs, pages
+from civicair.web import docs, operator, pages, partner
 from civicair.web.assets import DIST, DIST_URL, Assets
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -54,3 +54,5 @@ def install(app: FastAPI, settings: Settings, *, dist: Path = DIST) -> None:
                                                    stable=(".js", ".css", ".png")), name="swagger-ui")
     app.include_router(docs.router)
     app.include_router(pages.router)
+    app.include_router(partner.router)  # signed-in areas (issue 17)
+    app.include_router(operator.router)

@@ -30,9 +30,8 @@ from civicair.api.sessions import (
     session_csrf,
     start_session,
 )
-from civicair.calibration import repository as repo
 from civicair.calibration.report import render_html, render_station_html
-from civicair.calibration.reporting import device_list, device_report, station_report
+from civicair.calibration.reporting import devices_at_station, device_list, device_report, station_report
 from civicair.core.errors import InvalidParameter
 from civicair.core.sessions import Session
 from fastapi import APIRouter, Depends, Form, Query, Request
@@ -133,11 +132,7 @@ def calibration_devices(
 ) -> dict[str, Any]:
     if status is not None and status not in STATUSES:
         raise InvalidParameter("status", f"must be one of {', '.join(STATUSES)}")
-    ids = None
-    if station is not None:
-        rep = station_report(conn, station, settings.colocation_distance_m)
-        wanted = {d["pseudonym"] for d in rep["devices"]}
-        ids = [d.id for d in repo.fixed_devices(conn) if d.pseudonym in wanted]
+    ids = None if station is None else devices_at_station(conn, station, settings.colocation_distance_m)
     results = device_list(conn, status=status, sensor_type_filter=sensor_type, device_ids=ids)
     return {"meta": {"found": len(results), "licence": settings.licence_name, "attribution": settings.attribution},
             "results": results}
