@@ -24,7 +24,12 @@ from civicair.firmware_tools.publication import FILTERS, list_publication, set_p
 from civicair.gateway import dead_letters
 from civicair.gateway.health import operations_health
 from civicair.gateway.routing import TopicRouter
-from civicair.gateway.service import attach_quarantined, get_quarantined, list_quarantine, replay_quarantined
+from civicair.gateway.service import (
+    attach_quarantined,
+    get_quarantined,
+    list_quarantine,
+    replay_quarantined,
+)
 from civicair.web import signin
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response

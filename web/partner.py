@@ -16,7 +16,12 @@ from urllib.parse import quote, urlencode
 
 from civicair.calibration import repository as calibration_repo
 from civicair.calibration.report import STATES, render_html
-from civicair.calibration.reporting import devices_at_station, device_list, device_report, station_report
+from civicair.calibration.reporting import (
+    device_list,
+    device_report,
+    devices_at_station,
+    station_report,
+)
 from civicair.core.errors import NotFound
 from civicair.core.settings import Settings
 from civicair.web import signin

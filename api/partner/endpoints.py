@@ -31,7 +31,12 @@ from civicair.api.sessions import (
     start_session,
 )
 from civicair.calibration.report import render_html, render_station_html
-from civicair.calibration.reporting import devices_at_station, device_list, device_report, station_report
+from civicair.calibration.reporting import (
+    device_list,
+    device_report,
+    devices_at_station,
+    station_report,
+)
 from civicair.core.errors import InvalidParameter
 from civicair.core.sessions import Session
 from fastapi import APIRouter, Depends, Form, Query, Request

@@ -19,7 +19,14 @@ from civicair.core import tables
 
 from tests.calibration.test_service import END, START, STATION, seed
 from tests.web.browser import SHOTS, axe_serious, cut_network
-from tests.web.console_seed import key_with, map_cells, publication, readings, register_and_push, seed_console
+from tests.web.console_seed import (
+    key_with,
+    map_cells,
+    publication,
+    readings,
+    register_and_push,
+    seed_console,
+)
 from tests.web.test_signed_in_http import csrf
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
