@@ -1,4 +1,4 @@
-"""The health of the pipeline as the operator console shows it (docs/operations.md#operator-console):
+"""The health of the pipeline as the operator console shows it (docs/storage.md#operator-console):
 the gateways' MQTT client-id leases (alive or stale), the on-disk spool, what waits in dead
 letters and quarantine, the scheduled jobs (their in-process state when the scheduler runs in
 this process, and from the database the work they left: invalidation backlogs, the last

@@ -1,4 +1,4 @@
-"""The operator console (docs/operations.md#operator-console): an operator signs in with a partner
+"""The operator console (docs/storage.md#operator-console): an operator signs in with a partner
 key holding the `operator` scope and works on what the pipeline could not settle alone.
 
 `/operator/` summary · `/operator/dead-letters` list (filters), `/{id}` inspect, `POST /{id}/replay`
