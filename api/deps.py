@@ -154,7 +154,7 @@ def require_partner(scope: str | None) -> Callable[..., Partner]:
                    key: Annotated[str | None, Depends(api_key_header)] = None) -> Partner:
         partner = authenticate_partner(request, conn, key)
         if partner is None:
-            raise Unauthorized("missing X-API-Key header (or sign in at /v1/partner/sign-in)")
+            raise Unauthorized("missing X-API-Key header (or sign in at /partner/sign-in)")
         if scope is not None and not has_scope(partner, scope):
             raise Forbidden(f"this API key lacks the '{scope}' scope")
         return partner

@@ -129,7 +129,7 @@ def device(request: Request, pseudonym: str, quantity: str = "pm25") -> Response
         except NotFound:
             return signin.signed_page(request, user, "partner/missing.html", status=404, what=pseudonym[:64])
     html = render_html(report, history=report.get("status_history"),
-                       logout={"action": AREA.sign_out, "csrf_token": user.csrf_token})
+                       logout={"action": AREA.sign_out, "csrf_token": user.csrf_token, "home": AREA.home})
     return _secure(HTMLResponse(html), settings)
 
 
