@@ -181,6 +181,7 @@ MESSAGES: Mapping[str, tuple[str, str]] = {
     "partner.devices.caption": ("Devices by pseudonym, with the state of each pollutant's calibration",
                                 "Capteurs par pseudonyme, avec l'état de la calibration de chaque polluant"),
     "partner.found": ("{n} of {total} devices shown.", "{n} capteurs affichés sur {total}."),
+    "partner.report.link": ("{quantity} report of {device}", "{quantity} : rapport de {device}"),
     "partner.none": ("No device matches these filters.", "Aucun capteur ne correspond à ces filtres."),
     "partner.f.status": ("Status", "Statut"),
     "partner.f.quantity": ("Pollutant", "Polluant"),

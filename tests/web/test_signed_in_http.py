@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from civicair.calibration.service import run_calibration
 from civicair.core import tables
+from civicair.core.security import pseudonym
 from civicair.gateway import dead_letters
 
 from tests.calibration.test_service import END, START, STATION, seed
@@ -41,8 +42,19 @@ def signed_in(base: str, area: str, key: str) -> tuple[httpx.Client, str]:
 
 @pytest.fixture
 def calibrated(db, settings):  # type: ignore[no-untyped-def]
+    """The calibration tests' five devices (co-located ×2, network model, US-EPA, unreliable) and a
+    sixth installed beside the station 20 hours before the run (not enough data to judge)."""
     _, ids = seed(db, faults={1: "stuck"})
     with db.engine.begin() as conn:
+        new = conn.execute(sa.insert(tables.devices).values(
+            uid="ca-test-new", pseudonym=pseudonym("test-secret", "ca-test-new"), name="new", kind="fixed",
+            transport="mqtt", sensor_models=["SDS011"], lat=STATION[1] + 0.0001, lon=STATION[2] + 0.0001,
+        ).returning(tables.devices.c.id)).scalar_one()
+        conn.execute(sa.insert(tables.hourly), [
+            {"device_id": new, "quantity": 2, "hour": END - timedelta(hours=20 - j), "n": 4, "sum": 4 * (10.0 + j),
+             "sum_sq": 4 * (10.0 + j) ** 2, "min": 10.0 + j, "max": 10.0 + j, "mean": 10.0 + j, "n_flagged": 0,
+             "flags_any": 0} for j in range(20)])
+        ids.append(new)
         run_calibration(conn, settings, since=START, now=END - timedelta(minutes=30))
         pseudos = {r.id: r.pseudonym for r in conn.execute(sa.select(tables.devices.c.id, tables.devices.c.pseudonym))}
     return [pseudos[i] for i in ids]
@@ -72,7 +84,7 @@ def test_partner_sign_in_filters_reports_and_sign_out(db, calibrated, serve) -> 
         assert home.headers["cache-control"] == "private, no-store" and "script-src 'self'" in home.headers[
             "content-security-policy"]
         rows = re.findall(r'<tr data-device="([^"]+)"', home.text)
-        assert sorted(rows) == sorted(pseudos) and "5 of 5 devices shown" in home.text
+        assert sorted(rows) == sorted(pseudos) and "6 of 6 devices shown" in home.text
         assert "ca-test" not in home.text  # pseudonyms only
 
         def shown(**params: str) -> list[str]:
@@ -82,24 +94,29 @@ def test_partner_sign_in_filters_reports_and_sign_out(db, calibrated, serve) -> 
 
         assert sorted(shown(state="colocated")) == sorted(pseudos[:2])
         assert shown(state="network") == [pseudos[2]] and shown(state="epa") == [pseudos[3]]
-        assert shown(state="unreliable") == [pseudos[4]]
-        assert sorted(shown(station=STATION[0])) == sorted(pseudos[:2])
+        assert shown(state="unreliable") == [pseudos[4]] and shown(state="insufficient_data") == [pseudos[5]]
+        assert sorted(shown(station=STATION[0])) == sorted([*pseudos[:2], pseudos[5]])
         assert shown(sensor_type="PMS5003") == [pseudos[3]]
         assert shown(quantity="no2") == []
         assert sorted(shown(quantity="pm25")) == sorted(pseudos)
         reliable = shown(status="reliable")
         assert reliable and set(reliable) < set(pseudos) and pseudos[4] not in reliable
         assert sorted(shown(status="bogus")) == sorted(pseudos)  # an unknown choice is no filter
-        # every state's report renders, with the sign-out form
-        for p in pseudos:
+        # every state's report renders, with the sign-out form and a way back to the list
+        states = {"colocated", "network", "epa", "unreliable", "insufficient_data"}
+        for p, state in zip(pseudos, ["colocated", "colocated", "network", "epa", "unreliable", "insufficient_data"],
+                            strict=True):
             rep = client.get(f"/partner/devices/{p}", params={"quantity": "pm25"})
             assert rep.status_code == 200 and 'id="verdict"' in rep.text and 'action="/partner/sign-out"' in rep.text
-            assert rep.headers["cache-control"] == "private, no-store"
+            assert f'<td class="state {state}">' in rep.text, state
+            assert rep.headers["cache-control"] == "private, no-store" and 'href="/partner/"' in rep.text
+            states.discard(state)
+        assert states == set()
         none = client.get(f"/partner/devices/{pseudos[0]}", params={"quantity": "no2"})
-        assert none.status_code == 200 and "not calibrated" in none.text
+        assert none.status_code == 200 and "not calibrated" in none.text  # the sixth state, "none"
         assert client.get("/partner/devices/nobody").status_code == 404
         st = client.get(f"/partner/stations/{STATION[0]}")
-        assert st.status_code == 200 and "Metz-Centre" in st.text and all(p in st.text for p in pseudos[:2])
+        assert st.status_code == 200 and "Metz-Centre" in st.text and all(p in st.text for p in [*pseudos[:2], pseudos[5]])
         assert f"/partner/devices/{pseudos[0]}?quantity=pm25" in st.text
         assert client.get("/partner/stations/NOPE").status_code == 404
         fr = client.get("/partner/", params={"lang": "fr"})
