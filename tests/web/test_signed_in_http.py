@@ -235,3 +235,16 @@ def test_console_actions_and_their_errors(db, settings, serve) -> None:
         assert "The scheduler runs in another process" in health.text
         fr = client.get("/operator/health", params={"lang": "fr"})
         assert "État de santé" in fr.text and "Broker MQTT : ok" in fr.text
+
+
+def test_the_areas_have_the_apis_body_limit_and_rate_limit(db, serve) -> None:
+    base = serve(rate_limit_per_minute=8, http_max_body_bytes=4096)
+    key = key_with(db, "operator")
+    with httpx.Client(base_url=base, timeout=30) as client:
+        form = client.get("/operator/sign-in")
+        big = client.post("/operator/sign-in", data={"api_key": "x" * 8000, "csrf_token": csrf(form.text)})
+        assert big.status_code == 413 and "civicair_session" not in client.cookies
+        statuses = [client.post("/partner/sign-in", data={"api_key": key, "csrf_token": csrf(form.text)}).status_code
+                    for _ in range(10)]
+        assert 429 in statuses and statuses[0] == 403  # an operator key opens no partner area; then the limit
+        assert client.get("/operator/sign-in").status_code == 429
