@@ -164,12 +164,13 @@ def kept_counts(conn: Connection) -> Row:
 
 
 def pipeline_marks(conn: Connection) -> Row:
-    """When a device last sent data (devices is small: no scan of readings), and the work the scheduled jobs have left: zone,
-    bike-cell and export invalidations waiting, the last calibration fit, the newest map snapshot."""
-    def newest(column: sa.Column) -> sa.ScalarSelect:  # type: ignore[type-arg]
+    """When a device last sent data (devices is small: no scan of readings), and the work the
+    scheduled jobs have left: zone, bike-cell and export invalidations waiting, the last
+    calibration fit, the newest map snapshot."""
+    def newest(column: sa.Column) -> sa.ScalarSelect:
         return sa.select(sa.func.max(column)).scalar_subquery()
 
-    def count(table: sa.Table) -> sa.ScalarSelect:  # type: ignore[type-arg]
+    def count(table: sa.Table) -> sa.ScalarSelect:
         return sa.select(sa.func.count()).select_from(table).scalar_subquery()
 
     return conn.execute(sa.select(

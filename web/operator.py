@@ -107,15 +107,18 @@ def dead_letter_list(request: Request, source: str | None = None, device: str | 
                      error: str | None = None, all: str | None = None, before: int | None = None) -> Response:
     if (user := _user(request)) is None:
         return signin.to_sign_in(request, AREA)
-    chosen = {"source": source if source in SOURCES else None, "device": (device or "").strip()[:64] or None,
-              "error": (error or "").strip()[:200] or None, "all": all == "1"}
-    rows = dead_letters.list_dead_letters(_db(request), include_replayed=chosen["all"], source=chosen["source"],
-                                          device_uid=chosen["device"], error_contains=chosen["error"],
+    picked_source = source if source in SOURCES else None
+    picked_device = (device or "").strip()[:64] or None
+    picked_error = (error or "").strip()[:200] or None
+    replayed_too = all == "1"
+    rows = dead_letters.list_dead_letters(_db(request), include_replayed=replayed_too, source=picked_source,
+                                          device_uid=picked_device, error_contains=picked_error,
                                           before_id=before, limit=PAGE)
+    chosen = {"source": picked_source, "device": picked_device, "error": picked_error, "all": replayed_too}
     more = None
     if len(rows) == PAGE:
         more = "?" + urlencode({**{k: v for k, v in chosen.items() if v and k != "all"},
-                                **({"all": "1"} if chosen["all"] else {}), "before": rows[-1].id})
+                                **({"all": "1"} if replayed_too else {}), "before": rows[-1].id})
     return signin.signed_page(request, user, "operator/dead_letters.html", rows=rows, chosen=chosen,
                               sources=SOURCES, more=more, overflow=dead_letters.overflow(_db(request)))
 
