@@ -107,6 +107,10 @@ def create_app(
     app.state.read_pool_lock = asyncio.Lock()  # api.deps.read_pool
     app.state.mqtt_url = mqtt_url or settings.mqtt_url
     app.state.started_at = time.time()
+    # the broker's state, for /health and the operator console (web/operator.py)
+    app.state.broker_status = broker_status or (
+        lambda: {"status": "ok" if broker_reachable(app.state.mqtt_url) else "down"})
+    app.state.scheduler = None  # the `up` process sets its scheduler here (civicair/runtime.py)
     app.state.push_committer = GroupCommitter(  # the HTTP push writes (ingest/group_commit.py)
         libpq_url(db.url), clock_future_s=settings.clock_future_s, clock_past_s=settings.clock_past_s,
         quota=Quota.from_settings(settings))
@@ -125,11 +129,7 @@ def create_app(
             log.warning("health: database unavailable: %s", (str(exc).splitlines() or [""])[0])
             result["database"] = {"status": "down"}
             result["status"] = "degraded"
-        if broker_status is not None:
-            result["broker"] = broker_status()
-        else:
-            ok = broker_reachable(app.state.mqtt_url)
-            result["broker"] = {"status": "ok" if ok else "down"}
+        result["broker"] = app.state.broker_status()
         if result["broker"].get("status") != "ok":
             result["status"] = "degraded"
         return result

@@ -142,7 +142,7 @@ def authenticate_partner(request: Request, conn: Connection, key: str | None) ->
     return None if row is None else Partner(id=row.id, name=row.name, scopes=frozenset(row.scopes), via="session")
 
 
-def _has(partner: Partner, scope: str) -> bool:
+def has_scope(partner: Partner, scope: str) -> bool:
     return scope in partner.scopes or "*" in partner.scopes
 
 
@@ -154,8 +154,8 @@ def require_partner(scope: str | None) -> Callable[..., Partner]:
                    key: Annotated[str | None, Depends(api_key_header)] = None) -> Partner:
         partner = authenticate_partner(request, conn, key)
         if partner is None:
-            raise Unauthorized("missing X-API-Key header (or sign in at /v1/partner/sign-in)")
-        if scope is not None and not _has(partner, scope):
+            raise Unauthorized("missing X-API-Key header (or sign in at /partner/sign-in)")
+        if scope is not None and not has_scope(partner, scope):
             raise Forbidden(f"this API key lacks the '{scope}' scope")
         return partner
 
@@ -169,7 +169,7 @@ def partner_page(scope: str) -> Callable[..., Partner | None]:
     def dependency(request: Request, conn: ReadConn,
                    key: Annotated[str | None, Depends(api_key_header)] = None) -> Partner | None:
         partner = authenticate_partner(request, conn, key)
-        if partner is not None and not _has(partner, scope):
+        if partner is not None and not has_scope(partner, scope):
             raise Forbidden(f"this API key lacks the '{scope}' scope")
         return partner
 

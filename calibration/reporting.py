@@ -128,6 +128,12 @@ def device_list(conn: Connection, *, status: str | None = None, sensor_type_filt
              "h3_cell": r.h3_cell, "last_seen": _iso(r.last_seen), "models": models.get(r.id, [])} for r in rows]
 
 
+def devices_at_station(conn: Connection, code: str, colocation_m: float) -> list[int]:
+    """Ids of the fixed devices co-located with station `code` (the device list's station filter)."""
+    wanted = {d["pseudonym"] for d in station_report(conn, code, colocation_m)["devices"]}
+    return [d.id for d in repo.fixed_devices(conn) if d.pseudonym in wanted]
+
+
 def station_report(conn: Connection, code: str, colocation_m: float, quantity: str = "pm25") -> dict[str, Any]:
     st = repo.station(conn, code)
     if st is None:

@@ -400,8 +400,9 @@ def _run_service(settings: Settings, *, demo: bool, components: set[str]) -> Non
             }
 
         if api_socket is not None:
-            _serve_api(settings, build_app(settings, db, mqtt_url=mqtt_url, broker_status=broker_status),
-                       api_socket)
+            app = build_app(settings, db, mqtt_url=mqtt_url, broker_status=broker_status)
+            app.state.scheduler = scheduler  # its jobs' last runs, on the operator console
+            _serve_api(settings, app, api_socket)
         else:
             _wait_for_signal()
         console.print("stopping…", highlight=False)

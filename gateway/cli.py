@@ -138,18 +138,9 @@ def deadletters_show(
                          ("error", s.error), ("replayed", s.replayed_at or "no"),
                          ("replay error", s.replay_error or "-")):
         typer.echo(f"{label:>12}: {value}")
-    try:
-        text = entry.payload.decode()
-        printable = text.isprintable() or all(c.isprintable() or c in "\r\n\t" for c in text)
-    except UnicodeDecodeError:
-        printable = False
+    text = dead_letters.payload_text(entry.payload)
     typer.echo("     payload:")
-    if printable:
-        typer.echo(text)
-    else:
-        for i in range(0, len(entry.payload), 16):
-            chunk = entry.payload[i:i + 16]
-            typer.echo(f"{i:08x}  {chunk.hex(' '):<47}  {''.join(chr(b) if 32 <= b < 127 else '.' for b in chunk)}")
+    typer.echo(text if text is not None else "\n".join(dead_letters.hex_dump(entry.payload)))
 
 
 @deadletters_app.command("replay")

@@ -72,6 +72,21 @@ class ReplayOutcome:
     error: str | None = None
 
 
+def payload_text(payload: bytes) -> str | None:
+    """The payload as text when it is printable UTF-8 (line breaks and tabs allowed), else None."""
+    try:
+        text = payload.decode()
+    except UnicodeDecodeError:
+        return None
+    return text if all(c.isprintable() or c in "\r\n\t" for c in text) else None
+
+
+def hex_dump(payload: bytes) -> list[str]:
+    """Lines of offset, 16 bytes in hex, and their ASCII (dots for the others)."""
+    return [f"{i:08x}  {payload[i:i + 16].hex(' '):<47}  "
+            f"{''.join(chr(b) if 32 <= b < 127 else '.' for b in payload[i:i + 16])}" for i in range(0, len(payload), 16)]
+
+
 def _device(scheme: str | None, value: str | None) -> str | None:
     return f"{scheme}:{value}" if scheme and value else None
 

@@ -142,3 +142,47 @@ def renew_lease(conn: Connection, client_id: str, holder: str) -> bool:
 
 def release_lease(conn: Connection, client_id: str, holder: str) -> None:
     conn.execute(sa.delete(lease).where(lease.c.client_id == client_id, lease.c.holder == holder))
+
+
+# --- operations health (gateway/health.py) ------------------------------------------------------
+def lease_rows(conn: Connection) -> list[Row]:
+    """Every gateway lease, with the seconds since its holder last renewed it."""
+    age = sa.func.extract("epoch", sa.func.now() - lease.c.heartbeat_at).label("age_s")
+    return list(conn.execute(sa.select(lease, age).order_by(lease.c.client_id)))
+
+
+def kept_counts(conn: Connection) -> Row:
+    """Dead letters waiting for a replay; quarantine rows waiting for a device, and attached ones
+    waiting for their replay."""
+    waiting_dl = sa.select(sa.func.count()).select_from(dl).where(dl.c.replayed_at.is_(None)).scalar_subquery()
+    unknown = (sa.select(sa.func.count()).select_from(q)
+               .where(q.c.replayed_at.is_(None), q.c.device_id.is_(None)).scalar_subquery())
+    attached = (sa.select(sa.func.count()).select_from(q)
+                .where(q.c.replayed_at.is_(None), q.c.device_id.isnot(None)).scalar_subquery())
+    return conn.execute(sa.select(waiting_dl.label("dead_letters"), unknown.label("quarantine"),
+                                  attached.label("attached"))).one()
+
+
+def pipeline_marks(conn: Connection) -> Row:
+    """When a device last sent data (devices is small: no scan of readings), and the work the
+    scheduled jobs have left: zone, bike-cell and export invalidations waiting, the last
+    calibration fit, the newest map snapshot."""
+    def newest(column: sa.Column) -> sa.ScalarSelect:
+        return sa.select(sa.func.max(column)).scalar_subquery()
+
+    def count(table: sa.Table) -> sa.ScalarSelect:
+        return sa.select(sa.func.count()).select_from(table).scalar_subquery()
+
+    return conn.execute(sa.select(
+        newest(dev.c.last_seen).label("last_seen"),
+        count(tables.zone_invalidations).label("zone_backlog"),
+        count(tables.mobile_invalidations).label("mobile_backlog"),
+        count(tables.export_invalidations).label("export_backlog"),
+        newest(tables.calibrations.c.fitted_at).label("last_calibration"),
+        newest(tables.map_snapshots.c.built_at).label("last_map_snapshot"))).one()
+
+
+def device_uids(conn: Connection, device_ids: set[int]) -> dict[int, str]:
+    if not device_ids:
+        return {}
+    return {r.id: r.uid for r in conn.execute(sa.select(dev.c.id, dev.c.uid).where(dev.c.id.in_(sorted(device_ids))))}

@@ -148,3 +148,36 @@ def _current_hashes(path: Path) -> dict[str, str]:
 
 def _write_if_changed(path: Path, text: str) -> bool:
     return write_atomic(path, text.encode(), mode=0o640)  # password hashes: not world-readable
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A quarantined message (unknown device) as the operator console shows it."""
+
+    id: int
+    received_at: datetime
+    source: str
+    topic: str
+    ref: str  # "<scheme>=<value>": the device reference no registered device has
+    size: int
+    device_uid: str | None  # attached to
+    replayed_at: datetime | None
+    payload: bytes | None = None  # only for one entry
+
+
+def list_quarantine(db: Database, *, include_replayed: bool = False, limit: int = 100) -> list[Quarantined]:
+    with db.engine.connect() as conn:
+        rows = repository.list_quarantine(conn, include_replayed=include_replayed, limit=limit)
+        uids = repository.device_uids(conn, {r.device_id for r in rows if r.device_id})
+    return [Quarantined(r.id, r.received_at, r.source, r.topic, f"{r.ref_scheme}={r.ref_value}", int(r.size or 0),
+                        uids.get(r.device_id), r.replayed_at) for r in rows]
+
+
+def get_quarantined(db: Database, row_id: int) -> Quarantined:
+    with db.engine.connect() as conn:
+        r = repository.quarantine_row(conn, row_id)
+        if r is None:
+            raise NotFound(f"no quarantine entry {row_id}")
+        uids = repository.device_uids(conn, {r.device_id} if r.device_id else set())
+    return Quarantined(r.id, r.received_at, r.source, r.topic, f"{r.ref_scheme}={r.ref_value}", len(r.payload),
+                       uids.get(r.device_id), r.replayed_at, bytes(r.payload))

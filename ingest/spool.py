@@ -97,3 +97,15 @@ def load(path: Path) -> list[Any] | None:
     if magic != MAGIC or len(body) != length or zlib.crc32(body) != crc:
         return None
     return pickle.loads(body)  # noqa: S301 - our own private spool files, checksummed
+
+
+def spool_state(directory: Path) -> tuple[int, int, int, float | None]:
+    """(batches waiting, their bytes, damaged files set aside, mtime of the oldest waiting batch)
+    of a spool directory, read without opening a `Spool` (which creates the directory and
+    removes interrupted writes): what the operator console shows, from any process."""
+    d = Path(directory)
+    if not d.is_dir():
+        return 0, 0, 0, None
+    waiting = [p.stat() for p in d.glob("*.spool")]
+    return (len(waiting), sum(s.st_size for s in waiting), sum(1 for _ in d.glob("*.corrupt")),
+            min((s.st_mtime for s in waiting), default=None))

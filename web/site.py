@@ -11,7 +11,7 @@ from typing import Any
 
 import fastapi_offline
 from civicair.core.settings import Settings
-from civicair.web import docs, mysensor, pages, volunteer
+from civicair.web import docs, mysensor, operator, pages, partner, volunteer
 from civicair.web.assets import DIST, DIST_URL, Assets
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -56,3 +56,5 @@ def install(app: FastAPI, settings: Settings, *, dist: Path = DIST) -> None:
     app.include_router(pages.router)
     app.include_router(volunteer.router)  # issue 17v: sign-up, credentials once, bundle, flashing
     app.include_router(mysensor.router)  # the volunteer's signed-in pages (issue 17s)
+    app.include_router(partner.router)  # signed-in areas (issue 17)
+    app.include_router(operator.router)

@@ -3,12 +3,13 @@ browser session (docs/calibration.md#partner-reports).
 
 Calibration (scope `calibration`): devices with status and stars, one device's report (JSON or
 HTML, for every state a device can be in), one station's co-located devices. Devices are
-identified by their pseudonym only. Browser sign-in: `/v1/partner/sign-in` exchanges the API key
-for a session cookie; the HTML pages redirect there when nobody is signed in."""
+identified by their pseudonym only. Browsers sign in in the web's partner area (`/partner/sign-in`,
+web/partner.py), whose session these endpoints accept too; the old browser URLs of this API
+(`/v1/partner/sign-in`, `/v1/partner/`) send there, and a report page opened without a session
+sends to the sign-in form and back to the area's page of that report."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
 
@@ -17,25 +18,20 @@ from civicair.api.deps import (
     Partner,
     ReadConn,
     SettingsDep,
-    partner_from_key,
     partner_page,
     require_partner,
 )
-from civicair.api.sessions import (
-    check_form,
-    end_session,
-    form_csrf,
-    optional_session,
-    remember_form_nonce,
-    session_csrf,
-    start_session,
-)
-from civicair.calibration import repository as repo
+from civicair.api.sessions import optional_session, session_csrf
 from civicair.calibration.report import render_html, render_station_html
-from civicair.calibration.reporting import device_list, device_report, station_report
+from civicair.calibration.reporting import (
+    device_list,
+    device_report,
+    devices_at_station,
+    station_report,
+)
 from civicair.core.errors import InvalidParameter
 from civicair.core.sessions import Session
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 router = APIRouter(prefix="/v1/partner", tags=["partner"])
@@ -43,31 +39,17 @@ CalibrationPartner = Annotated[Partner, Depends(require_partner("calibration"))]
 CalibrationPage = Annotated[Partner | None, Depends(partner_page("calibration"))]
 PartnerSession = Annotated[Session | None, Depends(optional_session(PARTNER_SESSION))]
 STATUSES = ("reliable", "suspect", "unreliable", "insufficient_data")
-SIGN_IN = "/v1/partner/sign-in"
-HOME = "/v1/partner/"
-
-
-@lru_cache(maxsize=1)
-def _pages() -> Any:
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    return Environment(loader=PackageLoader("civicair.api.partner", "templates"), autoescape=select_autoescape())
+AREA = "/partner/"  # the web's partner area (web/partner.py): sign-in, device list, report pages
+SIGN_IN = "/partner/sign-in"
+SIGN_OUT = "/partner/sign-out"
 
 
 def _report_url(pseudonym: str, quantity: str) -> str:
     return f"/v1/partner/calibration/devices/{quote(pseudonym)}/report.html?quantity={quote(quantity)}"
 
 
-def _to_sign_in(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"{SIGN_IN}?{urlencode({'next': target})}", status_code=303)
-
-
-def _safe_next(value: str | None) -> str:
-    """Only a path of this API's partner pages: never another site (no open redirect)."""
-    if value and value.startswith("/v1/partner/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return HOME
+def _area_report(pseudonym: str, quantity: str) -> str:
+    return f"{AREA}devices/{quote(pseudonym, safe='')}?{urlencode({'quantity': quantity})}"
 
 
 @router.get("/whoami", summary="The partner behind this API key or browser session")
@@ -75,52 +57,17 @@ def whoami(partner: Annotated[Partner, Depends(require_partner(None))]) -> dict[
     return {"name": partner.name, "scopes": sorted(partner.scopes), "via": partner.via}
 
 
-# --- browser sign-in ---------------------------------------------------------------------------
-def _sign_in_page(request: Request, settings: Any, next: str | None, error: str | None, status: int) -> HTMLResponse:
-    token, nonce = form_csrf(request, settings)
-    response = HTMLResponse(_pages().get_template("sign_in.html").render(
-        action=SIGN_IN, csrf_token=token, next=_safe_next(next), hours=round(settings.session_ttl_s / 3600, 1),
-        error=error), status_code=status)
-    remember_form_nonce(response, settings, nonce)
-    return response
+# --- browser pages: in the web's partner area ------------------------------------------------
+@router.get("/sign-in", summary="Browser sign-in (moved to the partner area /partner/sign-in)",
+            status_code=303, response_class=RedirectResponse)
+def sign_in_form() -> RedirectResponse:
+    return RedirectResponse(SIGN_IN, status_code=303)
 
 
-@router.get("/sign-in", response_class=HTMLResponse, summary="Sign-in form (API key → session cookie)")
-def sign_in_form(request: Request, settings: SettingsDep, next: str | None = Query(None)) -> HTMLResponse:
-    return _sign_in_page(request, settings, next, None, 200)
-
-
-@router.post("/sign-in", summary="Exchange an API key for a signed session cookie")
-def sign_in(request: Request, conn: ReadConn, settings: SettingsDep, api_key: Annotated[str, Form()] = "",
-            csrf_token: Annotated[str, Form()] = "", next: Annotated[str, Form()] = HOME) -> Response:
-    check_form(request, settings, csrf_token)
-    partner = partner_from_key(conn, api_key.strip()) if api_key.strip() else None
-    if partner is None:
-        return _sign_in_page(request, settings, next, "Unknown or revoked API key.", 401)
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    start_session(response, settings, str(partner.id), PARTNER_SESSION)
-    return response
-
-
-@router.post("/sign-out", summary="End the browser session")
-def sign_out(request: Request, settings: SettingsDep, session: PartnerSession,
-             csrf_token: Annotated[str, Form()] = "") -> Response:
-    if session is not None:
-        check_form(request, settings, csrf_token, session)
-    response = RedirectResponse(SIGN_IN, status_code=303)
-    end_session(response, settings)
-    return response
-
-
-@router.get("/", response_class=HTMLResponse, summary="Signed-in start page: the devices and their reports")
-def home(request: Request, partner: CalibrationPage, conn: ReadConn, settings: SettingsDep,
-         session: PartnerSession) -> Response:
-    if partner is None:
-        return _to_sign_in(request)
-    token = session_csrf(settings, session) if session is not None else ""
-    return HTMLResponse(_pages().get_template("home.html").render(
-        devices=device_list(conn), report=_report_url, sign_out="/v1/partner/sign-out", csrf_token=token,
-        partner=partner.name))
+@router.get("/", summary="Signed-in start page (moved to the partner area /partner/)", status_code=303,
+            response_class=RedirectResponse)
+def home() -> RedirectResponse:
+    return RedirectResponse(AREA, status_code=303)
 
 
 # --- calibration --------------------------------------------------------------------------------
@@ -133,18 +80,15 @@ def calibration_devices(
 ) -> dict[str, Any]:
     if status is not None and status not in STATUSES:
         raise InvalidParameter("status", f"must be one of {', '.join(STATUSES)}")
-    ids = None
-    if station is not None:
-        rep = station_report(conn, station, settings.colocation_distance_m)
-        wanted = {d["pseudonym"] for d in rep["devices"]}
-        ids = [d.id for d in repo.fixed_devices(conn) if d.pseudonym in wanted]
+    ids = None if station is None else devices_at_station(conn, station, settings.colocation_distance_m)
     results = device_list(conn, status=status, sensor_type_filter=sensor_type, device_ids=ids)
     return {"meta": {"found": len(results), "licence": settings.licence_name, "attribution": settings.attribution},
             "results": results}
 
 
 def _html(request: Request, settings: Any, session: Session | None, report: dict[str, Any]) -> HTMLResponse:
-    logout = {"action": "/v1/partner/sign-out", "csrf_token": session_csrf(settings, session)} if session else None
+    logout = ({"action": SIGN_OUT, "csrf_token": session_csrf(settings, session), "home": AREA}
+              if session else None)
     return HTMLResponse(render_html(report, history=report.get("status_history"), logout=logout))
 
 
@@ -161,8 +105,9 @@ def calibration_device(request: Request, pseudonym: str, partner: CalibrationPar
 def calibration_device_html(request: Request, pseudonym: str, partner: CalibrationPage, conn: ReadConn,
                             settings: SettingsDep, session: PartnerSession,
                             quantity: str = Query("pm25")) -> Response:
-    if partner is None:
-        return _to_sign_in(request)
+    if partner is None:  # a browser: sign in, then the area's page of this report
+        next_url = _area_report(pseudonym, quantity)
+        return RedirectResponse(f"{SIGN_IN}?{urlencode({'next': next_url})}", status_code=303)
     return _html(request, settings, session, device_report(conn, pseudonym, quantity))
 
 

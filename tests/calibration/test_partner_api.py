@@ -128,48 +128,55 @@ def _csrf(html: str) -> str:
 
 
 def test_browser_sign_in_with_a_session_cookie_and_csrf_protected_forms(db, settings, calibrated, live_api) -> None:
+    """The report link of this API sends a browser to the web's partner area to sign in; the
+    session it gets there opens this API too (whoami, report.html) until sign-out or revocation."""
     _, pseudos = calibrated
     key = make_key(db, ["calibration"])
     report = f"/v1/partner/calibration/devices/{pseudos[0]}/report.html"
+    area_report = f"/partner/devices/{pseudos[0]}?quantity=pm25"
     with httpx.Client(base_url=live_api, timeout=60) as browser:
         r = browser.get(report)
-        assert r.status_code == 303 and r.headers["location"].startswith("/v1/partner/sign-in?next=")
+        assert r.status_code == 303 and r.headers["location"] == (
+            f"/partner/sign-in?next=%2Fpartner%2Fdevices%2F{pseudos[0]}%3Fquantity%3Dpm25")
+        assert browser.get("/v1/partner/sign-in").headers["location"] == "/partner/sign-in"  # the old URLs
+        assert browser.get("/v1/partner/").headers["location"] == "/partner/"
         form = browser.get(r.headers["location"])
         assert form.status_code == 200 and 'type="password"' in form.text
         token = _csrf(form.text)
         # a post without the token, or with another browser's, is refused
-        assert browser.post("/v1/partner/sign-in", data={"api_key": key, "next": report}).status_code == 403
-        assert httpx.post(f"{live_api}/v1/partner/sign-in", data={"api_key": key, "csrf_token": token}).status_code == 403
-        bad = browser.post("/v1/partner/sign-in", data={"api_key": "cak_nope", "csrf_token": token, "next": report})
+        assert browser.post("/partner/sign-in", data={"api_key": key, "next": area_report}).status_code == 403
+        assert httpx.post(f"{live_api}/partner/sign-in", data={"api_key": key, "csrf_token": token}).status_code == 403
+        bad = browser.post("/partner/sign-in", data={"api_key": "cak_nope", "csrf_token": token, "next": area_report})
         assert bad.status_code == 401 and "Unknown or revoked" in bad.text
-        ok = browser.post("/v1/partner/sign-in", data={"api_key": key, "csrf_token": token, "next": report})
-        assert ok.status_code == 303 and ok.headers["location"] == report
+        ok = browser.post("/partner/sign-in", data={"api_key": key, "csrf_token": token, "next": area_report})
+        assert ok.status_code == 303 and ok.headers["location"] == area_report
         cookie = next(c for c in ok.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE))
         low = cookie.lower()
         assert "httponly" in low and "samesite=lax" in low and f"max-age={settings.session_ttl_s}" in low
         assert "secure" not in low  # the public URL is http here
         page = browser.get(report)
         assert page.status_code == 200 and pseudos[0] in page.text and "Sign out" in page.text
+        assert 'action="/partner/sign-out"' in page.text and 'href="/partner/"' in page.text
+        assert browser.get(area_report).status_code == 200
         assert browser.get("/v1/partner/whoami").json()["via"] == "session"
-        home = browser.get("/v1/partner/")
-        assert home.status_code == 200 and report in home.text.replace("&amp;", "&")
         # sign-out is a form too: without its token it is refused
-        assert browser.post("/v1/partner/sign-out", data={}).status_code == 403
-        out = browser.post("/v1/partner/sign-out", data={"csrf_token": _csrf(page.text)})
-        assert out.status_code == 303 and out.headers["location"] == "/v1/partner/sign-in"
+        assert browser.post("/partner/sign-out", data={}).status_code == 403
+        out = browser.post("/partner/sign-out", data={"csrf_token": _csrf(page.text)})
+        assert out.status_code == 303 and out.headers["location"] == "/partner/sign-in"
         assert browser.get(report).status_code == 303
         # never redirected to another site after signing in
-        form = browser.get("/v1/partner/sign-in", params={"next": "https://evil.example/"})
-        assert 'value="/v1/partner/"' in form.text
-        r = browser.post("/v1/partner/sign-in", data={"api_key": key, "csrf_token": _csrf(form.text),
-                                                      "next": "//evil.example/"})
-        assert r.headers["location"] == "/v1/partner/"
+        form = browser.get("/partner/sign-in", params={"next": "https://evil.example/"})
+        assert 'value="/partner/"' in form.text
+        r = browser.post("/partner/sign-in", data={"api_key": key, "csrf_token": _csrf(form.text),
+                                                   "next": "//evil.example/"})
+        assert r.headers["location"] == "/partner/"
         assert browser.get(report).status_code == 200
         # revoking the key ends its sessions at once
         with db.engine.begin() as conn:
             conn.execute(sa.update(tables.partner_api_keys).values(revoked_at=sa.func.now()))
         assert browser.get(report).status_code == 303
         assert browser.get("/v1/partner/whoami").status_code == 401
+        assert browser.get("/partner/").status_code == 303
 
 
 def test_expired_tampered_and_foreign_cookies_sign_nobody_in(db, settings, calibrated, live_api) -> None:
@@ -196,11 +203,11 @@ def test_the_session_cookie_is_secure_behind_an_https_public_url(db, settings, c
     public = Settings(database_url=db.url, mqtt_url=settings.mqtt_url, pseudonym_secret="test-secret",
                       public_base_url="https://air.example-metropole.fr", _env_file=None)  # type: ignore[call-arg]
     with serve_app(public, db) as base, httpx.Client(base_url=base, timeout=30) as client:  # plain HTTP here: Secure cookies come back by hand
-        form = client.get("/v1/partner/sign-in")
+        form = client.get("/partner/sign-in")
         nonce = form.headers["set-cookie"]
         assert "secure" in nonce.lower()
         client.cookies.set(NONCE_COOKIE, nonce.split(";")[0].split("=", 1)[1])
-        r = client.post("/v1/partner/sign-in", data={"api_key": key, "csrf_token": _csrf(form.text)})
+        r = client.post("/partner/sign-in", data={"api_key": key, "csrf_token": _csrf(form.text)})
         assert r.status_code == 303
         cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE))
         assert "secure" in cookie.lower() and "httponly" in cookie.lower()

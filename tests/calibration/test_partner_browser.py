@@ -1,6 +1,6 @@
 """A real browser (Debian's Chromium driven by Playwright) opens a partner report link: it is sent
-to the sign-in form, signs in with the API key, lands on the report, reloads it on the session
-cookie alone, and signs out."""
+to the partner area's sign-in form, signs in with the API key, lands on the report, reloads it on
+the session cookie alone, and signs out."""
 
 from __future__ import annotations
 
@@ -43,13 +43,14 @@ def test_a_partner_opens_a_report_link_in_a_browser(db, settings, live_api, chro
     page = chromium.new_page()
     link = f"{live_api}/v1/partner/calibration/devices/{pseudo}/report.html"
     page.goto(link)
-    assert "/v1/partner/sign-in" in page.url and page.title() == "civicair — partner sign-in"
+    assert "/partner/sign-in?next=" in page.url and page.title() == "Partner sign-in — civicair"
     page.fill("#api_key", "cak_not-a-key")
     page.click("button[type=submit]")
     assert "Unknown or revoked API key" in page.inner_text("#error")
     page.fill("#api_key", key)
     page.click("button[type=submit]")
-    page.wait_for_url(link)
+    area_link = f"{live_api}/partner/devices/{pseudo}?quantity=pm25"  # the partner area's page of the report
+    page.wait_for_url(area_link)
     verdict = page.inner_text("#verdict")
     assert verdict.startswith(f"Device {pseudo} (SDS011), Particulate matter < 2.5 µm in µg/m³ beside station "
                               f"{STATION[0]} Metz-Centre")
@@ -60,8 +61,10 @@ def test_a_partner_opens_a_report_link_in_a_browser(db, settings, live_api, chro
     assert session["httpOnly"] and session["sameSite"] == "Lax" and session["expires"] > 0
     assert page.evaluate("document.cookie").find("civicair_session") < 0  # not readable by scripts
     page.reload()
+    assert page.url == area_link and page.inner_text("#verdict") == verdict
+    page.goto(link)  # the API's own report page takes the session too
     assert page.url == link and page.inner_text("#verdict") == verdict
     page.click("text=Sign out")
-    page.wait_for_url("**/v1/partner/sign-in")
+    page.wait_for_url("**/partner/sign-in")
     page.goto(link)
-    assert "/v1/partner/sign-in" in page.url
+    assert "/partner/sign-in" in page.url
