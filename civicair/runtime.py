@@ -323,6 +323,9 @@ def _serve_api(settings: Settings, app: Any, sock: socket.socket) -> None:
 
     console.print(f"api: public URL {settings.public_base_url}/docs", highlight=False, soft_wrap=True)
     console.print(f"api: listening on {settings.api_host}:{settings.api_port}", highlight=False)
+    if settings.smtp_url is None:
+        console.print("sign-up: no CIVICAIR_SMTP_URL, so registrations are created without an e-mail check "
+                      "(set it in production)", highlight=False, soft_wrap=True)
     server = uvicorn.Server(uvicorn_config(settings, app))
     prepare_to_serve()
     try:

@@ -171,6 +171,8 @@ def test_a_configured_public_url_wins_on_any_port(db, database_url, tmp_path) ->
         assert port != 0 and f"api: public URL {public}/docs" in "".join(lines)
         base = f"http://127.0.0.1:{port}"
         wait_for(base)
+        # no SMTP server configured: said once at start (sign-ups then skip the e-mail check)
+        assert "sign-up: no CIVICAIR_SMTP_URL" in (tmp_path / "up.log").read_text()
         mine = ours(catalogue_urls(base, public))
         assert len(mine) > 50 and all(u.startswith(f"{public}/") for u in mine)
         assert all(str(port) not in u for u in mine)
