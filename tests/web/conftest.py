@@ -127,8 +127,11 @@ def demo(settings: Settings, db: Database) -> Iterator[Demo]:
         yield d
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per test module: Playwright's sync API runs an event loop in this thread while
+    it is open, which asyncio tests of other modules (and another sync_playwright) cannot share,
+    so it must not outlive the module (any test order works)."""
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
