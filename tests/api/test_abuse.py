@@ -90,30 +90,67 @@ def test_arbitrary_path_ids_never_5xx(live_api, value) -> None:
     assert r.status_code < 500
 
 
-def test_schemathesis_finds_no_server_error(city, serve) -> None:
-    import schemathesis
+def _fuzz(operation, base: str, headers: dict[str, str], failures: list[str],  # type: ignore[no-untyped-def]
+          accepted: list[str]) -> int:
+    """Positive and negative cases of one operation; the server errors go to `failures`, the
+    2xx answers' paths to `accepted`."""
     from schemathesis.generation import GenerationMode
 
+    n = 0
+
+    @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
+           | operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+    @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def run(case) -> None:  # type: ignore[no-untyped-def]
+        nonlocal n
+        n += 1
+        response = case.call(base_url=base, headers=headers)
+        if response.status_code >= 500:
+            failures.append(f"{case.method} {case.formatted_path} {case.query} → {response.status_code}")
+        elif response.status_code < 300:
+            accepted.append(operation.path)
+
+    run()
+    return n
+
+
+def test_schemathesis_finds_no_server_error(city, serve, db, request) -> None:
+    """Every /v1 operation, the authenticated ones too: the partner and operator paths with a key
+    of both scopes, the volunteer paths with a real device's token (rotation without it, so the
+    token keeps working for the other operations)."""
+    import schemathesis
+    from civicair.calibration.repository import create_partner_key
+    from civicair.core.security import hash_secret
+    from civicair.firmware_tools.schemas import RegistrationRequest
+    from civicair.firmware_tools.service import register_device
+
     base = serve(rate_limit_per_minute=100_000)
+    key = "schemathesis-partner-key-0123456789"
+    with db.engine.begin() as conn:
+        create_partner_key(conn, "fuzz", hash_secret(key), ["calibration", "operator"])
+        device = register_device(conn, request.getfixturevalue("settings"), RegistrationRequest(name="fuzz", kind="mobile", sensors=["SDS011"], transport="http",
+                                                                     lat=48.58, lon=7.75, email="fuzz@example.org"))
     schema = schemathesis.openapi.from_dict(httpx.get(f"{base}/openapi.json").json())
     failures: list[str] = []
-    n_cases = 0
+    accepted: list[str] = []
+    n_cases: dict[str, int] = {"public": 0, "partner": 0, "volunteer": 0}
     for result in schema.get_all_operations():
         operation = result.ok()
-        if not operation.path.startswith("/v1/") or "partner" in operation.path or "volunteer" in operation.path:
+        if not operation.path.startswith("/v1/"):
             continue
+        headers: dict[str, str] = {}
+        area = "public"
+        if operation.path.startswith(("/v1/partner", "/v1/operator")):
+            headers, area = {"X-API-Key": key}, "partner"
+        elif operation.path.startswith("/v1/volunteer"):
+            area = "volunteer"
+            if not operation.path.endswith("/rotate"):
+                headers = {"Authorization": f"Bearer {device.credentials.device_token}"}
 
-        @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE)
-               | operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
-        @settings(max_examples=25, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
-        def run(case) -> None:
-            nonlocal n_cases
-            n_cases += 1
-            response = case.call(base_url=base)
-            if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path} {case.query} → {response.status_code}")
-
-        run()
-    assert n_cases > 100
+        n_cases[area] += _fuzz(operation, base, headers, failures, accepted)
+    assert n_cases["public"] > 100 and n_cases["partner"] > 50 and n_cases["volunteer"] > 50, n_cases
     assert failures == []
+    # the credentials let the cases in (not only 401s), and the token still works afterwards
+    assert any(p.startswith("/v1/operator") for p in accepted) and any(p.startswith("/v1/volunteer/device") for p in accepted)
+    me = httpx.get(f"{base}/v1/volunteer/me", headers={"Authorization": f"Bearer {device.credentials.device_token}"})
+    assert me.status_code == 200, me.text
