@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import queue
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -81,3 +83,39 @@ def readings(db, device_id: int | None = None) -> list[tuple[int, float]]:  # ty
 def count(db, table: sa.Table) -> int:  # type: ignore[no-untyped-def]
     with db.engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+class DeviceClient:
+    """A device's MQTT 3.1.1 client; `refused` is the CONNACK's verdict."""
+
+    def __init__(self, port: int, username: str | None, password: str | None) -> None:
+        self.connack = threading.Event()
+        self.refused: bool | None = None
+        self.messages: list[bytes] = []
+        self.suback: list[int] = []
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        if username is not None:
+            self.c.username_pw_set(username, password)
+        self.c.on_connect = self._on_connect
+        self.c.on_message = lambda _c, _u, m: self.messages.append(m.payload)
+        self.c.on_subscribe = lambda _c, _u, _m, codes, _p: self.suback.extend(int(getattr(x, "value", x)) for x in codes)
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        assert self.connack.wait(5), "no CONNACK"
+
+    def _on_connect(self, _c, _u, _flags, reason, _props) -> None:  # type: ignore[no-untyped-def]
+        self.refused = reason.is_failure
+        self.connack.set()
+        if reason.is_failure:
+            self.c.disconnect()
+
+    def publish(self, topic: str, doc: dict) -> None:
+        info = self.c.publish(topic, json.dumps(doc).encode(), qos=1)
+        info.wait_for_publish(5)
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()
+        # paho 2.2: a client whose network thread ended by itself (its CONNACK refused, then
+        # disconnect) keeps the socket pair loop_start made: the run would end on unclosed sockets
+        self.c._reset_sockets(sockpair_only=True)

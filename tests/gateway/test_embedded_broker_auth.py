@@ -7,12 +7,10 @@ attack it, and only the right password on the device's own topic is stored."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-import paho.mqtt.client as mqtt
 import pytest
 import sqlalchemy as sa
 from civicair.core import tables
@@ -22,41 +20,9 @@ from civicair.firmware_tools.service import register_device, rotate_credentials
 
 from civicair.runtime import start_embedded_broker, start_pipeline
 from tests.conftest import wait_until
+from tests.gateway.support import DeviceClient as Client
 
 pytestmark = pytest.mark.db
-
-
-class Client:
-    """A device's MQTT 3.1.1 client; `refused` is the CONNACK's verdict."""
-
-    def __init__(self, port: int, username: str | None, password: str | None) -> None:
-        self.connack = threading.Event()
-        self.refused: bool | None = None
-        self.messages: list[bytes] = []
-        self.suback: list[int] = []
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-        if username is not None:
-            self.c.username_pw_set(username, password)
-        self.c.on_connect = self._on_connect
-        self.c.on_message = lambda _c, _u, m: self.messages.append(m.payload)
-        self.c.on_subscribe = lambda _c, _u, _m, codes, _p: self.suback.extend(int(getattr(x, "value", x)) for x in codes)
-        self.c.connect("127.0.0.1", port)
-        self.c.loop_start()
-        assert self.connack.wait(5), "no CONNACK"
-
-    def _on_connect(self, _c, _u, _flags, reason, _props) -> None:  # type: ignore[no-untyped-def]
-        self.refused = reason.is_failure
-        self.connack.set()
-        if reason.is_failure:
-            self.c.disconnect()
-
-    def publish(self, topic: str, doc: dict) -> None:
-        info = self.c.publish(topic, json.dumps(doc).encode(), qos=1)
-        info.wait_for_publish(5)
-
-    def close(self) -> None:
-        self.c.disconnect()
-        self.c.loop_stop()
 
 
 def _count(db, table: sa.Table) -> int:  # type: ignore[no-untyped-def]

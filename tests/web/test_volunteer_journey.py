@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from tests.conftest import wait_until
 from tests.firmware_tools.esphome_check import esphome_config, load
 from tests.firmware_tools.smtp import Mailbox, smtp_server
+from tests.gateway.support import DeviceClient
 from tests.web.browser import SHOTS, axe_serious, cut_network, serve
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
@@ -142,16 +143,9 @@ def test_sign_up_by_mail_then_the_shown_credentials_sign_in_and_carry_the_first_
     _axe(page, "my sensor (fr, first reading)")
     page.screenshot(path=str(SHOTS / "volunteer-journey-first-reading.png"), full_page=True)
 
-    # a wrong password is refused by the broker: nothing more is stored
-    bad = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="device-wrong", protocol=mqtt.MQTTv311)
-    bad.username_pw_set(user, password + "x")
-    refused: list[bool] = []
-    bad.on_connect = lambda _c, _u, _f, reason, _p: refused.append(reason.is_failure)
-    bad.connect("127.0.0.1", broker_port)
-    bad.loop_start()
-    wait_until(lambda: refused, 10, message="the broker's answer")
-    bad.disconnect()
-    bad.loop_stop()
-    assert refused == [True]
+    # a wrong password is refused by the broker
+    bad = DeviceClient(broker_port, user, password + "x")
+    bad.close()
+    assert bad.refused is True
     assert not cut.blocked or all("tile" in u or "openstreetmap" in u for u in cut.blocked), cut.blocked
     ctx.close()
