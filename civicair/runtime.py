@@ -28,7 +28,7 @@ from civicair.core.broker import EmbeddedBroker, free_port, port_is_free
 from civicair.core.db import Database, libpq_url, open_database
 from civicair.core.errors import ServiceUnavailable, SettingsError
 from civicair.core.jobs import Job, Scheduler
-from civicair.core.migrate import upgrade
+from civicair.core.migrate import current_revision, upgrade
 from civicair.core.settings import Settings, check_secrets, listening_at, redact_url
 
 log = logging.getLogger(__name__)
@@ -362,7 +362,12 @@ def _run_service(settings: Settings, *, demo: bool, components: set[str]) -> Non
         db = open_database_waiting(settings)
         stack.callback(db.close)
         console.print(f"database: {db.description}", highlight=False)
+        before = current_revision(db.engine)
         upgrade(db.engine)
+        after = current_revision(db.engine)
+        console.print(f"database: schema at revision {after}"
+                      + (f" (migrated from {before or 'an empty database'})" if before != after else ""),
+                      highlight=False)
         mqtt_url = settings.mqtt_url
         demo_url = mqtt_url
         needs_broker = bool(components & {"gateway"}) or demo

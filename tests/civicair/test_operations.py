@@ -109,6 +109,7 @@ def test_up_waits_for_its_database_and_health_shows_no_error_text(tmp_path, mqtt
         pg.close()
     assert proc.returncode == 0, out
     assert "database: unavailable, retrying" in out
+    assert "(migrated from an empty database)" in out and "Running upgrade" not in out
 
 
 def _serve(settings: Settings, db) -> tuple[str, object]:  # type: ignore[no-untyped-def]

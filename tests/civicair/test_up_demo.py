@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from civicair.core import tables
 from civicair.core.broker import free_port
+from civicair.core.migrate import head_revision
 
 from tests.conftest import wait_until
 
@@ -100,4 +101,6 @@ def test_up_demo_serves_health_and_devices(database_url: str, db, tmp_path) -> N
         out = (tmp_path / "up.log").read_text()
     assert proc.returncode == 0, out
     assert "database: PostgreSQL" in out and "broker: embedded amqtt" in out
+    # a database already at head: one line says so, not alembic's INFO lines
+    assert f"database: schema at revision {head_revision()}\n" in out and "Running upgrade" not in out
     assert "stopped" in out and "Traceback" not in out
