@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
 import random
-import tempfile
 import time
-import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import typer
 from civicair.bench.api import _drive, _pct, _run, _serve, _serve_static, _stop, _wait_up
+from civicair.bench.scratch import scratch_database
 
 LOAD_HOURLY = """
 insert into hourly (device_id, quantity, hour, n, sum, sum_sq, min, max, mean, n_flagged, flags_any,
@@ -104,22 +102,10 @@ def bench_map(
     import sqlalchemy as sa
     from civicair.core.broker import free_port
     from civicair.core.console import console, settings_or_exit
-    from civicair.core.db import create_engine, start_embedded_postgres
 
     settings = settings_or_exit()
-    tmp = tempfile.TemporaryDirectory(prefix="civicair-bench-map-")
-    admin = None
-    name = f"civicair_bench_map_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    if settings.database_url is not None:
-        server_url = settings.database_url.get_secret_value()
-        admin = create_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'create database "{name}"'))
-        url = sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        where = "scratch database next to CIVICAIR_DATABASE_URL"
-    else:
-        url, _server = start_embedded_postgres(Path(tmp.name))
-        where = "embedded PostgreSQL"
+    scratch = ExitStack()  # the scratch database, dropped (or its embedded server stopped) at the end
+    url, where = scratch.enter_context(scratch_database(settings, "map"))
     procs: list[Any] = []
     try:
         now = datetime.now(UTC)
@@ -161,11 +147,7 @@ def bench_map(
         lat_s, _ = _drive(_run(sbase, ["/"] * requests, 1))
     finally:
         _stop(procs)
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-            admin.dispose()
-        tmp.cleanup()
+        scratch.close()
     result = {"devices": devices, "features": n_features, "cells": n_cells, "body_kib": round(len(body) / 1024),
               "p50_ms": round(_pct(lat, 0.5), 2), "p95_ms": round(_pct(lat, 0.95), 2),
               "http_alone_p50_ms": round(_pct(lat_s, 0.5), 2), "http_alone_p95_ms": round(_pct(lat_s, 0.95), 2),

@@ -25,15 +25,15 @@ import json
 import multiprocessing as mp
 import os
 import statistics
-import tempfile
 import time
 import tracemalloc
-import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import typer
+from civicair.bench.scratch import scratch_database
 
 WEEK_START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 ROUTES = 20
@@ -161,26 +161,13 @@ def bench_mobile(
 ) -> None:
     """GET /v1/mobile/cells for a week over ~1M points: p95 latency (target ≤ 100 ms), memory."""
     import httpx
-    import sqlalchemy as sa
     from civicair.bench.api import _drive, _pct, _run, _serve, _serve_static, _stop, _wait_up
     from civicair.core.broker import free_port
     from civicair.core.console import console, settings_or_exit
-    from civicair.core.db import create_engine, start_embedded_postgres
 
     settings = settings_or_exit()
-    tmp = tempfile.TemporaryDirectory(prefix="civicair-bench-mobile-")
-    admin = None
-    name = f"civicair_bench_mobile_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    if settings.database_url is not None:
-        server_url = settings.database_url.get_secret_value()
-        admin = create_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'create database "{name}"'))
-        url = sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        where = "scratch database next to CIVICAIR_DATABASE_URL"
-    else:
-        url, _server = start_embedded_postgres(Path(tmp.name))
-        where = "embedded PostgreSQL"
+    scratch = ExitStack()  # the scratch database, dropped (or its embedded server stopped) at the end
+    url, where = scratch.enter_context(scratch_database(settings, "mobile"))
     procs: list[Any] = []
     try:
         loaded = load(url, bikes)
@@ -218,11 +205,7 @@ def bench_mobile(
         py_s, py_peak, py_cells = python_path(url)  # baseline: the previous Python path, once
     finally:
         _stop(procs)
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-            admin.dispose()
-        tmp.cleanup()
+        scratch.close()
     result = {
         "bikes": bikes, "points": int(loaded["points"]), "rollup_s": round(loaded["rollup_s"], 1),
         "rollup_rows": int(loaded["rollup_rows"]), "cells_per_page": cells, "bytes_per_page": size,

@@ -25,15 +25,14 @@ import json
 import multiprocessing as mp
 import os
 import statistics
-import tempfile
 import time
-import uuid
+from contextlib import ExitStack
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import typer
 from civicair.bench.api import N_ZONES, YEAR_END, _pct, _stop, _wait_up, load
+from civicair.bench.scratch import scratch_database
 
 
 def app_factory() -> Any:
@@ -96,23 +95,12 @@ def bench_sta(
 ) -> None:
     """Page a year of a zone datastream's Observations ($top=1000): p50/p95 per page, deep pages."""
     import httpx
-    import sqlalchemy as sa
     from civicair.core.broker import free_port
     from civicair.core.console import console, settings_or_exit
-    from civicair.core.db import create_engine, start_embedded_postgres
 
     settings = settings_or_exit()
-    tmp = tempfile.TemporaryDirectory(prefix="civicair-bench-sta-")
-    admin = None
-    name = f"civicair_bench_sta_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    if settings.database_url is not None:
-        server_url = settings.database_url.get_secret_value()
-        admin = create_engine(server_url, isolation_level="AUTOCOMMIT", pool_size=1)
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'create database "{name}"'))
-        url = sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    else:
-        url, _server = start_embedded_postgres(Path(tmp.name))
+    scratch = ExitStack()  # the scratch database, dropped (or its embedded server stopped) at the end
+    url, _ = scratch.enter_context(scratch_database(settings, "sta"))
     procs: list[Any] = []
     first: list[float] = []
     walk: list[float] = []
@@ -163,11 +151,7 @@ def bench_sta(
                         baseline.append(ms)
     finally:
         _stop(procs)
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-            admin.dispose()
-        tmp.cleanup()
+        scratch.close()
     pages_all = first + walk
     result: dict[str, Any] = {
         "rows_per_year": rows, "datastreams": len(datastreams), "passes": repeat - 1,
