@@ -114,6 +114,19 @@ def _csrf(request: Request, session: Session | None, token: str) -> None:
     check_form(request, _settings(request), token, session)
 
 
+def _posted(request: Request, conn: Connection, csrf_token: str) -> tuple[Session, Any] | Response:
+    """The session and device behind a posted form, or the answer that ends the request: the
+    sign-in page without a session, a refusal without the form's CSRF token."""
+    current = signed_in(request, conn)
+    if current is None:
+        return _to_sign_in()
+    try:
+        _csrf(request, current[0], csrf_token)
+    except Forbidden as exc:
+        return _refused(request, exc)
+    return current
+
+
 # --- sign in / out ------------------------------------------------------------------------------
 def _sign_in_page(request: Request, error: str | None = None, status: int = 200) -> Response:
     settings = _settings(request)
@@ -268,14 +281,10 @@ def zones_form(request: Request) -> Response:
 def zones_save(request: Request, csrf_token: Text = "", lat: Texts = [], lon: Texts = [],  # noqa: B006
                radius_m: Texts = [], remove: Texts = []) -> Response:  # noqa: B006
     with _write(request) as conn:
-        current = signed_in(request, conn)
-        if current is None:
-            return _to_sign_in()
-        session, row = current
-        try:
-            _csrf(request, session, csrf_token)
-        except Forbidden as exc:
-            return _refused(request, exc)
+        posted = _posted(request, conn, csrf_token)
+        if isinstance(posted, Response):
+            return posted
+        session, row = posted
         typed = [{"lat": a, "lon": o, "radius_m": r} for a, o, r in zip(lat, lon, radius_m, strict=False)]
         try:
             zones = service.set_privacy_zones(conn, row.id, parse_zones(lat, lon, radius_m, remove))
@@ -289,14 +298,10 @@ def zones_save(request: Request, csrf_token: Text = "", lat: Texts = [], lon: Te
 def rotate(request: Request, csrf_token: Text = "") -> Response:
     settings = _settings(request)
     with _write(request) as conn:
-        current = signed_in(request, conn)
-        if current is None:
-            return _to_sign_in()
-        session, row = current
-        try:
-            _csrf(request, session, csrf_token)
-        except Forbidden as exc:
-            return _refused(request, exc)
+        posted = _posted(request, conn, csrf_token)
+        if isinstance(posted, Response):
+            return posted
+        session, row = posted
         creds = service.rotate_credentials(conn, settings, row.id)
         row = service.device_by_uid(conn, row.uid)
     # this browser stays signed in (a session for the new token), every other one is signed out
@@ -312,14 +317,10 @@ def rotate(request: Request, csrf_token: Text = "") -> Response:
 def erase_request(request: Request, csrf_token: Text = "") -> Response:
     settings = _settings(request)
     with _read(request) as conn:
-        current = signed_in(request, conn)
-        if current is None:
-            return _to_sign_in()
-        session, row = current
-    try:
-        _csrf(request, session, csrf_token)
-    except Forbidden as exc:
-        return _refused(request, exc)
+        posted = _posted(request, conn, csrf_token)
+    if isinstance(posted, Response):
+        return posted
+    session, row = posted
     code, expires = service.erase_code(settings, row.uid)
     return _private(page(request, "mysensor/erase.html", confirm=code, minutes=settings.erase_confirm_ttl_s // 60,
                          device=row, csrf_token=session_csrf(settings, session)))
