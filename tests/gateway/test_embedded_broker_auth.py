@@ -90,7 +90,9 @@ def test_embedded_broker_refuses_anonymous_and_wrong_passwords_and_other_topics(
 
         # a rotated password works at once; the old one no longer logs in
         with db.engine.begin() as conn:
-            fresh = rotate_credentials(conn, settings, db.engine.connect().execute(
+            # the same connection: a second one, never closed, stayed idle in a transaction and
+            # blocked the next test's truncate until garbage collection ran (CI hung on it)
+            fresh = rotate_credentials(conn, settings, conn.execute(
                 sa.select(tables.devices.c.id).where(tables.devices.c.uid == victim.uid)).scalar_one())
         old = Client(port, victim.uid, victim.credentials.mqtt_password)
         new = Client(port, victim.uid, fresh.mqtt_password)
